@@ -1,0 +1,30 @@
+# Two entry points, both self-contained on a fresh machine:
+#   make bench   set up .venv and run the main job on the embedded sample images
+#   make test    set up .venv and run the test suite
+# TORCH_SPEC lets a user pick their own torch build, e.g. TORCH_SPEC="torch torchvision --index-url ...".
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.zoo-installed
+TORCH_SPEC ?=
+PYTEST_ARGS ?= -n 2
+
+.PHONY: bench test setup clean
+
+$(STAMP): pyproject.toml plugins/example_plugin/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_SPEC),$(PY) -m pip install $(TORCH_SPEC))
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+bench: $(STAMP)
+	$(VENV)/bin/zoo list
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,12 @@
+"""The built-in super-resolution models, registered through the ``zoo`` entry-point group like any plugin."""
+
+import zoo
+from zoo_sr import bicubic
+
+ENTRIES = [bicubic.ENTRY]
+
+
+@zoo.hookimpl
+def register_sr_models(register):
+    for entry in ENTRIES:
+        register(entry)

@@ -1,0 +1,28 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+# Tests must never see the user's own weights or caches: every run gets an empty TORCH_HOME and cache
+# (tests that need weights build their own, see weights_fixture.py).
+_SESSION_TMP = tempfile.mkdtemp(prefix="zoo-tests-")
+os.environ["TORCH_HOME"] = os.path.join(_SESSION_TMP, "torch-empty")
+os.environ["ZOO_CACHE"] = os.path.join(_SESSION_TMP, "cache")
+for _var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS"):
+    os.environ.pop(_var, None)
+
+
+@pytest.fixture
+def registry_factory():
+    """Build a registry from entry points plus in-test plugin objects, without installing anything."""
+    from zoo.registry import load_registry
+
+    def make(*plugins, entry_points=True):
+        return load_registry(entry_points=entry_points,
+                             plugins=[(getattr(p, "__name__", f"test-plugin-{i}"), p) for i, p in enumerate(plugins)])
+
+    return make

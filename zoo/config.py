@@ -1,0 +1,99 @@
+"""Typed model configs: dataclasses whose fields can be overridden from the CLI and from suites."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from zoo.errors import ZooError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(value: Any, annotation: Any, key: str, where: str) -> Any:
+    """Turn a string (from the command line) or a TOML value into the field's declared type."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, where)
+            except ZooError as exc:
+                errors.append(str(exc))
+        raise ZooError(errors[0] if errors else f"{where}: bad value {value!r} for '{key}'")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ZooError(f"{where}: '{key}' must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (tuple, list):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        item_type = args[0] if args else str
+        coerced = [_coerce(v.strip() if isinstance(v, str) else v, item_type, key, where) for v in items]
+        return tuple(coerced) if origin is tuple else coerced
+    try:
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError
+        if annotation is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if annotation is float:
+            return float(value)
+        if annotation is str:
+            return str(value)
+    except (TypeError, ValueError):
+        name = getattr(annotation, "__name__", str(annotation))
+        raise ZooError(f"{where}: '{key}' must be {name}, got {value!r}") from None
+    return value
+
+
+def as_mapping(overrides: Any) -> dict[str, Any]:
+    """Overrides as a dict, from a mapping or from ``key=value`` strings."""
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    out = {}
+    for item in overrides or ():
+        key, sep, value = str(item).partition("=")
+        if not sep:
+            raise ZooError(f"override '{item}' is not of the form key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def apply_overrides(cfg: Any, overrides: Any, where: str = "config") -> Any:
+    """A copy of dataclass ``cfg`` with ``overrides`` (mapping or ``key=value`` strings) applied."""
+    mapping = as_mapping(overrides)
+    if not mapping:
+        return cfg
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    hints = typing.get_type_hints(type(cfg))
+    changes = {}
+    for key, value in mapping.items():
+        if key not in fields:
+            import difflib
+
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (fields: {', '.join(fields)})"
+            raise ZooError(f"{where} has no setting '{key}'{hint}")
+        changes[key] = _coerce(value, hints.get(key, Any), key, where)
+    return dataclasses.replace(cfg, **changes)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}

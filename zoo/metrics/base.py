@@ -1,0 +1,118 @@
+"""The metric interface shared by pixel metrics (PSNR, SSIM) and perceptual ones (LPIPS, FID, KID, ...).
+
+A metric is fed batches of predictions and targets (RGB in [0, 1], (B, 3, H, W), any device) with
+``update`` and summarised with ``compute``. Its :class:`MetricInfo` says which way is better, the unit, and
+the convention string a leaderboard prints beside every number (``Y, shave=2``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from zoo.errors import ZooError
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str  # column name, e.g. "psnr_y"
+    higher_is_better: bool
+    unit: str  # "dB", "" ...
+    convention: str  # printed with every number, e.g. "Y, shave=4"
+    description: str = ""
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+
+@dataclass
+class MetricResult:
+    info: MetricInfo
+    value: float | None  # None when unavailable
+    std: float | None = None
+    n: int = 0
+    per_image: list[float] | None = None
+    unavailable: str | None = None  # why, and how to fix it
+    weights: dict[str, str] = field(default_factory=dict)  # weight file name -> sha256 prefix
+
+    @property
+    def available(self) -> bool:
+        return self.value is not None and self.unavailable is None
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.info.name,
+            "value": None if self.value is None or math.isnan(self.value) else self.value,
+            "std": self.std,
+            "n": self.n,
+            "higher_is_better": self.info.higher_is_better,
+            "unit": self.info.unit,
+            "convention": self.info.convention,
+            "unavailable": self.unavailable,
+            "weights": dict(self.weights),
+        }
+
+
+class MetricUnavailable(ZooError):
+    """A metric cannot run here (typically missing pretrained weights). The message says how to fix it."""
+
+
+class Metric:
+    """Base class: subclasses set ``info`` and implement ``update`` and ``compute``."""
+
+    info: MetricInfo
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> MetricResult:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+
+_FACTORIES: dict[str, Callable[..., Metric]] = {}
+
+
+def metric_factory(*names: str):
+    """Decorator: register a factory ``f(name, **params) -> Metric`` under one or more metric names."""
+
+    def deco(fn):
+        for n in names:
+            _FACTORIES[n] = fn
+        return fn
+
+    return deco
+
+
+def available_metrics() -> list[str]:
+    _load_builtin_metrics()
+    return sorted(_FACTORIES)
+
+
+def build_metric(name: str, **params) -> Metric:
+    """Build a metric by name. Raises :class:`MetricUnavailable` when it cannot run here."""
+    _load_builtin_metrics()
+    if name not in _FACTORIES:
+        import difflib
+
+        close = difflib.get_close_matches(name, _FACTORIES, n=2)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ZooError(f"unknown metric '{name}'{hint} (metrics: {', '.join(sorted(_FACTORIES))})")
+    return _FACTORIES[name](name, **params)
+
+
+def _load_builtin_metrics() -> None:
+    import importlib
+
+    for module in ("zoo.metrics.pixel", "zoo.metrics.perceptual"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
