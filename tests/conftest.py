@@ -7,6 +7,8 @@ import tempfile
 
 import pytest
 
+from weights_fixture import test_torch_home, test_weights_dir  # noqa: F401  (pretrained-file stand-ins)
+
 # Tests must never see the user's own weights or caches: every run gets an empty TORCH_HOME and cache
 # (tests that need weights build their own, see weights_fixture.py).
 _SESSION_TMP = tempfile.mkdtemp(prefix="zoo-tests-")
@@ -14,6 +16,13 @@ os.environ["TORCH_HOME"] = os.path.join(_SESSION_TMP, "torch-empty")
 os.environ["ZOO_CACHE"] = os.path.join(_SESSION_TMP, "cache")
 for _var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS"):
     os.environ.pop(_var, None)
+
+# Under pytest-xdist each worker is one process on a 2-core machine: one intra-op thread each, or small
+# convolutions slow down 10x or more from oversubscription.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

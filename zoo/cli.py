@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from pathlib import Path
 
 import click
 
@@ -105,6 +106,238 @@ def plugins(as_json):
                                             "location"]))
     if registry.conflicts:
         sys.exit(1)
+
+
+def _split_csv(ctx, param, value):
+    if value is None:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@cli.command("eval")
+@click.option("--sr", "sr_spec", metavar="NAME|CHECKPOINT", help="SR model: a baseline name or a .safetensors checkpoint.")
+@click.option("--colorizer", "col_spec", metavar="NAME|CHECKPOINT", help="Colorizer: a baseline name or a checkpoint.")
+@click.option("--data", "data_spec", required=True, metavar="DIR|samples[:test]",
+              help="Test images (colour HR ground truth): a folder, or the embedded 'samples' set.")
+@click.option("--scale", type=click.IntRange(1, 16), default=None, help="SR scale (default: 2, or the checkpoint's).")
+@click.option("--metrics", callback=_split_csv, default="psnr,ssim", show_default=True,
+              help="Comma-separated: psnr, ssim, psnr_rgb, ssim_rgb, lpips, fid, kid, colorfulness, colorfulness_gt.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def eval_cmd(sr_spec, col_spec, data_spec, scale, metrics, device, as_json):
+    """Score an SR model, a colorizer, or both as a pipeline, on a test set.
+
+    Convention (EDSR/SRCNN tables): HR cropped to a multiple of the scale, LR by MATLAB-compatible bicubic,
+    PSNR/SSIM on the Y channel of BT.601 YCbCr with SCALE pixels shaved from each border, 8-bit outputs.
+    A colorizer alone is scored at LR resolution against the colour LR image (shave 0).
+    """
+    from zoo.data import resolve_dataset
+    from zoo.device import pick_device
+    from zoo.evaluate import evaluate, load_model
+
+    if not sr_spec and not col_spec:
+        raise click.UsageError("give --sr, --colorizer or both")
+    dev = pick_device(device)
+    registry = _registry()
+    if scale is None:
+        scale = _checkpoint_scale(sr_spec) or 2
+    dataset = resolve_dataset(data_spec)
+    sr = load_model(sr_spec, "sr", scale=scale, device=dev, registry=registry) if sr_spec else None
+    col = load_model(col_spec, "colorizer", scale=scale, device=dev, registry=registry) if col_spec else None
+    report = evaluate(dataset=dataset, scale=scale, device=dev, colorizer=col, sr=sr, metrics=metrics)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    from tabulate import tabulate
+
+    click.echo(f"{report.mode}: {', '.join(f'{k}={v}' for k, v in report.models.items())}; "
+               f"data {report.dataset} (n={report.n_images}), x{report.scale}, device {dev}")
+    rows = []
+    notes = []
+    for r in report.results:
+        if r.available:
+            value = f"{r.value:.4f}" + (f" ± {r.std:.4f}" if r.std is not None and r.info.name == "kid" else "")
+        else:
+            notes.append(f"{r.info.name}: {r.unavailable}")
+            value = f"n/a [{len(notes)}]"
+        weights = ", ".join(f"{k}@{v}" for k, v in r.weights.items())
+        rows.append([f"{r.info.name} {r.info.arrow}", value, r.info.unit, r.info.convention, weights])
+    click.echo(tabulate(rows, headers=["metric", "value", "unit", "convention", "weights"]))
+    for i, note in enumerate(notes, 1):
+        click.echo(f"[{i}] {note}")
+    for s in report.skipped:
+        click.echo(f"skipped: {s}")
+
+
+def _checkpoint_scale(spec):
+    if not spec or not spec.endswith(".safetensors"):
+        return None
+    from zoo.checkpoint import read_meta
+
+    return read_meta(spec).get("config", {}).get("scale")
+
+
+@cli.command("train")
+@click.option("--model", "model_name", required=True, help="A registered trainable model (see 'zoo list').")
+@click.option("--preset", default=None, help="Named configuration, e.g. paper or tiny (default: the config defaults).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field; repeatable.")
+@click.option("--data", "data_spec", default="samples:train", show_default=True, metavar="DIR|samples[:train]",
+              help="Training images (colour HR).")
+@click.option("--scale", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="SR scale; colorizers learn on images downscaled by it (the pipeline's LR).")
+@click.option("--steps", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Run directory (default: runs/train/<model>-<key>). An existing one is resumed.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--workers", type=click.IntRange(0), default=None, help="Data loader processes (default: 2 or fewer).")
+def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, device, out_dir, checkpoint_every,
+              workers):
+    """Train one model and write a checkpoint that 'zoo eval' scores.
+
+    Checkpoints are written every --checkpoint-every steps and at the end; rerunning the same command after
+    an interruption continues where it stopped.
+    """
+    from zoo.data import resolve_dataset
+    from zoo.device import pick_device
+    from zoo.training import run_key, train
+
+    entry = _registry().get(model_name)
+    extra = dict(o.split("=", 1) for o in overrides if "=" in o)
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise click.UsageError(f"--set takes KEY=VALUE, got '{bad[0]}'")
+    if entry.task == "sr":
+        extra.setdefault("scale", scale)
+    config = entry.make_config(preset, extra)
+    dataset = resolve_dataset(data_spec)
+    dev = pick_device(device)
+    key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale)
+    out = Path(out_dir) if out_dir else Path("runs") / "train" / f"{entry.name}-{key}"
+    result = train(entry, config, dataset, steps=steps, out_dir=out, device=dev, seed=seed, data_scale=scale,
+                   checkpoint_every=checkpoint_every, workers=workers,
+                   extra_meta={"preset": preset, "dataset": dataset.name})
+    if not result.trained:
+        click.echo(f"already trained ({result.steps} steps): {result.checkpoint}")
+    else:
+        resumed = f", resumed from step {result.resumed_from}" if result.resumed_from else ""
+        click.echo(f"trained {entry.name} for {result.steps} steps in {result.seconds:.1f} s on {dev}{resumed}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"checkpoint: {result.checkpoint}")
+
+
+@cli.command("weights")
+@click.option("--check", is_flag=True, help="Verify present files against their published sha256 prefix.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def weights_cmd(check, as_json):
+    """Pretrained weight files any registered model or metric can use, and where they are expected.
+
+    Files live in the torch hub cache, $TORCH_HOME/hub/checkpoints (default ~/.cache/torch); nothing is
+    downloaded by zoo. A missing file makes only the metric or loss that needs it unavailable.
+    """
+    from zoo.weights import check_weights, weight_table
+
+    extra = [w for e in _registry().entries() for w in e.weights]
+    rows = weight_table(extra)
+    if check:
+        status = check_weights(extra)
+        for row in rows:
+            row["check"] = status.get(row["filename"], "")
+    if as_json:
+        click.echo(json.dumps({"weights": rows}, indent=2))
+        return
+    from tabulate import tabulate
+
+    headers = ["name", "file", "purpose", "present", "size", "sha256", "path"] + (["check"] if check else [])
+    table = [[r["name"], r["filename"], r["purpose"], "yes" if r["present"] else "MISSING",
+              _fmt_bytes(r.get("size")), r.get("sha256") or "-", r["path"]] + ([r.get("check", "")] if check else [])
+             for r in rows]
+    click.echo(tabulate(table, headers=headers))
+
+
+def _fmt_bytes(n):
+    if not n:
+        return "-"
+    return f"{n / 2**20:.1f} MiB"
+
+
+@cli.command("bench")
+@click.option("--suite", "suite_spec", default="default", show_default=True, metavar="NAME|PATH",
+              help="A suite in benchmark/suites/ or a TOML file.")
+@click.option("--colorizer", "colorizers", multiple=True, metavar="NAMES|GLOB",
+              help="Colorizers to run (comma-separated or repeated; globs allowed). Default: the suite's.")
+@click.option("--sr", "srs", multiple=True, metavar="NAMES|GLOB", help="SR models to run. Default: the suite's.")
+@click.option("--scale", type=click.IntRange(1, 16), default=None, help="Override the suite's scale(s).")
+@click.option("--data", "train_data", default=None, metavar="DIR", help="Training images (overrides the suite).")
+@click.option("--test", "tests", multiple=True, metavar="DIR", help="Test set(s) (override the suite's).")
+@click.option("--preset", default=None, help="Model preset for every trained model (tiny, paper, ...).")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Training steps per model.")
+@click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
+@click.option("--seed", type=int, default=None)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Run directory (default: runs/<suite>-<timestamp>).")
+@click.option("--order", type=click.Choice(["color-first", "sr-first", "both"]), default=None,
+              help="Colorize then upscale (default), upscale then colorize, or rank both.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="Trained models and cached results (default: $ZOO_CACHE or ~/.cache/zoo).")
+@click.option("--workers", type=click.IntRange(0), default=None, help="Data loader processes per training.")
+def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, order,
+              cache_dir, workers):
+    """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
+
+    A grid of C colorizers and S SR models trains C + S models (never C x S); trained models and results
+    are cached by content, so rerunning trains nothing, and an interrupted run continues. The reference
+    baselines (models with nothing to train) are always included.
+    """
+    from zoo.bench import run_bench
+    from zoo.suite import load_suite, validate
+
+    suite = load_suite(suite_spec)
+    suite = suite.replace(train=train_data, test=list(tests) or None, preset=preset, steps=steps, seed=seed,
+                          order=order, scales=[scale] if scale else None)
+    if tests:
+        suite.optional_test = []
+    validate(suite)
+    registry = _registry()
+    col_sel = _with_baselines(registry, _names(colorizers), "colorizer") if colorizers else None
+    sr_sel = _with_baselines(registry, _names(srs), "sr") if srs else None
+    if colorizers and not srs:
+        sr_sel = _with_baselines(registry, [], "sr")
+    if srs and not colorizers:
+        col_sel = _with_baselines(registry, [], "colorizer")
+    result = run_bench(suite, registry=registry, out=Path(out_dir) if out_dir else None, cache_dir=cache_dir,
+                       colorizers=col_sel, sr=sr_sel, device=device, workers=workers, log=click.echo)
+    click.echo(f"done in {result.seconds:.1f} s: {result.trained} of {result.train_jobs} models trained now, "
+               f"{result.eval_jobs} evaluations")
+    click.echo(f"leaderboard: {result.run_dir / 'leaderboard.md'}")
+
+
+def _names(values):
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
+def _with_baselines(registry, names, task):
+    """The selection plus every reference baseline of the task (models with nothing to train)."""
+    baselines = [e.name for e in registry.entries(task=task) if not e.trainable]
+    return list(dict.fromkeys(baselines + list(names)))
+
+
+@cli.command("leaderboard")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+def leaderboard_cmd(run_dirs, fmt, output):
+    """Re-render and merge the results of one or more bench runs, without recomputing anything."""
+    from zoo.leaderboard import render
+
+    text = render([Path(d) for d in run_dirs], fmt)
+    if output:
+        Path(output).write_text(text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
 
 
 def main(argv=None) -> None:

@@ -15,10 +15,12 @@ this changes L, a, b by less than 1e-4 and makes :func:`rgb_to_lab` and :func:`l
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = [
     "XYZ_FROM_RGB",
+    "RGB_FROM_XYZ",
     "WHITE_D65",
     "rgb_to_xyz",
     "xyz_to_rgb",
@@ -38,6 +40,8 @@ XYZ_FROM_RGB = (
     (0.212671, 0.715160, 0.072169),
     (0.019334, 0.119193, 0.950227),
 )
+# Its inverse (XYZ -> linear sRGB), computed once in float64.
+RGB_FROM_XYZ = tuple(tuple(float(v) for v in row) for row in np.linalg.inv(np.array(XYZ_FROM_RGB, dtype=np.float64)))
 # D65, 2 degree observer, as in skimage.color.xyz_tristimulus_values("D65", "2").
 WHITE_D65 = (0.95047, 1.0, 1.08883)
 
@@ -62,7 +66,7 @@ def _check_channels(x: torch.Tensor, c: int, what: str) -> None:
 
 
 def _matrix(rows, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return torch.tensor(rows, dtype=torch.float64).to(device=like.device, dtype=dtype)
+    return torch.tensor(rows, dtype=dtype, device=like.device)
 
 
 def _apply_matrix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -98,8 +102,7 @@ def xyz_to_rgb(xyz: torch.Tensor, clamp: bool = True) -> torch.Tensor:
     _check_channels(xyz, 3, "xyz")
     dt = _work_dtype(xyz)
     x = xyz.to(dt)
-    inv = torch.linalg.inv(torch.tensor(XYZ_FROM_RGB, dtype=torch.float64)).to(device=x.device, dtype=dt)
-    out = linear_to_srgb(_apply_matrix(inv, x))
+    out = linear_to_srgb(_apply_matrix(_matrix(RGB_FROM_XYZ, x, dt), x))
     if clamp:
         out = out.clamp(0.0, 1.0)
     return out.to(xyz.dtype)
@@ -148,8 +151,7 @@ def lab_to_rgb(lab: torch.Tensor, clamp: bool = True) -> torch.Tensor:
     fz = (fy - b / 200.0).clamp(min=0.0)
     white = torch.tensor(WHITE_D65, dtype=dt, device=x.device).view(3, 1, 1)
     xyz = _f_inv(torch.stack((fx, fy, fz), dim=-3)) * white
-    inv = torch.linalg.inv(torch.tensor(XYZ_FROM_RGB, dtype=torch.float64)).to(device=x.device, dtype=dt)
-    out = linear_to_srgb(_apply_matrix(inv, xyz))
+    out = linear_to_srgb(_apply_matrix(_matrix(RGB_FROM_XYZ, x, dt), xyz))
     if clamp:
         out = out.clamp(0.0, 1.0)
     return out.to(lab.dtype)
@@ -170,19 +172,21 @@ def join_lab(L: torch.Tensor, ab: torch.Tensor, clamp: bool = True) -> torch.Ten
     return lab_to_rgb(torch.cat((L, ab.to(L.dtype)), dim=-3), clamp=clamp)
 
 
-def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
+def rgb_to_y(rgb: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
     """BT.601 luma in studio range, (B, 3, H, W) in [0, 1] -> (B, 1, H, W) in [16, 235] (0..255 units).
 
     ``Y = 16 + 65.481 R + 128.553 G + 24.966 B``: the Y of MATLAB's ``rgb2ycbcr`` for [0, 1] input, and the
     Y used by the SR literature (BasicSR ``rgb2ycbcr(y_only=True)``, EDSR). The result is a float and is
     *not* rounded to integers (MATLAB rounds when its input is uint8); the metrics use it unrounded, like
-    BasicSR and EDSR.
+    BasicSR and EDSR. ``data_range=255`` takes RGB in 0..255 instead (Y is in 0..255 units either way).
     """
     _check_channels(rgb, 3, "rgb")
     dt = _work_dtype(rgb)
     x = rgb.to(dt)
-    w = torch.tensor(_Y_COEFFS, dtype=dt, device=x.device).view(3, 1, 1)
-    return ((x * w).sum(dim=-3, keepdim=True) + 16.0).to(rgb.dtype)
+    c = [k / data_range for k in _Y_COEFFS]
+    y = torch.mul(x[..., 0:1, :, :], c[0])
+    y.add_(x[..., 1:2, :, :], alpha=c[1]).add_(x[..., 2:3, :, :], alpha=c[2]).add_(16.0)
+    return y.to(rgb.dtype)
 
 
 def gray_to_rgb(L: torch.Tensor) -> torch.Tensor:

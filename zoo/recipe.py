@@ -33,10 +33,15 @@ class TrainContext:
 
     device: torch.device
     total_steps: int
-    amp: bool = False  # autocast in bfloat16/float16 on CUDA
+    amp: bool = False  # autocast on CUDA: bfloat16 where supported, else float16 with loss scaling
     # Facts a leaderboard must show, e.g. "vgg19 weights: missing -> content loss off".
     notes: list[str] = field(default_factory=list)
-    scaler: Any = None  # torch.amp.GradScaler when amp is on
+
+    @property
+    def amp_dtype(self) -> torch.dtype:
+        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -75,6 +80,8 @@ class Recipe:
         self.schedulers: dict[str, Any] = {}
         # Auxiliary trainable networks (discriminators) whose weights belong in checkpoints.
         self.aux: nn.ModuleDict = nn.ModuleDict()
+        # float16 autocast needs loss scaling; one scaler per optimiser, so each is updated once a step.
+        self._scalers: dict[str, Any] = {}
 
     # -- hooks for subclasses ------------------------------------------------------------------------
     def prepare(self, batches: Iterable[dict[str, torch.Tensor]]) -> None:
@@ -90,8 +97,7 @@ class Recipe:
     def autocast(self):
         """Mixed precision on CUDA when the run asks for it; a no-op elsewhere."""
         dev = self.ctx.device.type
-        return torch.autocast(dev, dtype=torch.bfloat16 if dev == "cpu" else torch.float16,
-                              enabled=self.ctx.amp and dev == "cuda")
+        return torch.autocast(dev, dtype=self.ctx.amp_dtype, enabled=self.ctx.amp and dev == "cuda")
 
     def backward_step(self, loss: torch.Tensor, optimizer_name: str, *,
                       params: Iterable[nn.Parameter] | None = None) -> float:
@@ -105,7 +111,9 @@ class Recipe:
                 f"loss for optimiser '{optimizer_name}' became {value}; stopping (the last good checkpoint is kept)")
         opt = self.optimizers[optimizer_name]
         opt.zero_grad(set_to_none=True)
-        scaler = self.ctx.scaler
+        scaler = None
+        if self.ctx.amp and self.ctx.device.type == "cuda" and self.ctx.amp_dtype == torch.float16:
+            scaler = self._scalers.setdefault(optimizer_name, torch.amp.GradScaler("cuda"))
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(opt)

@@ -95,11 +95,9 @@ class torch_meta_device:
 
         self._ctx = torch.device("meta")
         self._ctx.__enter__()
-        os.environ["ZOO_META_BUILD"] = "1"  # tells builders not to look for pretrained weights
         return self
 
     def __exit__(self, *exc):
-        os.environ.pop("ZOO_META_BUILD", None)
         return self._ctx.__exit__(*exc)
 
 

@@ -85,3 +85,60 @@ FID_INCEPTION = WeightFile(
     "FID / KID Inception-v3 features (pytorch-fid)", "6726825d")
 
 BUILTIN_WEIGHTS = (ALEXNET, VGG16, VGG19, FID_INCEPTION)
+
+
+def sha256_prefix(weight: WeightFile, n: int = 10) -> str | None:
+    """The first ``n`` hex digits of the present file's sha256, else None (what results record)."""
+    p = weight.find()
+    return None if p is None else file_sha256(p)[:n]
+
+
+def _known_weights(extra=()) -> list[WeightFile]:
+    """BUILTIN_WEIGHTS then ``extra`` (e.g. the ``weights`` of registered models), one row per filename."""
+    seen: dict[str, WeightFile] = {}
+    for w in (*BUILTIN_WEIGHTS, *extra):
+        seen.setdefault(w.filename, w)
+    return list(seen.values())
+
+
+def weight_table(extra=()) -> list[dict]:
+    """Every known weight file (built-ins plus ``extra`` WeightFile objects, deduplicated by filename).
+
+    One dict per file: ``name`` (= ``key``), ``filename, purpose, url, present, path``, ``size`` (bytes, None
+    if missing), ``sha256`` (first 10 hex digits of the present file, else None) and ``expected`` (the
+    published prefix, or None).
+    """
+    rows = []
+    for w in _known_weights(extra):
+        p = w.find()
+        rows.append({
+            "name": w.key,
+            "key": w.key,
+            "filename": w.filename,
+            "purpose": w.purpose,
+            "url": w.url,
+            "present": p is not None,
+            "path": str(w.path),
+            "size": None if p is None else p.stat().st_size,
+            "sha256": None if p is None else file_sha256(p)[:10],
+            "expected": w.sha256_prefix,
+        })
+    return rows
+
+
+def check_weight(weight: WeightFile) -> str:
+    """``"missing"``, ``"ok"``, ``"MISMATCH (expected 7be5be79, got 0123abcd)"`` or ``"no published hash"``."""
+    p = weight.find()
+    if p is None:
+        return "missing"
+    if not weight.sha256_prefix:
+        return "no published hash"
+    expected = weight.sha256_prefix.lower()
+    got = file_sha256(p)[:len(expected)]
+    return "ok" if got == expected else f"MISMATCH (expected {expected}, got {got})"
+
+
+def check_weights(extra=()) -> dict[str, str]:
+    """filename -> :func:`check_weight` status for every known file (built-ins plus ``extra``); hashes every
+    present file (about a second per 500 MB, then cached per path/size/mtime)."""
+    return {w.filename: check_weight(w) for w in _known_weights(extra)}

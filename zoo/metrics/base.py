@@ -23,9 +23,14 @@ class MetricInfo:
     unit: str  # "dB", "" ...
     convention: str  # printed with every number, e.g. "Y, shave=4"
     description: str = ""
+    # False for descriptive numbers with no better direction (e.g. colourfulness, compared with the
+    # ground truth's): shown in tables, never bolded or used to rank.
+    ranked: bool = True
 
     @property
     def arrow(self) -> str:
+        if not self.ranked:
+            return ""
         return "↑" if self.higher_is_better else "↓"
 
 
@@ -50,6 +55,7 @@ class MetricResult:
             "std": self.std,
             "n": self.n,
             "higher_is_better": self.info.higher_is_better,
+            "ranked": self.info.ranked,
             "unit": self.info.unit,
             "convention": self.info.convention,
             "unavailable": self.unavailable,

@@ -1,0 +1,109 @@
+"""`zoo bench` end to end on the smoke suite: train once, cache, resume, retrain only what changed."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from zoo.bench import run_bench
+from zoo.leaderboard import read_run
+from zoo.registry import get_registry
+from zoo.suite import load_suite
+from helpers import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _values(run_dir: Path) -> dict[tuple, float | None]:
+    _, rows = read_run(run_dir)
+    return {(r["stage"], r["order"], r["colorizer"], r["sr"], r["test_set"], r["metric"]): r["value"] for r in rows}
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return load_suite("smoke")
+
+
+@pytest.fixture(scope="module")
+def first_run(smoke, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("runs") / "first"
+    result = run_bench(smoke, registry=get_registry(), out=out, cache_dir=cache, progress=False, workers=0,
+                       log=lambda *_: None)
+    return result, cache
+
+
+def test_grid_trains_c_plus_s_models_and_writes_outputs(first_run, smoke):
+    result, _ = first_run
+    trainable_c = [n for n in smoke.colorizers if get_registry().get(n).trainable]
+    trainable_s = [n for n in smoke.sr if get_registry().get(n).trainable]
+    assert len(trainable_c) == 2 and len(trainable_s) == 2
+    assert result.train_jobs == result.trained == 4  # C + S, not C x S
+    run = result.run_dir
+    md = (run / "leaderboard.md").read_text()
+    for name in ("gray", "bicubic", *trainable_c, *trainable_s):
+        assert re.search(rf"\| {re.escape(name)}\s", md), name
+    meta, rows = read_run(run)
+    pipelines = {(r["colorizer"], r["sr"]) for r in rows if r["stage"] == "pipeline"}
+    assert len(pipelines) == 3 * 3  # baselines included on both axes
+    assert (run / "results.csv").is_file() and (run / "curves.png").stat().st_size > 1000
+    grids = list((run / "samples").rglob("*.png"))
+    assert len(grids) == len(pipelines) * smoke.sample_images
+    # LPIPS has no weights here: marked unavailable with the fix, every other number present.
+    lpips = [r for r in rows if r["metric"] == "lpips"]
+    assert lpips and all(r["value"] is None and "alexnet" in r["unavailable"] for r in lpips)
+    assert all(r["value"] is not None for r in rows if r["metric"] in ("psnr", "ssim"))
+
+
+def test_second_run_trains_nothing_and_equals_the_first(first_run, smoke, tmp_path):
+    result, cache = first_run
+    again = run_bench(smoke, registry=get_registry(), out=tmp_path / "again", cache_dir=cache, progress=False,
+                      workers=0, log=lambda *_: None)
+    assert again.trained == 0 and again.train_jobs == 4
+    assert _values(again.run_dir) == _values(result.run_dir)
+
+
+def test_changing_one_config_retrains_only_that_model(first_run, smoke, tmp_path):
+    _, cache = first_run
+    name = smoke.sr[-1]
+    changed = smoke.replace(overrides={**smoke.overrides, name: {**smoke.overrides.get(name, {}), "lr": 3e-4}})
+    again = run_bench(changed, registry=get_registry(), out=tmp_path / "changed", cache_dir=cache, progress=False,
+                      workers=0, log=lambda *_: None)
+    assert again.trained == 1
+    meta = json.loads((again.run_dir / "run.json").read_text())
+    assert [k for k, v in meta["models"].items() if v["trained_now"]] == [f"{name}@x2"]
+
+
+def test_interrupted_bench_resumes_to_the_same_leaderboard(first_run, smoke, tmp_path, monkeypatch):
+    result, _ = first_run
+    import zoo.training as training
+
+    cache = tmp_path / "cache"
+    calls = {"n": 0}
+    real_save = training._save
+
+    def dying_save(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:  # after the third checkpoint: some models done, one half-trained
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(smoke, registry=get_registry(), out=tmp_path / "cut", cache_dir=cache, progress=False, workers=0,
+                  log=lambda *_: None)
+    monkeypatch.setattr(training, "_save", real_save)
+    resumed = run_bench(smoke, registry=get_registry(), out=tmp_path / "resumed", cache_dir=cache,
+                        progress=False, workers=0, log=lambda *_: None)
+    assert 0 < resumed.trained < 4
+    assert _values(resumed.run_dir) == _values(result.run_dir)
+
+
+def test_readme_main_job_is_zoo_bench_on_default():
+    makefile = (REPO / "Makefile").read_text()
+    bench_recipe = makefile.split("\nbench:")[1].split("\n\n")[0]
+    assert "zoo bench" in bench_recipe and "--suite" not in bench_recipe.replace("--suite default", "")
+    assert (REPO / "README.md").read_text().splitlines()[2].startswith("make bench")

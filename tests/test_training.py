@@ -1,0 +1,128 @@
+"""The shared training loop: checkpoints, exact resumption, the non-finite guard, stage plans."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+import zoo
+from zoo.errors import ZooError
+from zoo.recipe import Recipe, Stage
+from zoo.training import stage_plan, train
+
+
+@dataclass
+class NetConfig:
+    scale: int = 2
+    batch_size: int = 2
+    patch_size: int = 12
+    lr: float = 1e-2
+    fail_at: int = -1  # make the loss NaN from this step on (tests the guard)
+
+
+# Ctrl-C simulation: not part of the config, so the interrupted and the resumed run share one run key.
+INTERRUPT_AT = {"step": -1}
+
+
+class Net(zoo.SuperResolver):
+    def __init__(self, cfg):
+        super().__init__(cfg.scale)
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                        torch.nn.Dropout(0.1),  # exercises the checkpointed RNG
+                                        torch.nn.Conv2d(8, 3 * cfg.scale**2, 3, padding=1))
+        self.up = torch.nn.PixelShuffle(cfg.scale)
+
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=self.scale, mode="bilinear") + self.up(self.body(x))
+
+
+class TwoStageRecipe(Recipe):
+    stages = (Stage("first", 0.5), Stage("second", 0.5))
+
+    def start_stage(self, stage):
+        lr = self.config.lr if stage.name == "first" else self.config.lr / 10
+        self.optimizers["g"] = torch.optim.Adam(self.model.parameters(), lr=lr)
+
+    def training_step(self, batch, stage, step):
+        if step == INTERRUPT_AT["step"]:
+            raise KeyboardInterrupt
+        loss = F.l1_loss(self.model(batch["lr"]), batch["hr"])
+        if 0 <= self.config.fail_at <= step:
+            loss = loss * float("nan")
+        return {"l1": self.backward_step(loss, "g")}
+
+
+ENTRY = zoo.ModelEntry(name="loopnet", build=Net, config=NetConfig, summary="test", recipe=TwoStageRecipe)
+
+
+@pytest.fixture(scope="module")
+def entry():
+    import types
+
+    plugin = types.ModuleType("loop_plugin")
+    plugin.register_sr_models = zoo.hookimpl(lambda register: register(ENTRY))
+    return zoo.load_registry(entry_points=False, plugins=[("loop_plugin", plugin)]).get("loopnet")
+
+
+@pytest.fixture(scope="module")
+def data():
+    from zoo.data import resolve_dataset
+
+    return resolve_dataset("samples:train")
+
+
+def _train(entry, data, out, steps=12, **cfg):
+    return train(entry, entry.make_config(overrides=cfg), data, steps=steps, out_dir=out,
+                 device=torch.device("cpu"), seed=3, checkpoint_every=3, workers=0, progress=False)
+
+
+def test_checkpoint_and_sidecar(entry, data, tmp_path):
+    result = _train(entry, data, tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert result.steps == 12 and meta["steps"] == 12 and meta["model"] == "loopnet"
+    assert meta["config"]["patch_size"] == 12 and meta["data"] == data.fingerprint()
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 13))
+    assert [r["stage"] for r in log] == ["first"] * 6 + ["second"] * 6
+    # A finished run is found, not retrained.
+    again = _train(entry, data, tmp_path / "run")
+    assert not again.trained
+
+
+def test_interrupted_run_resumes_to_identical_weights(entry, data, tmp_path):
+    _train(entry, data, tmp_path / "straight")
+    INTERRUPT_AT["step"] = 7  # inside the second stage; the last checkpoint is step 6
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _train(entry, data, tmp_path / "cut")
+    finally:
+        INTERRUPT_AT["step"] = -1
+    assert torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["step"] == 6
+    resumed = _train(entry, data, tmp_path / "cut")
+    assert resumed.resumed_from == 6 and resumed.steps == 12
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    log = (tmp_path / "cut" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in log] == list(range(1, 13))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(entry, data, tmp_path):
+    with pytest.raises(ZooError, match="became nan"):
+        _train(entry, data, tmp_path / "run", fail_at=4)
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    assert state["step"] == 3
+    weights = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_stage_plan_splits_steps_and_skips_empty_stages():
+    plan = stage_plan((Stage("a", 0.0), Stage("b", 1), Stage("c", 3)), 10)
+    assert [(s.name, a, b) for s, a, b in plan] == [("b", 0, 2), ("c", 2, 10)]

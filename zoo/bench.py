@@ -1,0 +1,329 @@
+"""``zoo bench``: train each model once, evaluate every colorizer x SR combination, write leaderboards.
+
+The work is a list of jobs: one training job per trainable model (and scale), then evaluation jobs (each
+model alone, and every pipeline) that depend on them. Jobs are plain data and content-addressed:
+
+- a training job's key covers model, config, recipe, plugin version, data fingerprint, seed, steps and scale;
+  its run directory in the cache holds the checkpoint, so a second bench trains nothing and a changed
+  config retrains only that model; an interrupted training resumes from its last checkpoint;
+- an evaluation job's key covers the keys of the models it runs, the test set's fingerprint, the scale,
+  order and metrics; its result is cached as JSON.
+
+The default executor runs jobs in this process, in dependency order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.checkpoint import atomic_write_json
+from zoo.config import config_to_dict
+from zoo.errors import ZooError
+from zoo.suite import Suite
+
+EVAL_FORMAT = 1  # bump when evaluation code changes what a cached result would contain
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    import os
+
+    if cache_dir:
+        return Path(cache_dir)
+    env = os.environ.get("ZOO_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "zoo"
+
+
+@dataclass
+class TrainJob:
+    model: str
+    task: str
+    preset: str | None
+    overrides: dict[str, Any]
+    data: str
+    scale: int
+    steps: int
+    seed: int
+    checkpoint_every: int
+    key: str = ""
+    out_dir: str = ""
+
+
+@dataclass
+class ModelRef:
+    """A model as an evaluation job sees it: a baseline name, or a trained checkpoint."""
+
+    name: str
+    checkpoint: str | None = None
+    key: str = "baseline"  # the training run key, for cache keys
+
+
+@dataclass
+class EvalJob:
+    stage: str  # "sr", "colorizer" or "pipeline"
+    order: str  # "color-first" or "sr-first" (pipelines only)
+    test: str
+    scale: int
+    metrics: list[str]
+    colorizer: ModelRef | None = None
+    sr: ModelRef | None = None
+    key: str = ""
+    samples_dir: str = ""  # where to write comparison grids ("" = none)
+    sample_images: int = 0
+
+
+@dataclass
+class BenchPlan:
+    suite: Suite
+    train_jobs: list[TrainJob]
+    eval_jobs: list[EvalJob]
+    colorizers: list[str]
+    sr: list[str]
+    run_dir: Path
+    cache: Path
+
+
+def _key(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None) -> BenchPlan:
+    """Resolve models and data, and list every job with its content key. Nothing runs yet."""
+    from zoo.data import resolve_dataset
+    from zoo.training import run_key
+
+    col_entries = registry.select(colorizers if colorizers is not None else suite.colorizers, "colorizer")
+    sr_entries = registry.select(sr if sr is not None else suite.sr, "sr")
+    if not col_entries and not sr_entries:
+        raise ZooError("nothing to benchmark: no colorizer and no SR model selected")
+    train_set = resolve_dataset(suite.train)
+    train_fp = train_set.fingerprint()
+    tests = list(suite.test) + [t for t in suite.optional_test if Path(t).is_dir()]
+    test_fps = {t: resolve_dataset(t).fingerprint() for t in tests}
+
+    train_jobs: list[TrainJob] = []
+    refs: dict[tuple[str, int], ModelRef] = {}
+    for scale in suite.scales:
+        for entry in col_entries + sr_entries:
+            if not entry.trainable:
+                refs[(entry.name, scale)] = ModelRef(entry.name)
+                continue
+            overrides = dict(suite.overrides.get(entry.name, {}))
+            if entry.task == "sr":
+                overrides["scale"] = scale
+            preset = suite.preset if suite.preset in entry.presets else None
+            config = entry.make_config(preset, overrides)
+            steps = int(suite.steps_per_model.get(entry.name, suite.steps))
+            key = run_key(entry, config, train_fp, suite.seed, steps, scale)
+            out = cache / "train" / f"{entry.name}-{key}"
+            train_jobs.append(TrainJob(entry.name, entry.task, preset, overrides, suite.train, scale, steps,
+                                       suite.seed, suite.checkpoint_every, key, str(out)))
+            refs[(entry.name, scale)] = ModelRef(entry.name, str(out / "model.safetensors"), key)
+
+    orders = ["color-first", "sr-first"] if suite.order == "both" else [suite.order]
+    eval_jobs: list[EvalJob] = []
+    for scale in suite.scales:
+        for test in tests:
+            def job(stage, order="", col=None, s=None, samples=False):
+                payload = {"v": EVAL_FORMAT, "stage": stage, "order": order, "test": test_fps[test],
+                           "scale": scale, "metrics": suite.metrics, "samples": suite.sample_images if samples else 0,
+                           "colorizer": col and [col.name, col.key], "sr": s and [s.name, s.key]}
+                name = "__".join(x for x in (stage, order, col and col.name, s and s.name) if x)
+                sdir = str(run_dir / "samples" / f"x{scale}" / Path(test).name / name) if samples else ""
+                return EvalJob(stage, order, test, scale, list(suite.metrics), col, s, _key(payload), sdir,
+                               suite.sample_images if samples else 0)
+
+            for e in sr_entries:
+                eval_jobs.append(job("sr", s=refs[(e.name, scale)]))
+            for e in col_entries:
+                eval_jobs.append(job("colorizer", col=refs[(e.name, scale)]))
+            for order in orders:
+                for c in col_entries:
+                    for s in sr_entries:
+                        eval_jobs.append(job("pipeline", order, refs[(c.name, scale)], refs[(s.name, scale)],
+                                             samples=test == tests[0]))
+    return BenchPlan(suite, train_jobs, eval_jobs, [e.name for e in col_entries], [e.name for e in sr_entries],
+                     run_dir, cache)
+
+
+# -- jobs ---------------------------------------------------------------------------------------------------
+
+def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = True,
+                  workers: int | None = None) -> dict[str, Any]:
+    """Train (or resume, or find finished) one model. Returns what the leaderboard needs about it."""
+    from zoo.data import resolve_dataset
+    from zoo.device import pick_device
+    from zoo.registry import get_registry
+    from zoo.training import train
+
+    entry = get_registry().get(job.model, job.task)
+    config = entry.make_config(job.preset, job.overrides)
+    result = train(entry, config, resolve_dataset(job.data), steps=job.steps, out_dir=Path(job.out_dir),
+                   device=pick_device(device), seed=job.seed, data_scale=job.scale,
+                   checkpoint_every=job.checkpoint_every, workers=workers, progress=progress,
+                   extra_meta={"preset": job.preset})
+    meta = json.loads((Path(job.out_dir) / "model.json").read_text())
+    return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
+            "train_seconds": meta.get("train_seconds"), "notes": meta.get("notes", []),
+            "checkpoint": str(result.checkpoint)}
+
+
+def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> list[dict[str, Any]]:
+    """Evaluate one model or pipeline on one test set; the rows are cached by the job's key."""
+    from zoo.data import resolve_dataset
+    from zoo.device import pick_device
+    from zoo.evaluate import evaluate, load_model
+    from zoo.registry import get_registry
+
+    cached = cache / "eval" / f"{job.key}.json"
+    pictures = cache / "eval" / f"{job.key}-samples"
+    if cached.is_file():
+        _copy_pictures(pictures, job.samples_dir)
+        return json.loads(cached.read_text())["rows"]
+    dev = pick_device(device)
+    registry = get_registry()
+
+    def load(ref: ModelRef | None, task: str):
+        if ref is None:
+            return None
+        return load_model(ref.checkpoint or ref.name, task, scale=job.scale, device=dev, registry=registry)
+
+    col, sr = load(job.colorizer, "colorizer"), load(job.sr, "sr")
+    samples = []
+
+    def on_image(name, pred, target, triple, intermediate):
+        if len(samples) < job.sample_images:
+            samples.append((name, pred.cpu(), triple, None if intermediate is None else intermediate.cpu()))
+
+    report = evaluate(dataset=resolve_dataset(job.test), scale=job.scale, device=dev, colorizer=col, sr=sr,
+                      metrics=job.metrics, order=job.order or "color-first",
+                      on_image=on_image if job.sample_images else None)
+    if samples:
+        from zoo.pictures import comparison_grid
+
+        pictures.mkdir(parents=True, exist_ok=True)
+        for name, pred, triple, intermediate in samples:
+            comparison_grid(pictures / f"{name}.png", triple=triple, intermediate=intermediate, output=pred,
+                            colorizer=job.colorizer.name, sr=job.sr.name, order=job.order)
+        _copy_pictures(pictures, job.samples_dir)
+    base = {"stage": job.stage, "order": job.order, "test_set": Path(job.test).name if not
+            job.test.startswith("samples") else job.test, "scale": job.scale,
+            "colorizer": job.colorizer.name if job.colorizer else None,
+            "sr": job.sr.name if job.sr else None, "n_images": report.n_images,
+            "images_per_second": report.images_per_second, "skipped": report.skipped}
+    rows = [{**base, **r.to_dict()} for r in report.results]
+    atomic_write_json(cached, {"job": dataclasses.asdict(job), "rows": rows})
+    return rows
+
+
+def _copy_pictures(src: Path, dest: str) -> None:
+    import shutil
+
+    if dest and src.is_dir():
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        for f in src.glob("*.png"):
+            shutil.copyfile(f, Path(dest) / f.name)
+
+
+# -- the run --------------------------------------------------------------------------------------------
+
+@dataclass
+class BenchResult:
+    run_dir: Path
+    trained: int  # training jobs that ran steps now
+    train_jobs: int
+    eval_jobs: int
+    seconds: float
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Path | None = None,
+              colorizers=None, sr=None, device: str | None = None, progress: bool = True,
+              workers: int | None = None, log=print) -> BenchResult:
+    from zoo.device import pick_device
+
+    t0 = time.perf_counter()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(out) if out else Path("runs") / f"{suite.name}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cache = cache_root(cache_dir)
+    plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr)
+    dev = pick_device(device)
+    log(f"bench '{suite.name}': {len(plan.colorizers)} colorizers x {len(plan.sr)} SR models, "
+        f"{len(plan.train_jobs)} training jobs, {len(plan.eval_jobs)} evaluations, device {dev}, run dir {run_dir}")
+
+    models: dict[str, dict[str, Any]] = {}
+    trained = 0
+    for job in plan.train_jobs:
+        info = run_train_job(job, device=str(dev), progress=progress, workers=workers)
+        trained += bool(info["trained_now"])
+        status = "trained" if info["trained_now"] else "cached"
+        log(f"  {status:7s} {job.model} x{job.scale} ({job.steps} steps, {info['train_seconds'] or 0:.1f} s)")
+        models[f"{job.model}@x{job.scale}"] = info
+
+    rows: list[dict[str, Any]] = []
+    for job in plan.eval_jobs:
+        rows.extend(run_eval_job(job, cache=cache, device=str(dev)))
+
+    from zoo.leaderboard import write_run
+
+    params = {}
+    for name in plan.colorizers + plan.sr:
+        entry = registry.get(name)
+        for scale in suite.scales:
+            overrides = dict(suite.overrides.get(name, {}))
+            if entry.task == "sr":
+                overrides["scale"] = scale
+            preset = suite.preset if suite.preset in entry.presets else None
+            params[f"{name}@x{scale}"] = entry.parameter_count(preset, **overrides)
+    meta = {
+        "suite": dataclasses.asdict(suite),
+        "created": stamp,
+        "device": str(dev),
+        "colorizers": plan.colorizers,
+        "sr": plan.sr,
+        "models": models,
+        "params": params,
+        "versions": _versions(registry, plan.colorizers + plan.sr),
+        "host": {"python": platform.python_version(), "machine": platform.machine(),
+                 "threads": torch.get_num_threads()},
+        "train_jobs": len(plan.train_jobs),
+        "trained_now": trained,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    write_run(run_dir, rows, meta)
+    _write_curves(run_dir, plan.train_jobs)
+    return BenchResult(run_dir, trained, len(plan.train_jobs), len(plan.eval_jobs), time.perf_counter() - t0, rows)
+
+
+def _versions(registry, names) -> dict[str, str]:
+    import zoo
+
+    out = {"zoo": zoo.__version__, "torch": torch.__version__}
+    for n in names:
+        e = registry.get(n)
+        out[f"{e.distribution}"] = e.version
+    return out
+
+
+def _write_curves(run_dir: Path, jobs: list[TrainJob]) -> None:
+    from zoo.pictures import loss_curves
+    from zoo.training import read_log
+
+    logs = {f"{j.model} x{j.scale}" if len({x.scale for x in jobs}) > 1 else j.model: read_log(Path(j.out_dir))
+            for j in jobs}
+    logs = {k: v for k, v in logs.items() if v}
+    if logs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss_curves(run_dir / "curves.png", logs)

@@ -1,0 +1,175 @@
+"""Checkpoints: weights as safetensors plus a JSON sidecar (model, config, recipe, data, versions).
+
+``model.safetensors`` + ``model.json``. Loading never unpickles anything: safetensors holds only tensors,
+and the JSON names a registered model whose builder makes the module. Every write is atomic (temporary
+file, then ``os.replace``), so a crash leaves either the old checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.errors import ZooError
+
+FORMAT = "zoo-checkpoint/1"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    """For training state (optimisers): plain tensors and containers, loadable with ``weights_only=True``."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _state_bytes(model: nn.Module) -> bytes:
+    from safetensors.torch import _remove_duplicate_names, save
+
+    state = model.state_dict()
+    # Tied parameters appear under several names; safetensors stores each storage once.
+    to_remove = _remove_duplicate_names(state)
+    for kept, dropped in to_remove.items():
+        for name in dropped:
+            del state[name]
+    return save({k: v.detach().contiguous().cpu() for k, v in state.items()})
+
+
+def sidecar(path: Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def save_checkpoint(path: Path, model: nn.Module, meta: dict[str, Any]) -> Path:
+    """Write ``path`` (.safetensors) and its JSON sidecar. ``meta`` must name the model (``model``) and
+    hold its ``config`` as a dict."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"checkpoint path must end in .safetensors: {path}")
+    for key in ("model", "config"):
+        if key not in meta:
+            raise ValueError(f"checkpoint meta needs '{key}'")
+    import zoo
+
+    info = {"format": FORMAT, **meta,
+            "versions": {"zoo": zoo.__version__, "torch": torch.__version__, **meta.get("versions", {})}}
+    atomic_write_bytes(path, _state_bytes(model))
+    atomic_write_json(sidecar(path), info)
+    return path
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: nn.Module
+    meta: dict[str, Any]
+    entry: Any  # zoo.ModelEntry
+    config: Any
+    path: Path
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    side = sidecar(path)
+    if not path.is_file():
+        raise ZooError(f"checkpoint not found: {path}")
+    if not side.is_file():
+        raise ZooError(f"checkpoint {path} has no metadata file {side.name} beside it")
+    try:
+        meta = json.loads(side.read_text())
+    except json.JSONDecodeError as exc:
+        raise ZooError(f"checkpoint metadata {side} is not valid JSON: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise ZooError(f"{side} is not a zoo checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
+    return meta
+
+
+def load_checkpoint(path: Path, registry=None, device: torch.device | str = "cpu") -> LoadedCheckpoint:
+    """Rebuild the registered model named in the sidecar and load its weights (strictly)."""
+    from safetensors.torch import load_file
+
+    from zoo.config import apply_overrides
+    from zoo.registry import get_registry
+
+    path = Path(path)
+    if path.suffix in (".pth", ".pt"):
+        raise ZooError(f"{path}: zoo checkpoints are .safetensors files with a .json beside them; "
+                       "convert a .pth state dict with zoo.checkpoint.import_state_dict")
+    meta = read_meta(path)
+    registry = registry or get_registry()
+    try:
+        entry = registry.get(meta["model"])
+    except ZooError as exc:
+        raise ZooError(f"checkpoint {path.name} is for model '{meta['model']}', which is not registered here "
+                       f"({exc})") from None
+    config = apply_overrides(entry.config(), meta.get("config", {}), where=f"checkpoint {path.name}")
+    model = entry.build(config)
+    try:
+        state = load_file(str(path))
+    except Exception as exc:
+        raise ZooError(f"cannot read weights from {path}: {exc}") from None
+    _load_strict(model, state, path)
+    model.to(device).eval()
+    return LoadedCheckpoint(model=model, meta=meta, entry=entry, config=config, path=path)
+
+
+def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    # Names dropped as duplicates of tied storage come back from their twin.
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+             for k in expected if k in state and state[k].shape != expected[k].shape]
+    if wrong or unexpected:
+        detail = "; ".join(wrong[:3] + [f"unexpected {k}" for k in unexpected[:3]])
+        raise ZooError(f"checkpoint {path.name} does not fit model config: {detail}")
+    result = model.load_state_dict(state, strict=False)
+    still_missing = [k for k in result.missing_keys if k in missing and not _is_tied(model, k)]
+    if still_missing:
+        raise ZooError(f"checkpoint {path.name} lacks tensors: {', '.join(still_missing[:5])}")
+
+
+def _is_tied(model: nn.Module, key: str) -> bool:
+    state = model.state_dict()
+    ptr = state[key].data_ptr()
+    return any(k != key and v.data_ptr() == ptr for k, v in state.items())
+
+
+def import_state_dict(pth: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a third-party ``.pth``/``.pt`` file, read with ``weights_only=True`` (no code runs)."""
+    try:
+        obj = torch.load(pth, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ZooError(f"refusing to load {pth}: it is not a plain tensor file ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ZooError(f"{pth} does not hold a state dict of tensors")
+    return obj

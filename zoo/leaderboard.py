@@ -1,0 +1,218 @@
+"""Leaderboards from results rows: markdown (pandas + tabulate), CSV, HTML.
+
+A run directory holds ``results.jsonl`` (one row per model or combination, test set, scale and metric, with
+all metadata), ``results.csv`` (the same, flat), ``run.json`` (suite, device, versions, models) and the
+rendered ``leaderboard.md``. ``zoo leaderboard`` re-renders and merges runs from those files alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from zoo.checkpoint import atomic_write_bytes, atomic_write_json
+from zoo.errors import ZooError
+
+STAGE_TITLES = {
+    "pipeline": "Pipeline: gray LR -> colorizer -> SR -> colour HR, compared with HR",
+    "colorizer": "Colorization alone: gray LR -> colour LR, compared with the true colour LR",
+    "sr": "Super-resolution alone: true colour LR -> HR, compared with HR",
+}
+SMALL_N_FOR_FID = 2048
+
+
+def write_run(run_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    run_dir = Path(run_dir)
+    atomic_write_json(run_dir / "run.json", meta)
+    atomic_write_bytes(run_dir / "results.jsonl",
+                       "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+    atomic_write_bytes(run_dir / "results.csv", _flat(rows).to_csv(index=False).encode())
+    atomic_write_bytes(run_dir / "leaderboard.md", render_markdown([(meta, rows)]).encode())
+
+
+def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    run_dir = Path(run_dir)
+    results, meta = run_dir / "results.jsonl", run_dir / "run.json"
+    if not results.is_file() or not meta.is_file():
+        raise ZooError(f"{run_dir} is not a bench run directory (needs results.jsonl and run.json)")
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    return json.loads(meta.read_text()), rows
+
+
+def _flat(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for col in ("weights", "skipped"):
+        if col in df:
+            df[col] = df[col].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
+    return df
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if metric.startswith("ssim"):
+        return f"{value:.4f}"
+    if metric in ("lpips", "kid"):
+        return f"{value:.4f}"
+    return f"{value:.2f}"
+
+
+def _weights_tag(weights: dict[str, str] | None) -> str:
+    return ",".join(f"{k}@{v}" for k, v in sorted((weights or {}).items()))
+
+
+def _column(row: dict[str, Any]) -> str:
+    unit = f" {row['unit']}" if row.get("unit") else ""
+    arrow = "" if not row.get("ranked", True) else (" ↑" if row["higher_is_better"] else " ↓")
+    conv = row.get("convention") or ""
+    return f"{row['metric']}{arrow}{unit}" + (f" [{conv}]" if conv else "")
+
+
+def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict, footnotes: list[str]) -> str:
+    ident = {"pipeline": ["colorizer", "sr"], "colorizer": ["colorizer"], "sr": ["sr"]}[stage]
+    if stage == "pipeline" and len({r["order"] for r in rows}) > 1:
+        ident = ident + ["order"]
+    records: dict[tuple, dict[str, Any]] = {}
+    columns: list[str] = []
+    direction: dict[str, tuple[bool, bool]] = {}
+    notes_for: dict[str, int] = {}
+    for r in rows:
+        k = tuple(r.get(i) for i in ident)
+        rec = records.setdefault(k, {i: r.get(i) for i in ident})
+        col = _column(r)
+        # Numbers from different weight files never share a column.
+        tag = _weights_tag(r.get("weights"))
+        key = col if not tag else f"{col} ({tag})"
+        if key not in columns:
+            columns.append(key)
+        direction[key] = (bool(r["higher_is_better"]), bool(r.get("ranked", True)))
+        if r.get("value") is None:
+            reason = r.get("unavailable") or "not computed"
+            if reason not in notes_for:
+                footnotes.append(f"{r['metric']}: {reason}")
+                notes_for[reason] = len(footnotes)
+            rec[key] = None
+            rec[f"{key}#note"] = notes_for[reason]
+        else:
+            rec[key] = float(r["value"])
+            if r["metric"] == "kid" and r.get("std") is not None:
+                rec[f"{key}#std"] = float(r["std"])
+        rec["img/s"] = r.get("images_per_second")
+    df = pd.DataFrame(list(records.values()))
+    # Sort by the first ranked metric with values, best first.
+    primary = next((c for c in columns if direction[c][1] and df[c].notna().any()), None)
+    if primary is not None:
+        df = df.sort_values(primary, ascending=not direction[primary][0], na_position="last", kind="stable")
+    out = pd.DataFrame({i: df[i].fillna("-") for i in ident})
+    for c in columns:
+        higher, ranked = direction[c]
+        vals = df[c]
+        best = None
+        if ranked and vals.notna().any():
+            best = vals.max() if higher else vals.min()
+        cells = []
+        for idx, v in vals.items():
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                note = df.at[idx, f"{c}#note"] if f"{c}#note" in df else None
+                cells.append(f"n/a [{int(note)}]" if note is not None and not pd.isna(note) else "n/a")
+                continue
+            text = _fmt(v, c.split()[0])
+            if f"{c}#std" in df and not pd.isna(df.at[idx, f"{c}#std"]):
+                text += f" ± {_fmt(df.at[idx, f'{c}#std'], 'kid')}"
+            cells.append(f"**{text}**" if best is not None and v == best else text)
+        out[c] = cells
+    extra = []
+    for idx in df.index:
+        names = [df.at[idx, i] for i in ident if i != "order"]
+        params = sum((models_meta["params"].get(f"{n}@x{scale}") or 0) for n in names if n)
+        train_s = sum((models_meta["train_seconds"].get(f"{n}@x{scale}") or 0) for n in names if n)
+        extra.append((f"{params / 1e6:.2f}M" if params >= 1e5 else f"{params:,}", f"{train_s:.0f}",
+                      f"{df.at[idx, 'img/s']:.1f}" if df.at[idx, "img/s"] is not None else "-"))
+    out["params"] = [e[0] for e in extra]
+    out["train s"] = [e[1] for e in extra]
+    out["images/s"] = [e[2] for e in extra]
+    return out.to_markdown(index=False, disable_numparse=True)
+
+
+def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> str:
+    """Render one or more runs (``(run.json, rows)``) as one markdown leaderboard."""
+    if not runs:
+        raise ZooError("no runs to render")
+    names = sorted({m.get("suite", {}).get("name", "?") for m, _ in runs})
+    lines = [f"# Leaderboard: {', '.join(names)}", ""]
+    footnotes: list[str] = []
+    all_rows: list[dict[str, Any]] = []
+    models_meta: dict[str, dict[str, Any]] = {"params": {}, "train_seconds": {}}
+    for meta, rows in runs:
+        for key, value in meta.get("params", {}).items():
+            models_meta["params"][key] = value
+        for key, info in meta.get("models", {}).items():
+            models_meta["train_seconds"][key] = info.get("train_seconds")
+        all_rows.extend(rows)
+    # A later run's row replaces an earlier identical one (same stage, models, data, scale, metric).
+    dedup: dict[tuple, dict[str, Any]] = {}
+    for r in all_rows:
+        k = (r["stage"], r.get("order"), r.get("colorizer"), r.get("sr"), r["test_set"], r["scale"], r["metric"],
+             r.get("convention"), _weights_tag(r.get("weights")))
+        dedup[k] = r
+    all_rows = list(dedup.values())
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in all_rows:
+        groups.setdefault((r["stage"], r["test_set"], r["scale"]), []).append(r)
+    stage_order = {"pipeline": 0, "colorizer": 1, "sr": 2}
+    for (stage, test, scale) in sorted(groups, key=lambda g: (stage_order[g[0]], g[2], g[1])):
+        rows = groups[(stage, test, scale)]
+        n = max(r.get("n_images", 0) for r in rows)
+        lines += [f"## {STAGE_TITLES[stage]}", "", f"Test set `{test}`, x{scale}, n = {n} images.", ""]
+        lines.append(_table(rows, stage, scale, models_meta, footnotes))
+        lines.append("")
+        if any(r["metric"] in ("fid", "kid") for r in rows) and n < SMALL_N_FOR_FID:
+            lines += [f"FID on n = {n} < {SMALL_N_FOR_FID} images is strongly biased and unstable; rank by "
+                      "KID (unbiased) on sets this small.", ""]
+    lines += ["## Notes", ""]
+    for i, note in enumerate(footnotes, 1):
+        lines.append(f"[{i}] {note}  ")
+    lines.append("")
+    for meta, _ in runs:
+        s = meta.get("suite", {})
+        lines.append(f"- run `{s.get('name')}` ({meta.get('created', '?')}): train `{s.get('train')}`, "
+                     f"preset `{s.get('preset')}`, {s.get('steps')} steps (per model: "
+                     f"{s.get('steps_per_model') or 'same'}), seed {s.get('seed')}, device {meta.get('device')}, "
+                     f"{meta.get('train_jobs')} training jobs ({meta.get('trained_now')} run now), "
+                     f"{meta.get('seconds')} s wall.")
+        weights = sorted({f"{k}@{v}" for _, rows in runs for r in rows for k, v in (r.get("weights") or {}).items()})
+        lines.append(f"- weights used by metrics: {', '.join(weights) if weights else 'none'}")
+        notes = sorted({f"{name.split('@')[0]}: {n}" for name, info in meta.get("models", {}).items()
+                        for n in info.get("notes", [])})
+        if notes:
+            lines.append(f"- training notes: {'; '.join(notes)}")
+        versions = ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())
+        host = meta.get("host", {})
+        lines.append(f"- versions: {versions}; host: Python {host.get('python')}, {host.get('machine')}, "
+                     f"{host.get('threads')} torch threads")
+    lines.append("- pixel metrics: outputs quantized to 8 bits; Y = BT.601 luma (16-235); shave = pixels "
+                 "removed from each border (= scale for SR and pipelines); LR by MATLAB-compatible bicubic.")
+    lines.append("- bold: best in column (direction from the arrow); `n/a [k]`: see note k.")
+    return "\n".join(lines) + "\n"
+
+
+def render(run_dirs: list[Path], fmt: str = "md") -> str:
+    runs = [read_run(d) for d in run_dirs]
+    if fmt == "md":
+        return render_markdown(runs)
+    rows = [r for _, rs in runs for r in rs]
+    if fmt == "csv":
+        return _flat(rows).to_csv(index=False)
+    if fmt == "html":
+        md = render_markdown(runs)
+        try:
+            import markdown  # optional
+
+            return markdown.markdown(md, extensions=["tables"])
+        except ImportError:
+            return _flat(rows).to_html(index=False)
+    raise ZooError(f"unknown format '{fmt}' (md, csv, html)")

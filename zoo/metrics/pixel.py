@@ -1,0 +1,288 @@
+"""PSNR and SSIM with the conventions of the SR literature (EDSR / BasicSR / MATLAB evaluation code).
+
+Registered metrics (factory ``f(name, *, shave=0, quantize=True, gray='raw', **ignored)``):
+
+- ``psnr``, ``ssim``: on BT.601 luma Y (16-235, :func:`zoo.color.rgb_to_y`, not rounded);
+- ``psnr_rgb``, ``ssim_rgb``: on the three RGB channels (SSIM averaged over channels).
+
+Convention, applied to both prediction and target (RGB in [0, 1], (B, 3, H, W), any device):
+
+1. ``quantize`` (default): ``round(clamp(x, 0, 1) * 255)``, i.e. the 8-bit image that would be saved
+   (EDSR ``quantize``, BasicSR ``tensor2img``); otherwise ``x * 255`` as is;
+2. Y = 16 + 65.481 R + 128.553 G + 24.966 B with R, G, B = values / 255 (for ``space='y'``);
+   **grey targets** (``gray='raw'``, default): a single-channel target (B, 1, H, W) is a grey *file*;
+   it and the prediction are then compared on full-range luma 0.299 R + 0.587 G + 0.114 B (for a grey
+   image: its grey value; a 1-channel prediction is taken as is), not on 16-235 Y. This is what the
+   published tables do: their MATLAB evaluation skips ``rgb2ycbcr`` for single-channel files (Set14
+   ``bridge.png``); with 16-235 Y bridge's PSNR rises by 20 log10(255/219) = 1.32 dB and Set14's bicubic
+   mean by 0.09 dB. It depends on the file, not the pixels: Set14 ``man.png`` is stored as RGB with
+   R = G = B and is evaluated on 16-235 Y. So pass grey files as 1-channel targets (the prediction may
+   have 3 channels). ``gray='y'`` always uses 16-235 Y;
+3. ``shave`` pixels removed from every border (usually the SR scale);
+4. PSNR = 10 log10(255^2 / MSE), per image, float64 (infinite for identical images);
+   SSIM of Wang et al. 2004 with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
+   L = 255, computed only where the window fits (valid filtering, no padding: MATLAB ``ssim_index``,
+   BasicSR ``_ssim``), mean of the SSIM map (local statistics filtered in float32 on mean-centred
+   data, formula in float64; see ``_ssim_maps``). Single-channel inputs are replicated to RGB.
+
+This SSIM equals ``skimage.metrics.structural_similarity(y, y_ref, gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=255)``: skimage filters the whole image (reflect padding) and
+then averages the map without its ``(11 - 1) // 2 = 5``-pixel border, i.e. exactly over the valid
+positions, with the same normalised 11-tap Gaussian (truncate 3.5 -> radius 5).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+from zoo.color import rgb_to_y
+from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
+
+__all__ = ["psnr", "ssim", "prepare", "prepare_pair", "PixelMetric"]
+
+_SPACES = ("y", "rgb")
+_LUMA_FULL = (0.299, 0.587, 0.114)
+
+
+def _check(x: torch.Tensor) -> torch.Tensor:
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected RGB (B, 3, H, W) (or (B, 1, H, W) grey), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"expected floats in [0, 1], got {x.dtype}")
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x.detach()
+
+
+def _to_units(x: torch.Tensor, quantize: bool, dtype: torch.dtype) -> torch.Tensor:
+    """RGB in [0, 1] -> RGB in 0..255 units (``dtype``), rounded to integers when ``quantize``.
+
+    Rounding happens in the input's precision (float32 for float32 input), as EDSR and BasicSR do.
+    """
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+    if quantize:
+        return x.clamp(0.0, 1.0).mul_(255.0).round_().to(dtype)
+    return x.to(dtype) * 255.0
+
+
+def _luma_full(rgb255: torch.Tensor) -> torch.Tensor:
+    # Full-range BT.601 luma, 0.299 R + 0.587 G + 0.114 B (= (Y - 16) * 255 / 219): a grey value stays itself.
+    w = torch.tensor(_LUMA_FULL, dtype=rgb255.dtype, device=rgb255.device).view(1, 3, 1, 1)
+    return (rgb255 * w).sum(dim=1, keepdim=True)
+
+
+def _shave(x: torch.Tensor, shave: int) -> torch.Tensor:
+    shave = int(shave)
+    if shave < 0:
+        raise ValueError(f"shave must be >= 0, got {shave}")
+    if shave:
+        h, w = x.shape[-2:]
+        if h <= 2 * shave or w <= 2 * shave:
+            raise ValueError(f"cannot shave {shave} px from a {h}x{w} image")
+        x = x[..., shave:-shave, shave:-shave]
+    return x
+
+
+def prepare(x: torch.Tensor, *, space: str = "y", shave: int = 0, quantize: bool = True,
+            dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The (B, C, h, w) tensor, in 0..255 units, that PSNR and SSIM see for one image.
+
+    Y here is always the 16-235 luma (the grey-file rule needs the target, see :func:`prepare_pair`).
+    """
+    if space not in _SPACES:
+        raise ValueError(f"space must be one of {_SPACES}, got {space!r}")
+    x = _to_units(_shave(_check(x), shave), quantize, dtype)
+    return rgb_to_y(x, data_range=255.0) if space == "y" else x
+
+
+def prepare_pair(
+    pred: torch.Tensor, target: torch.Tensor, *, space: str = "y", shave: int = 0, quantize: bool = True,
+    gray: str = "raw", dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both images as compared: (B, C, h, w) in 0..255 units, ``dtype`` (see the module docstring)."""
+    if space not in _SPACES:
+        raise ValueError(f"space must be one of {_SPACES}, got {space!r}")
+    if gray not in ("raw", "y"):
+        raise ValueError(f"gray must be 'raw' or 'y', got {gray!r}")
+    if pred.shape[-2:] != target.shape[-2:]:
+        raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in size")
+    grey_target = target.dim() >= 3 and target.shape[-3] == 1
+    a = _to_units(_shave(_check(pred), shave), quantize, dtype)
+    b = _to_units(_shave(_check(target), shave).to(a.device), quantize, dtype)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"batch sizes differ: {a.shape[0]} vs {b.shape[0]}")
+    if space == "y":
+        if grey_target and gray == "raw":
+            a, b = _luma_full(a), _luma_full(b)
+        else:
+            a, b = rgb_to_y(a, data_range=255.0), rgb_to_y(b, data_range=255.0)
+    return a, b
+
+
+def psnr(
+    pred: torch.Tensor, target: torch.Tensor, *, space: str = "y", shave: int = 0, quantize: bool = True,
+    gray: str = "raw",
+) -> torch.Tensor:
+    """Per-image PSNR in dB, (B,) float64, data range 255 (see the module docstring for the convention)."""
+    a, b = prepare_pair(pred, target, space=space, shave=shave, quantize=quantize, gray=gray)
+    d = a.sub_(b)  # a is a fresh tensor owned here
+    mse = d.mul_(d).flatten(1).mean(dim=1)
+    return 10.0 * torch.log10(255.0**2 / mse)  # mse == 0 -> inf
+
+
+@functools.lru_cache(maxsize=8)
+def _gaussian_taps(size: int, sigma: float) -> tuple[float, ...]:
+    r = (size - 1) / 2.0
+    x = torch.arange(size, dtype=torch.float64, device="cpu") - r
+    g = torch.exp(-(x * x) / (2.0 * sigma * sigma))
+    return tuple((g / g.sum()).tolist())
+
+
+def _filter_valid(x: torch.Tensor, taps: tuple[float, ...]) -> torch.Tensor:
+    """Separable correlation of the last two dims with ``taps``, valid positions only (no padding).
+
+    Shifted in-place multiply-adds: on CPU faster than ``conv2d`` with 11x1 kernels (which has no fast
+    path for this shape), no temporaries, and the same code on any device.
+    """
+    k = len(taps)
+    for dim in (-2, -1):
+        n = x.shape[dim] - k + 1
+        y = torch.mul(x.narrow(dim, 0, n), taps[0])
+        for i in range(1, k):
+            y.add_(x.narrow(dim, i, n), alpha=taps[i])
+        x = y
+    return x
+
+
+_SSIM_TILE_ELEMENTS = 1 << 22  # rows are processed in bands of about this many values per statistic
+
+
+def _ssim_mean(a: torch.Tensor, b: torch.Tensor, *, win: int = 11, sigma: float = 1.5, k1: float = 0.01,
+               k2: float = 0.03, data_range: float = 255.0, float64: bool = False) -> torch.Tensor:
+    """Mean SSIM (B, C) float64 of two (B, C, h, w) images, Gaussian window, valid positions only.
+
+    The local means, E[a^2 + b^2] and E[ab] are filtered with a separable Gaussian and combined into
+    ``(2 mu_a mu_b + C1)(2 cov + C2) / ((mu_a^2 + mu_b^2 + C1)(var_a + var_b + C2))``.
+
+    Precision and speed: by default the work is float32 on data from which each image's mean level has
+    been subtracted (that makes the E[x^2] - mu^2 cancellation benign; means are added back for the
+    luminance term), with the per-image sums accumulated in float64. The result agrees with an
+    all-float64 computation, and with skimage, to about 1e-7. ``float64=True`` does it all in float64.
+    Large batches are processed in bands of rows, which bounds the memory to a few times
+    ``_SSIM_TILE_ELEMENTS`` values; a typical test image is a single band (few large ops are faster than
+    many small ones, especially when CPU threads are contended).
+    """
+    n, c, h, w = a.shape
+    if h < win or w < win:
+        raise ValueError(f"SSIM needs images of at least {win}x{win} (after shaving), got {h}x{w}")
+    taps = _gaussian_taps(win, sigma)
+    work = torch.float64 if float64 else torch.float32
+    # each image's mean level, in float64, subtracted before the statistics are formed
+    m64 = 0.5 * (a.mean(dim=(-2, -1), keepdim=True, dtype=torch.float64)
+                 + b.mean(dim=(-2, -1), keepdim=True, dtype=torch.float64))
+    m = m64.to(work)
+    c1 = (k1 * data_range) ** 2
+    c2 = (k2 * data_range) ** 2
+    ho, wo = h - win + 1, w - win + 1
+    tile = max(16, _SSIM_TILE_ELEMENTS // max(1, n * c * w))
+    total = torch.zeros(n, c, dtype=torch.float64, device=a.device)
+    for s in range(0, ho, tile):
+        e = min(s + tile, ho)
+        rows = slice(s, e + win - 1)
+        stats = torch.empty((4, n, c, e + win - 1 - s, w), dtype=work, device=a.device)
+        ta, tb = stats[0], stats[1]
+        if a.dtype == work:
+            torch.sub(a[..., rows, :], m, out=ta)
+            torch.sub(b[..., rows, :], m, out=tb)
+        else:  # float64 input, float32 work: centre in float64, then round once
+            ta.copy_(a[..., rows, :] - m64)
+            tb.copy_(b[..., rows, :] - m64)
+        torch.mul(ta, ta, out=stats[2]).addcmul_(tb, tb)
+        torch.mul(ta, tb, out=stats[3])
+        mu_a, mu_b, e_sq, e_ab = _filter_valid(stats, taps).unbind(0)  # a fresh tensor: in-place is fine
+        # var_a + var_b and cov are shift invariant, so the centred statistics give them directly
+        mu_ab = mu_a * mu_b
+        var_sum = e_sq.sub_(mu_a * mu_a).sub_(mu_b * mu_b)
+        cov = e_ab.sub_(mu_ab)
+        mu_a.add_(m)  # back to the real local means for the luminance term
+        mu_b.add_(m)
+        num = torch.mul(mu_a, mu_b).mul_(2.0).add_(c1).mul_(cov.mul_(2.0).add_(c2))
+        den = mu_a.mul_(mu_a).addcmul_(mu_b, mu_b).add_(c1).mul_(var_sum.add_(c2))
+        total += num.div_(den).sum(dim=(-2, -1), dtype=torch.float64)
+    return total / (ho * wo)
+
+
+def ssim(
+    pred: torch.Tensor, target: torch.Tensor, *, space: str = "y", shave: int = 0, quantize: bool = True,
+    gray: str = "raw", float64: bool = False,
+) -> torch.Tensor:
+    """Per-image SSIM, (B,) float64: mean SSIM map, averaged over channels for ``space='rgb'``.
+
+    ``float64=True`` computes in float64 throughout (slower; the default float32 path on mean-centred
+    data agrees with it to about 1e-7).
+    """
+    dt = torch.float64 if float64 else torch.float32
+    a, b = prepare_pair(pred, target, space=space, shave=shave, quantize=quantize, gray=gray, dtype=dt)
+    return _ssim_mean(a, b, float64=float64).mean(dim=1)
+
+
+class PixelMetric(Metric):
+    """A PSNR or SSIM metric that keeps the value of every image it has seen."""
+
+    def __init__(self, name: str, kind: str, space: str, *, shave: int = 0, quantize: bool = True,
+                 gray: str = "raw"):
+        if kind not in ("psnr", "ssim"):
+            raise ValueError(f"kind must be 'psnr' or 'ssim', got {kind!r}")
+        if space not in _SPACES:
+            raise ValueError(f"space must be one of {_SPACES}, got {space!r}")
+        if gray not in ("raw", "y"):
+            raise ValueError(f"gray must be 'raw' or 'y', got {gray!r}")
+        self.kind, self.space, self.shave, self.quantize, self.gray = kind, space, int(shave), bool(quantize), gray
+        self._fn = psnr if kind == "psnr" else ssim
+        where = ("Y BT.601" if gray == "raw" else "Y BT.601 (grey files too)") if space == "y" else "RGB"
+        convention = f"{where}, shave={self.shave}, {'uint8' if self.quantize else 'float'}"
+        if kind == "psnr":
+            desc = "Peak signal-to-noise ratio, data range 255, mean of per-image values"
+        else:
+            desc = "SSIM (Wang et al. 2004), 11x11 Gaussian sigma 1.5, valid window, mean of per-image values"
+        self.info = MetricInfo(
+            name=name, higher_is_better=True, unit="dB" if kind == "psnr" else "", convention=convention,
+            description=desc,
+        )
+        self._values: list[float] = []
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        vals = self._fn(pred, target, space=self.space, shave=self.shave, quantize=self.quantize, gray=self.gray)
+        self._values.extend(float(v) for v in vals.cpu())
+
+    def compute(self) -> MetricResult:
+        """Mean, population standard deviation (ddof = 0), count and per-image values, in update order."""
+        n = len(self._values)
+        if n == 0:
+            return MetricResult(info=self.info, value=None, n=0, per_image=[],
+                                unavailable="no images were evaluated")
+        vals = torch.tensor(self._values, dtype=torch.float64, device="cpu")
+        finite = torch.isfinite(vals)
+        mean = float(vals.mean())  # +inf when some image is identical to its target
+        std = float(vals.std(unbiased=False)) if bool(finite.all()) else math.nan
+        return MetricResult(info=self.info, value=mean, std=std, n=n, per_image=list(self._values))
+
+    def reset(self) -> None:
+        self._values = []
+
+
+_KINDS = {"psnr": ("psnr", "y"), "ssim": ("ssim", "y"), "psnr_rgb": ("psnr", "rgb"), "ssim_rgb": ("ssim", "rgb")}
+
+
+@metric_factory(*_KINDS)
+def _make_pixel_metric(
+    name: str, *, shave: int = 0, quantize: bool = True, gray: str = "raw", **ignored
+) -> PixelMetric:
+    kind, space = _KINDS[name]
+    return PixelMetric(name, kind, space, shave=shave, quantize=quantize, gray=gray)

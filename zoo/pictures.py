@@ -1,0 +1,117 @@
+"""Pictures people look at first: comparison grids of a pipeline's stages, and training curves."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+PANEL = 256  # longest side of each panel, in pixels
+PAD = 8
+LABEL_H = 22
+
+
+def _to_pil(img: torch.Tensor, size: tuple[int, int]) -> Image.Image:
+    """(1 or 3, H, W) or (1, C, H, W) in [0, 1] -> RGB PIL image of ``size`` (W, H), nearest neighbour so
+    that LR pixels stay visible as pixels."""
+    if img.dim() == 4:
+        img = img[0]
+    if img.shape[0] == 1:
+        img = img.expand(3, -1, -1)
+    arr = (img.detach().float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+    return Image.fromarray(arr).resize(size, Image.NEAREST)
+
+
+def _font(size: int = 14):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one fixed-size default font
+        return ImageFont.load_default()
+
+
+def comparison_grid(path: Path, *, triple, output: torch.Tensor, intermediate: torch.Tensor | None,
+                    colorizer: str, sr: str, order: str = "color-first") -> Path:
+    """One row: gray LR input | intermediate (colorized LR, or upscaled gray) | output | ground truth."""
+    from zoo.color import gray_to_rgb
+
+    hr = triple.hr
+    h, w = hr.shape[-2:]
+    k = PANEL / max(h, w)
+    size = (max(1, round(w * k)), max(1, round(h * k)))
+    gray = gray_to_rgb(triple.lr_l)
+    if order == "sr-first":
+        middle_label = f"upscaled gray ({sr})"
+    else:
+        middle_label = f"colorized LR ({colorizer})"
+    panels = [("gray LR input", gray), (middle_label, intermediate if intermediate is not None else gray),
+              (f"output ({colorizer} + {sr})", output), ("ground truth", hr)]
+    title = f"{colorizer} -> {sr}" if order != "sr-first" else f"{sr} -> {colorizer} (SR first)"
+    width = len(panels) * size[0] + (len(panels) + 1) * PAD
+    height = size[1] + 2 * LABEL_H + 2 * PAD
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((PAD, 4), title, fill=(0, 0, 0), font=_font(15))
+    for i, (label, img) in enumerate(panels):
+        x = PAD + i * (size[0] + PAD)
+        draw.text((x, LABEL_H + 2), label, fill=(60, 60, 60), font=_font(12))
+        canvas.paste(_to_pil(img, size), (x, 2 * LABEL_H + PAD // 2))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, optimize=True)
+    return path
+
+
+def _smooth(values: list[float], alpha: float = 0.1) -> list[float]:
+    out, acc = [], None
+    for v in values:
+        acc = v if acc is None else (1 - alpha) * acc + alpha * v
+        out.append(acc)
+    return out
+
+
+def loss_curves(path: Path, logs: dict[str, list[dict]]) -> Path:
+    """One panel per model, each logged loss a line (exponentially smoothed; raw values faint)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(logs)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, (name, log) in zip(axes.flat, logs.items()):
+        keys = [k for k in log[0] if k not in ("step", "stage")]
+        steps = [r["step"] for r in log]
+        for i, key in enumerate(keys):
+            vals = [r.get(key) for r in log]
+            pts = [(s, v) for s, v in zip(steps, vals) if v is not None and math.isfinite(v)]
+            if not pts:
+                continue
+            xs, ys = zip(*pts)
+            color = f"C{i}"
+            ax.plot(xs, ys, color=color, alpha=0.2, linewidth=0.8)
+            ax.plot(xs, _smooth(list(ys)), color=color, linewidth=1.6, label=key)
+        positive = all(r.get(k, 1) is None or r.get(k, 1) > 0 for r in log for k in keys)
+        if positive:
+            ax.set_yscale("log")
+        stages = []
+        for r in log:
+            if not stages or stages[-1][1] != r.get("stage"):
+                stages.append((r["step"], r.get("stage")))
+        for s, _ in stages[1:]:
+            ax.axvline(s, color="gray", linestyle="--", linewidth=0.8)
+        ax.set_title(name, fontsize=11)
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

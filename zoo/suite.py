@@ -1,0 +1,110 @@
+"""Benchmark suites: TOML files naming data, scale, presets, overrides, steps and metrics.
+
+A suite is looked up by name in ``benchmark/suites/`` (of the working directory, then of the source checkout)
+or given as a path. Relative data paths in a suite are relative to the suite file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ZooError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ORDERS = ("color-first", "sr-first", "both")
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str = ""
+    train: str = "samples:train"
+    test: list[str] = field(default_factory=lambda: ["samples:test"])
+    optional_test: list[str] = field(default_factory=list)  # used only when present (e.g. Urban100)
+    scales: list[int] = field(default_factory=lambda: [2])
+    preset: str = "tiny"
+    steps: int = 300
+    steps_per_model: dict[str, int] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim"])
+    colorizers: list[str] = field(default_factory=lambda: ["*"])
+    sr: list[str] = field(default_factory=lambda: ["*"])
+    order: str = "color-first"
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sample_images: int = 3
+    checkpoint_every: int = 100
+    seed: int = 0
+    source: str = ""
+
+    def replace(self, **changes) -> "Suite":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def suite_dirs() -> list[Path]:
+    here = Path(__file__).resolve().parent.parent / "benchmark" / "suites"
+    return [Path.cwd() / "benchmark" / "suites", here]
+
+
+def available_suites() -> list[str]:
+    names = set()
+    for d in suite_dirs():
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.toml"))
+    return sorted(names)
+
+
+def find_suite(spec: str) -> Path:
+    p = Path(spec)
+    if p.suffix == ".toml" or p.is_file():
+        if not p.is_file():
+            raise ZooError(f"suite file not found: {p}")
+        return p
+    for d in suite_dirs():
+        candidate = d / f"{spec}.toml"
+        if candidate.is_file():
+            return candidate
+    raise ZooError(f"unknown suite '{spec}' (suites: {', '.join(available_suites()) or 'none found'})")
+
+
+def load_suite(spec: str) -> Suite:
+    path = find_suite(spec)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ZooError(f"suite {path} is not valid TOML: {exc}") from None
+    known = {f.name for f in dataclasses.fields(Suite)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ZooError(f"suite {path}: unknown keys {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    if "scale" in raw:
+        raise ZooError(f"suite {path}: use 'scales = [2]', a list")
+    suite = Suite(**{**raw, "name": raw.get("name", path.stem), "source": str(path)})
+    base = path.parent
+    suite.train = _resolve(suite.train, base)
+    suite.test = [_resolve(t, base) for t in suite.test]
+    suite.optional_test = [_resolve(t, base) for t in suite.optional_test]
+    validate(suite)
+    return suite
+
+
+def _resolve(spec: str, base: Path) -> str:
+    if spec.startswith("samples"):
+        return spec
+    p = Path(spec).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def validate(suite: Suite) -> None:
+    if suite.order not in ORDERS:
+        raise ZooError(f"suite '{suite.name}': order must be one of {', '.join(ORDERS)}, got '{suite.order}'")
+    if not suite.scales or any(int(s) != s or s < 1 for s in suite.scales):
+        raise ZooError(f"suite '{suite.name}': scales must be positive integers, got {suite.scales}")
+    if suite.steps < 1:
+        raise ZooError(f"suite '{suite.name}': steps must be at least 1")

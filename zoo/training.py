@@ -1,0 +1,250 @@
+"""The one training loop every model shares; what differs per model lives in its :class:`~zoo.recipe.Recipe`.
+
+The loop owns: data (streamed patches), device placement, seeding, mixed precision and ``channels_last`` on
+CUDA, the progress bar, periodic atomic checkpoints and resumption. A run directory holds::
+
+    model.safetensors, model.json   the weights and what they are (config, recipe, data, notes, versions)
+    state.pt                        optimisers, RNG state and step: enough to continue exactly
+    log.jsonl                       one line of losses per step (for curves)
+
+Resuming: the data stream is a pure function of (seed, step) and the RNG state is checkpointed, so a run
+interrupted at any checkpoint and continued ends with exactly the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zoo.checkpoint import atomic_torch_save, atomic_write_json, save_checkpoint
+from zoo.config import config_to_dict
+from zoo.errors import ZooError
+from zoo.recipe import NonFiniteLossError, Stage, TrainContext
+
+PREPARE_BATCHES = 8  # batches shown to Recipe.prepare (e.g. to estimate a colour prior)
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    steps: int
+    seconds: float  # wall time of the steps run in this call
+    resumed_from: int
+    notes: list[str] = field(default_factory=list)
+    trained: bool = True  # False when the run was already complete
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def stage_plan(stages: tuple[Stage, ...], total: int) -> list[tuple[Stage, int, int]]:
+    """``(stage, first_step, end_step)`` for each stage with at least one step."""
+    weights = [max(0.0, s.fraction) for s in stages]
+    if sum(weights) <= 0:
+        raise ZooError("a recipe's stage fractions add up to zero")
+    bounds, acc = [0], 0.0
+    for w in weights:
+        acc += w
+        bounds.append(round(total * acc / sum(weights)))
+    return [(s, a, b) for s, a, b in zip(stages, bounds[:-1], bounds[1:]) if b > a]
+
+
+def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_scale: int) -> str:
+    """Content address of a training run: everything its weights depend on."""
+    recipe = entry.recipe
+    payload = {
+        "model": entry.name,
+        "distribution": entry.distribution,
+        "version": entry.version,
+        "config": config_to_dict(config),
+        "recipe": f"{recipe.__module__}.{recipe.__qualname__}" if recipe else None,
+        "data": data_fingerprint,
+        "seed": seed,
+        "steps": steps,
+        "data_scale": data_scale,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device, task: str, channels_last: bool):
+    out = {k: v.to(device, non_blocking=True).float() for k, v in batch.items()}
+    if task == "colorizer":
+        from zoo.color import split_lab
+
+        out["l"], out["ab"] = split_lab(out["rgb"])
+    if channels_last:
+        out = {k: v.contiguous(memory_format=torch.channels_last) for k, v in out.items()}
+    return out
+
+
+def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.device, seed: int = 0,
+          data_scale: int = 1, checkpoint_every: int = 100, workers: int | None = None, amp: bool = True,
+          progress: bool = True, extra_meta: dict[str, Any] | None = None) -> TrainResult:
+    """Train ``entry`` (a trainable ModelEntry) with ``config`` on ``dataset`` for ``steps`` steps.
+
+    ``data_scale``: colorizers learn on the colour LR images, i.e. the data downscaled by the benchmark's
+    SR scale; SR models take their scale from ``config.scale``. Continues a run found in ``out_dir``.
+    """
+    from zoo.data import make_train_loader
+
+    if entry.recipe is None:
+        raise ZooError(f"model '{entry.name}' has nothing to train (it is a fixed baseline)")
+    if steps < 1:
+        raise ZooError(f"steps must be at least 1, got {steps}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, state_path, log_path = out_dir / "model.safetensors", out_dir / "state.pt", out_dir / "log.jsonl"
+    task = entry.task
+    scale = int(getattr(config, "scale", 1)) if task == "sr" else int(data_scale)
+    batch_size, patch_size = int(config.batch_size), int(config.patch_size)
+    fingerprint = dataset.fingerprint()
+    key = run_key(entry, config, fingerprint, seed, steps, data_scale)
+
+    cuda = device.type == "cuda"
+    seed_everything(seed)
+    model = entry.build(config).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    ctx = TrainContext(device=device, total_steps=steps, amp=amp and cuda)
+    recipe = entry.recipe(model, config, ctx)
+    recipe.aux.to(device)
+    plan = stage_plan(tuple(recipe.stages), steps)
+
+    start, meta_notes = 0, []
+    state = _load_state(state_path, key)
+    if state is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(ckpt_path), device=str(device)))
+        start = int(state["step"])
+        meta_notes = list(state.get("notes", []))
+        for note in meta_notes:
+            ctx.note(note)
+
+    def meta(step: int) -> dict[str, Any]:
+        return {
+            "model": entry.name, "task": task, "distribution": entry.distribution,
+            "plugin_version": entry.version, "config": config_to_dict(config),
+            "recipe": f"{entry.recipe.__module__}.{entry.recipe.__qualname__}",
+            "data": fingerprint, "seed": seed, "steps": step, "target_steps": steps, "data_scale": data_scale,
+            "run_key": key, "notes": list(ctx.notes), "device": str(device), **(extra_meta or {}),
+        }
+
+    if start >= steps:
+        return TrainResult(ckpt_path, steps, 0.0, start, list(ctx.notes), trained=False)
+
+    if start == 0:
+        _truncate_log(log_path, 0)
+        prep = make_train_loader(dataset, task=task, patch_size=patch_size, scale=scale, batch_size=batch_size,
+                                 seed=seed + 7919, workers=0, steps=PREPARE_BATCHES)
+        recipe.prepare(_to_device(b, device, task, False) for b in prep)
+    else:
+        _truncate_log(log_path, start)
+
+    loader = make_train_loader(dataset, task=task, patch_size=patch_size, scale=scale, batch_size=batch_size,
+                               seed=seed, workers=workers, start_step=start, steps=steps - start)
+    batches = iter(loader)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc=f"train {entry.name}", unit="step", dynamic_ncols=True,
+                   leave=False)
+    step, t0, images = start, time.perf_counter(), 0
+    seconds_before = float(state["seconds"]) if state is not None else 0.0
+    try:
+        for stage, first, end in plan:
+            if end <= step:
+                continue
+            recipe.start_stage(stage)
+            if state is not None:  # resuming: optimiser state (mid-stage only) and RNG, once
+                if state.get("stage") == stage.name:
+                    recipe.load_state_dict(state["recipe"])
+                _set_rng(state["rng"])
+                state = None
+            model.train()
+            while step < end:
+                batch = _to_device(next(batches), device, task, cuda)
+                logs = recipe.training_step(batch, stage, step)
+                step += 1
+                images += batch_size
+                with open(log_path, "a") as f:
+                    f.write(json.dumps({"step": step, "stage": stage.name, **logs}) + "\n")
+                if bar is not None:
+                    rate = images / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix({**{k: f"{v:.4g}" for k, v in logs.items()}, "img/s": f"{rate:.1f}"},
+                                    refresh=False)
+                    bar.update(1)
+                if step % checkpoint_every == 0 or step == end:
+                    seconds = seconds_before + time.perf_counter() - t0
+                    _save(model, recipe, ckpt_path, state_path, {**meta(step), "train_seconds": seconds},
+                          key, step, stage.name, seconds)
+    except NonFiniteLossError as exc:
+        raise ZooError(f"training {entry.name} stopped at step {step}: {exc}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return TrainResult(ckpt_path, step, time.perf_counter() - t0, start, list(ctx.notes))
+
+
+def _rng_state() -> dict[str, Any]:
+    # The data stream is seeded by step, so only the model's own randomness (dropout, sampling) is saved.
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save(model, recipe, ckpt_path: Path, state_path: Path, meta: dict, key: str, step: int, stage: str,
+          seconds: float) -> None:
+    # Weights first, then the state that points at them (written last, checked by key on load).
+    save_checkpoint(ckpt_path, model, meta)
+    atomic_torch_save(state_path, {"key": key, "step": step, "stage": stage, "recipe": recipe.state_dict(),
+                                   "rng": _rng_state(), "notes": list(meta["notes"]), "seconds": seconds})
+
+
+def _load_state(state_path: Path, key: str) -> dict[str, Any] | None:
+    if not state_path.is_file():
+        return None
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception:  # a torn or foreign file: start afresh rather than crash
+        return None
+    return state if state.get("key") == key else None
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    if not log_path.exists():
+        return
+    if step == 0:
+        log_path.unlink()
+        return
+    lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
+    kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
+    log_path.write_text("".join(ln + "\n" for ln in kept))
+
+
+def read_log(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+__all__ = ["TrainResult", "read_log", "run_key", "stage_plan", "train"]
