@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml plugins/example_plugin/pyproject.toml
 setup: $(STAMP)
 
 bench: $(STAMP)
-	$(VENV)/bin/zoo list
+	$(VENV)/bin/zoo bench
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -106,4 +106,4 @@ def test_readme_main_job_is_zoo_bench_on_default():
     makefile = (REPO / "Makefile").read_text()
     bench_recipe = makefile.split("\nbench:")[1].split("\n\n")[0]
     assert "zoo bench" in bench_recipe and "--suite" not in bench_recipe.replace("--suite default", "")
-    assert (REPO / "README.md").read_text().splitlines()[2].startswith("make bench")
+    assert (REPO / "README.md").read_text().splitlines()[3].startswith("make bench")

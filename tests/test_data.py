@@ -225,12 +225,20 @@ def test_fingerprint_cached_and_content_based(tmp_path, monkeypatch):
     fp = ImageFolder(root).fingerprint()
     calls = []
     real = D._decode
-    monkeypatch.setattr(D, "_decode", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(D, "_decode", lambda *a, **k: calls.append(a) or real(*a, **k))
     assert ImageFolder(root).fingerprint() == fp and calls == []  # (size, mtime) cache: no decode
     _save(root / "b.png", _noise(12, 12, 3))  # new content
     assert ImageFolder(root).fingerprint() != fp and len(calls) == 1
     (root / "b.png").rename(root / "c.png")  # the path is part of it too
     assert len({fp, ImageFolder(root).fingerprint()}) == 2
+
+
+def test_items_flag_greyscale_files(tmp_path):
+    Image.new("L", (8, 8), 7).save(tmp_path / "grey.png")
+    Image.fromarray(np.full((8, 8), 9000, dtype=np.uint16)).save(tmp_path / "grey16.png")
+    _save(tmp_path / "rgb.png", _noise(8, 8))
+    flags = {it.name: it.grey for it in ImageFolder(tmp_path)}
+    assert flags == {"grey": True, "grey16": True, "rgb": False}
 
 
 # ------------------------------------------------------------------------------------------ samples

@@ -10,7 +10,7 @@ value at which their derivative is infinite or NaN.
 Constants: the sRGB -> XYZ matrix and the D65 (2 degree observer) white point are those of
 ``skimage.color`` (``xyz_from_rgb`` and ``(0.95047, 1.0, 1.08883)``). The Lab curve uses the exact CIE
 constants ``eps = (6/29)**3`` and slope ``(29/6)**2 / 3`` (skimage rounds them to 0.008856 and 7.787);
-this changes L, a, b by less than 1e-4 and makes :func:`rgb_to_lab` and :func:`lab_to_rgb` exact inverses.
+this changes L, a, b by at most 2e-4 and makes :func:`rgb_to_lab` and :func:`lab_to_rgb` exact inverses.
 """
 
 from __future__ import annotations

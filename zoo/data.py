@@ -69,8 +69,8 @@ A :class:`Dataset` is an ordered list of named images (:class:`ImageItem`: ``nam
   Nothing is fetched over the network: a file missing from another package version is left out with a
   :class:`DataWarning` and listed in ``SampleImages.missing`` with the reason. Left out on purpose from
   scikit-image's folder: greyscale or synthetic images (camera, coins, moon, text, page, horse, checker
-  boards, binary blobs, phantom, logo), microscopy and medical images (cell, ihc, retina,
-  microaneurysms, color), textures (brick, grass, gravel) and non-photographs (.npy/.npz/.xml/.gif/.tif).
+  boards, binary blobs, phantom, logo, color), microscopy and medical images (cell, ihc, retina,
+  microaneurysms), textures (brick, grass, gravel) and non-photographs (.npy/.npz/.xml/.gif/.tif).
   The photographs are read through their package directory (``importlib.util.find_spec``, the same file
   ``matplotlib.cbook.get_sample_data('grace_hopper.jpg')`` and ``sklearn.datasets.load_sample_image``
   return) so that listing the set imports none of these packages.
@@ -87,11 +87,18 @@ a permutation drawn from ``(seed, epoch)``; the crop and flips of a visit come f
 Worker ``w`` of ``n`` builds batches ``start_step + w, + n, ...`` and the DataLoader hands them out round
 robin, so the stream is the same with 0, 1 or 2 workers and resuming at ``start_step`` costs nothing.
 
+Augmentation: SR patches get a random one of the 8 flips/rotations of the square (before the
+downscale, so ``lr == downscale(hr)`` holds for every sample); colorizer patches only horizontal flips,
+because vertical flips and rotations would put sky and ground in the wrong place and teach wrong colour
+priors.
+
 Memory is bounded: nothing holds the data set as float arrays; each worker keeps a LRU cache of decoded
-images (uint8, or uint16 for 16-bit files) with a byte budget (``cache_mb``, default 256 MB *in total*,
-split between the workers; an image larger than its worker's share is not cached). Memory therefore
-grows with the data set only until the budget is reached and then stays flat: with 10 or 1000 images a
-worker holds at most its share of the budget plus the image being cropped and the prefetched batches.
+images (uint8, or uint16 for 16-bit files; for the colorizer with ``scale > 1`` the uint8 colour LR
+image, which is on the 1/255 grid) with a byte budget (``cache_mb``, default 256 MB *in total*, split
+between the workers; an image larger than its worker's share is not cached). Memory therefore grows
+with the data set only until the budget is reached and then stays flat: with 10 or 1000 images a worker
+holds at most its share of the budget plus the image being cropped and the prefetched batches
+(``2 x workers`` batches).
 """
 
 from __future__ import annotations
@@ -190,8 +197,14 @@ def _to_rgb_array(img, path) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _decode(source, path) -> np.ndarray:
-    """Decode a path or file object fully; every failure becomes BadImageError(path, reason)."""
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "F"})
+
+
+def _decode(source, path, *, with_mode: bool = False):
+    """Decode a path or file object fully; every failure becomes BadImageError(path, reason).
+
+    ``with_mode=True`` returns ``(pixels, stored mode)``: the benchmarks score greyscale *files* on their
+    raw grey values, as the published SR tables do."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -203,7 +216,8 @@ def _decode(source, path) -> np.ndarray:
                 warnings.warn(f"{path}: EXIF orientation unreadable, image used as stored ({exc})", DataWarning,
                               stacklevel=3)
                 oriented = img
-            return _to_rgb_array(oriented, path)
+            arr = _to_rgb_array(oriented, path)
+            return (arr, img.mode) if with_mode else arr
     except BadImageError:
         raise
     except MemoryError:
@@ -253,6 +267,7 @@ class _Probe:
     width: int | None
     height: int | None
     reason: str | None  # None: usable
+    grey: bool = False  # stored as a greyscale image (mode 1, L, I;16, ...)
 
 
 _PROBES: dict[str, tuple[tuple[int, int], _Probe]] = {}
@@ -280,8 +295,9 @@ def _probe(path: Path) -> _Probe:
         probe = _Probe(sha, None, None, "empty file (0 bytes)")
     else:
         try:
-            arr = _decode(io.BytesIO(data), path)
-            probe = _Probe(sha, int(arr.shape[1]), int(arr.shape[0]), None)
+            arr, mode = _decode(io.BytesIO(data), path, with_mode=True)
+            grey = mode in _GREY_MODES or mode in _SIXTEEN_BIT
+            probe = _Probe(sha, int(arr.shape[1]), int(arr.shape[0]), None, grey)
         except BadImageError as exc:
             probe = _Probe(sha, None, None, exc.reason)
     with _PROBES_LOCK:
@@ -300,6 +316,7 @@ class ImageItem:
     width: int
     height: int
     sha256: str = field(repr=False, default="")
+    grey: bool = False  # a greyscale file (its pixel metrics use the raw grey values, see zoo.metrics.pixel)
 
     def load(self) -> torch.Tensor:
         """The image as (3, H, W) float in [0, 1]."""
@@ -390,7 +407,7 @@ class Dataset:
                         detail += "; ..."
                 raise ZooError(f"no usable image in {self._where()}: {len(skipped)} files skipped ({detail})")
             names = _names_for([k for k, _, _ in good])
-            items = [ImageItem(n, k, p, pr.width, pr.height, pr.sha256) for n, (k, p, pr) in zip(names, good)]
+            items = [ImageItem(n, k, p, pr.width, pr.height, pr.sha256, pr.grey) for n, (k, p, pr) in zip(names, good)]
             self._report = ScanReport(items, skipped)
             return self._report
 
@@ -665,18 +682,34 @@ class PatchStream(torch.utils.data.IterableDataset):
     def _array(self, idx: int) -> np.ndarray:
         if self.cache is None:
             self.cache = _ByteLRU(self.cache_bytes)
-        key, path, _, _ = self.items[idx]
+        _, path, _, _ = self.items[idx]
         return self.cache.get(path, lambda: read_image_array(path))
 
+    def _lr_array(self, idx: int) -> np.ndarray:
+        """The colour LR image ``downscale(modcrop(hr, s), s)`` as uint8 (it is on the 1/255 grid), cached."""
+        if self.cache is None:
+            self.cache = _ByteLRU(self.cache_bytes)
+        _, path, _, _ = self.items[idx]
+
+        def load() -> np.ndarray:
+            from zoo.degrade import modcrop
+            from zoo.resize import downscale
+
+            lr = downscale(modcrop(read_image(path), self.scale)[None], self.scale)[0]
+            return torch.round(lr.clamp(0.0, 1.0) * 255.0).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+        return self.cache.get(f"{path}@x{self.scale}", load)
+
     @staticmethod
-    def _augment(t: torch.Tensor, c: _Crop) -> torch.Tensor:
+    def _augment(a: np.ndarray, c: _Crop) -> np.ndarray:
+        """Flip/rotate an (h, w, 3) view (numpy views: no copy, no torch thread overhead per sample)."""
         if c.hflip:
-            t = t.flip(-1)
+            a = a[:, ::-1]
         if c.vflip:
-            t = t.flip(-2)
+            a = a[::-1]
         if c.rot:
-            t = t.transpose(-1, -2)  # with the flips: all 8 symmetries of the square
-        return t
+            a = a.swapaxes(0, 1)  # with the flips: all 8 symmetries of the square
+        return a
 
     def batch(self, k: int) -> dict[str, torch.Tensor]:
         """Batch number ``k`` of the stream (a pure function of seed and k)."""
@@ -684,31 +717,24 @@ class PatchStream(torch.utils.data.IterableDataset):
 
         b, ppi, s, p = self.batch_size, self.ppi, self.scale, self.patch
         samples = range(k * b, (k + 1) * b)
-        out: list[torch.Tensor] = []
+        c = p * s if self.task == "sr" else p
+        x = np.empty((b, 3, c, c), dtype=np.float32)
+        i = 0
         for v, group in itertools.groupby(samples, key=lambda j: j // ppi):
             idx, crops = self._visit(v)
-            arr = self._array(idx)
-            if self.task == "sr":
-                c = p * s
-                for j in group:
-                    cr = crops[j % ppi]
-                    patch = _array_to_tensor(arr[cr.y:cr.y + c, cr.x:cr.x + c])
-                    out.append(self._augment(patch, cr))
-            else:
-                img = _array_to_tensor(arr)
-                if s > 1:
-                    from zoo.degrade import modcrop
-
-                    img = downscale(modcrop(img, s)[None], s)[0]
-                for j in group:
-                    cr = crops[j % ppi]
-                    out.append(self._augment(img[:, cr.y:cr.y + p, cr.x:cr.x + p], cr))
-        x = torch.stack(out).contiguous()
+            arr = self._array(idx) if self.task == "sr" or s == 1 else self._lr_array(idx)
+            div = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(arr.dtype, 1.0)
+            for j in group:
+                cr = crops[j % ppi]
+                view = self._augment(arr[cr.y:cr.y + c, cr.x:cr.x + c], cr).transpose(2, 0, 1)
+                np.divide(view, np.float32(div), out=x[i], dtype=np.float32)  # == read_image's values
+                i += 1
+        hr = torch.from_numpy(x)
         if self.task == "sr":
-            lr = downscale(x, s).clamp_(0.0, 1.0)
+            lr = downscale(hr, s).clamp_(0.0, 1.0)
             lr = torch.round(lr * 255.0).div_(255.0)  # on the uint8 grid (downscale already is; idempotent)
-            return {"lr": lr.contiguous(), "hr": x}
-        return {"rgb": x}
+            return {"lr": lr.contiguous(), "hr": hr}
+        return {"rgb": hr}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()

@@ -151,8 +151,10 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
             torch.cuda.synchronize()
         model_seconds += time.perf_counter() - t0
         pred = pred.clamp(0, 1)
+        # Published SR tables score greyscale files on their raw grey values, not on 16-235 Y.
+        grey_target = target[:, :1] if getattr(item, "grey", False) else target
         for m in metric_objs:
-            m.update(pred, target)
+            m.update(pred, grey_target if getattr(m, "accepts_grey_target", False) else target)
         if on_image is not None:
             on_image(item.name, pred, target, triple, intermediate)
         n += 1

@@ -235,6 +235,9 @@ def ssim(
 class PixelMetric(Metric):
     """A PSNR or SSIM metric that keeps the value of every image it has seen."""
 
+    # The evaluator hands a 1-channel target for greyscale files (scored on raw grey values).
+    accepts_grey_target = True
+
     def __init__(self, name: str, kind: str, space: str, *, shave: int = 0, quantize: bool = True,
                  gray: str = "raw"):
         if kind not in ("psnr", "ssim"):
