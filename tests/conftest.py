@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -12,6 +14,7 @@ from weights_fixture import test_torch_home, test_weights_dir  # noqa: F401  (pr
 # Tests must never see the user's own weights or caches: every run gets an empty TORCH_HOME and cache
 # (tests that need weights build their own, see weights_fixture.py).
 _SESSION_TMP = tempfile.mkdtemp(prefix="zoo-tests-")
+atexit.register(shutil.rmtree, _SESSION_TMP, ignore_errors=True)
 os.environ["TORCH_HOME"] = os.path.join(_SESSION_TMP, "torch-empty")
 os.environ["ZOO_CACHE"] = os.path.join(_SESSION_TMP, "cache")
 for _var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS"):
