@@ -15,7 +15,7 @@ PYTEST_ARGS ?= -n 2
 $(STAMP): pyproject.toml plugins/example_plugin/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(if $(TORCH_SPEC),$(PY) -m pip install $(TORCH_SPEC))
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -107,3 +107,23 @@ def test_readme_main_job_is_zoo_bench_on_default():
     bench_recipe = makefile.split("\nbench:")[1].split("\n\n")[0]
     assert "zoo bench" in bench_recipe and "--suite" not in bench_recipe.replace("--suite default", "")
     assert (REPO / "README.md").read_text().splitlines()[3].startswith("make bench")
+
+
+def test_ray_executor_gives_identical_results(first_run, smoke, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'zoo[ray]')")
+    import ray
+
+    from zoo.executors import RayExecutor
+
+    result, _ = first_run
+    executor = RayExecutor(num_cpus=2, device="cpu")
+    try:
+        distributed = run_bench(smoke, registry=get_registry(), out=tmp_path / "ray", cache_dir=tmp_path / "cache",
+                                executor=executor, log=lambda *_: None)
+    finally:
+        ray.shutdown()
+    assert distributed.trained == 4
+    assert json.loads((distributed.run_dir / "run.json").read_text())["executor"] == "ray"
+    local, remote = _values(result.run_dir), _values(distributed.run_dir)
+    assert local.keys() == remote.keys()
+    assert local == remote  # every metric value, exactly

@@ -249,8 +249,10 @@ class BenchResult:
 
 def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Path | None = None,
               colorizers=None, sr=None, device: str | None = None, progress: bool = True,
-              workers: int | None = None, log=print) -> BenchResult:
+              workers: int | None = None, executor=None, log=print) -> BenchResult:
+    """Plan the grid, run its jobs with ``executor`` (default: in this process), write the run directory."""
     from zoo.device import pick_device
+    from zoo.executors import LocalExecutor
 
     t0 = time.perf_counter()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -258,22 +260,13 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     run_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_root(cache_dir)
     plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr)
-    dev = pick_device(device)
+    executor = executor or LocalExecutor(device=device, progress=progress, workers=workers)
+    dev = pick_device(device) if executor.name == "local" else (device or "auto")
     log(f"bench '{suite.name}': {len(plan.colorizers)} colorizers x {len(plan.sr)} SR models, "
-        f"{len(plan.train_jobs)} training jobs, {len(plan.eval_jobs)} evaluations, device {dev}, run dir {run_dir}")
-
-    models: dict[str, dict[str, Any]] = {}
-    trained = 0
-    for job in plan.train_jobs:
-        info = run_train_job(job, device=str(dev), progress=progress, workers=workers)
-        trained += bool(info["trained_now"])
-        status = "trained" if info["trained_now"] else "cached"
-        log(f"  {status:7s} {job.model} x{job.scale} ({job.steps} steps, {info['train_seconds'] or 0:.1f} s)")
-        models[f"{job.model}@x{job.scale}"] = info
-
-    rows: list[dict[str, Any]] = []
-    for job in plan.eval_jobs:
-        rows.extend(run_eval_job(job, cache=cache, device=str(dev)))
+        f"{len(plan.train_jobs)} training jobs, {len(plan.eval_jobs)} evaluations, executor {executor.name}, "
+        f"device {dev}, run dir {run_dir}")
+    models, rows = executor.run(plan, log)
+    trained = sum(bool(info["trained_now"]) for info in models.values())
 
     from zoo.leaderboard import write_run
 
@@ -290,6 +283,7 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
         "suite": dataclasses.asdict(suite),
         "created": stamp,
         "device": str(dev),
+        "executor": executor.name,
         "colorizers": plan.colorizers,
         "sr": plan.sr,
         "models": models,

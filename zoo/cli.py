@@ -283,8 +283,13 @@ def _fmt_bytes(n):
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help="Trained models and cached results (default: $ZOO_CACHE or ~/.cache/zoo).")
 @click.option("--workers", type=click.IntRange(0), default=None, help="Data loader processes per training.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Run jobs in this process, or as Ray tasks (pip install 'zoo[ray]').")
+@click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
+@click.option("--gpus-per-job", type=float, default=None,
+              help="GPUs each Ray task asks for (default: 1 when the cluster has GPUs, else 0).")
 def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, order,
-              cache_dir, workers):
+              cache_dir, workers, executor, address, gpus_per_job):
     """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
 
     A grid of C colorizers and S SR models trains C + S models (never C x S); trained models and results
@@ -307,8 +312,12 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
         sr_sel = _with_baselines(registry, [], "sr")
     if srs and not colorizers:
         col_sel = _with_baselines(registry, [], "colorizer")
+    from zoo.executors import make_executor
+
+    runner = make_executor(executor, device=device, workers=workers, address=address, gpus_per_job=gpus_per_job)
     result = run_bench(suite, registry=registry, out=Path(out_dir) if out_dir else None, cache_dir=cache_dir,
-                       colorizers=col_sel, sr=sr_sel, device=device, workers=workers, log=click.echo)
+                       colorizers=col_sel, sr=sr_sel, device=device, workers=workers, executor=runner,
+                       log=click.echo)
     click.echo(f"done in {result.seconds:.1f} s: {result.trained} of {result.train_jobs} models trained now, "
                f"{result.eval_jobs} evaluations")
     click.echo(f"leaderboard: {result.run_dir / 'leaderboard.md'}")
@@ -322,6 +331,62 @@ def _with_baselines(registry, names, task):
     """The selection plus every reference baseline of the task (models with nothing to train)."""
     baselines = [e.name for e in registry.entries(task=task) if not e.trainable]
     return list(dict.fromkeys(baselines + list(names)))
+
+
+@cli.command("run")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--colorizer", "col_spec", metavar="NAME|CHECKPOINT", help="Colorizer (name in --run, or a checkpoint).")
+@click.option("--sr", "sr_spec", metavar="NAME|CHECKPOINT", help="SR model (name in --run, or a checkpoint).")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A bench run directory: model names resolve to the checkpoints it trained.")
+@click.option("--scale", type=click.IntRange(1, 16), default=None, help="SR scale (default: the run's or 2).")
+@click.option("--preview", is_flag=True, help="Also write <name>_preview.png: gray input beside the output.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
+@click.option("--tile", type=click.IntRange(16), default=256, show_default=True, help="SR tile size in input pixels.")
+@click.option("--color-size", type=click.IntRange(16), default=512, show_default=True,
+              help="Longest side the colorizer works at; its colour is upsampled onto the full-size lightness.")
+@click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
+def run_cmd(inputs, out_dir, col_spec, sr_spec, run_dir, scale, preview, overwrite, tile, color_size, device):
+    """Colorize and upscale your own photographs (files or folders) with trained models.
+
+    Each input is used as grayscale. Large images are processed in overlapping tiles, so memory stays
+    bounded. Unreadable files are skipped and named; existing outputs are kept unless --overwrite.
+    """
+    from zoo.apply import RunOptions, collect_inputs, run_pipeline
+    from zoo.device import pick_device
+    from zoo.evaluate import load_model
+
+    if not col_spec and not sr_spec:
+        raise click.UsageError("give --colorizer, --sr or both")
+    dev = pick_device(device)
+    registry = _registry()
+    run_models = {}
+    if run_dir:
+        meta = json.loads((Path(run_dir) / "run.json").read_text()) if (Path(run_dir) / "run.json").is_file() else None
+        if meta is None:
+            raise ZooError(f"{run_dir} is not a bench run directory (no run.json)")
+        run_models = meta.get("models", {})
+        if scale is None:
+            scale = (meta.get("suite", {}).get("scales") or [2])[0]
+    scale = scale or _checkpoint_scale(sr_spec) or 2
+
+    def resolve(spec, task):
+        if spec is None:
+            return None
+        key = f"{spec}@x{scale}"
+        if key in run_models:
+            spec = run_models[key]["checkpoint"]
+        elif run_dir and spec in registry and registry.get(spec).trainable:
+            raise ZooError(f"run {run_dir} has no trained '{spec}' at x{scale} "
+                           f"(it has: {', '.join(sorted(run_models)) or 'none'})")
+        return load_model(spec, task, scale=scale, device=dev, registry=registry).module
+
+    colorizer, sr = resolve(col_spec, "colorizer"), resolve(sr_spec, "sr")
+    summary = run_pipeline(collect_inputs(list(inputs)), Path(out_dir), colorizer=colorizer, sr=sr, device=dev,
+                           options=RunOptions(color_size=color_size, tile=tile, preview=preview,
+                                              overwrite=overwrite), log=click.echo)
+    click.echo(f"{len(summary.written)} written to {out_dir}, {len(summary.skipped)} skipped")
 
 
 @cli.command("leaderboard")

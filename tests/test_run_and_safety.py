@@ -1,0 +1,138 @@
+"""`zoo run` on user photos (tiles, colour trick, bad files, no overwrite) and safe checkpoint loading."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zoo.apply import RunOptions, run_pipeline, upscale_tiled
+from zoo.checkpoint import import_state_dict, load_checkpoint, save_checkpoint
+from zoo.color import split_lab
+from zoo.data import read_image, resolve_dataset
+from zoo.errors import ZooError
+from zoo.evaluate import load_model
+from zoo.registry import get_registry
+from helpers import run_zoo
+
+CPU = torch.device("cpu")
+
+
+def _photo(path, size=(300, 220)):
+    rng = np.random.default_rng(0)
+    base = np.asarray(Image.open(resolve_dataset("samples:test")[0].path).convert("RGB").resize(size))
+    noise = rng.integers(0, 8, base.shape, dtype=np.uint8)
+    Image.fromarray(base // 2 + noise).save(path)
+    return path
+
+
+def test_tiled_upscaling_equals_whole_image():
+    sr = load_model("bicubic", "sr", scale=3, device=CPU).module
+    img = read_image(resolve_dataset("samples:test")[0].path)[None, :, :150, :170]
+    whole = sr(img)
+    tiled = upscale_tiled(img, sr, tile=48, overlap=8)
+    assert tiled.shape == whole.shape == (1, 3, 450, 510)
+    assert torch.equal(tiled, whole)
+
+
+def test_colour_is_joined_to_the_full_resolution_lightness(tmp_path):
+    from zoo.registry import get_registry
+
+    entry = get_registry().get("vgg_decoder")
+    col = entry.create("tiny").eval()
+    src = _photo(tmp_path / "in.png")
+    summary = run_pipeline([src], tmp_path / "out", colorizer=col, sr=None, device=CPU,
+                           options=RunOptions(color_size=64))
+    out = read_image(summary.written[0])[None]
+    l_in, _ = split_lab(read_image(src)[None])
+    l_out, _ = split_lab(out)
+    # The colorizer saw a 64-px image; the output keeps the input's own lightness (up to gamut clipping
+    # and 8-bit rounding).
+    assert out.shape[-2:] == (220, 300)
+    assert (l_out - l_in).abs().median() < 0.5
+
+
+def test_cli_run_skips_bad_files_and_never_overwrites(tmp_path):
+    inputs = tmp_path / "photos"
+    inputs.mkdir()
+    _photo(inputs / "a.png")
+    _photo(inputs / "b.jpg", size=(97, 61))
+    (inputs / "broken.png").write_bytes((inputs / "a.png").read_bytes()[:200])
+    out = tmp_path / "out"
+    proc = run_zoo("run", str(inputs), "-o", str(out), "--colorizer", "gray", "--sr", "bicubic", "--preview",
+                   "--tile", "64", check=True)
+    assert "broken.png" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_preview.png", "b.png", "b_preview.png"]
+    assert Image.open(out / "a.png").size == (600, 440) and Image.open(out / "b.png").size == (194, 122)
+    before = (out / "a.png").stat().st_mtime_ns
+    again = run_zoo("run", str(inputs / "a.png"), "-o", str(out), "--sr", "bicubic", check=True)
+    assert "exists (use --overwrite)" in again.stdout and (out / "a.png").stat().st_mtime_ns == before
+    run_zoo("run", str(inputs / "a.png"), "-o", str(out), "--sr", "bicubic", "--overwrite", check=True)
+    assert (out / "a.png").stat().st_mtime_ns != before
+
+
+def test_run_dir_resolves_trained_models(tmp_path):
+    from zoo.training import train
+
+    entry = get_registry().get("edsr")
+    result = train(entry, entry.make_config("tiny", {"scale": 2}), resolve_dataset("samples:train"), steps=2,
+                   out_dir=tmp_path / "edsr", device=CPU, data_scale=2, workers=0, progress=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"suite": {"scales": [2]},
+                                              "models": {"edsr@x2": {"checkpoint": str(result.checkpoint)}}}))
+    src = _photo(tmp_path / "p.png", size=(40, 30))
+    proc = run_zoo("run", str(src), "-o", str(tmp_path / "out"), "--run", str(run), "--sr", "edsr", check=True)
+    assert "1 written" in proc.stdout and Image.open(tmp_path / "out" / "p.png").size == (80, 60)
+    missing = run_zoo("run", str(src), "-o", str(tmp_path / "out2"), "--run", str(run), "--sr", "srgan")
+    assert missing.returncode == 2 and "has no trained 'srgan'" in missing.stderr
+
+
+# -- third-party checkpoints ---------------------------------------------------------------------------
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))  # would create a file when unpickled
+
+
+def test_malicious_pickle_is_refused_and_never_executes(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    with open(evil, "wb") as f:
+        pickle.dump({"weight": _Exploit(marker)}, f)
+    torch.save({"conv.weight": _Exploit(marker)}, tmp_path / "evil2.pt")
+    for path in (evil, tmp_path / "evil2.pt"):
+        with pytest.raises(ZooError, match="refusing to load"):
+            import_state_dict(path)
+        assert not marker.exists()
+    proc = run_zoo("eval", "--sr", str(evil), "--data", "samples:test")
+    assert proc.returncode == 2 and not marker.exists()
+    assert "safetensors" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_checkpoint_for_unregistered_model_or_wrong_shapes_is_refused(tmp_path):
+    entry = get_registry().get("edsr")
+    model = entry.create("tiny", scale=2)
+    path = save_checkpoint(tmp_path / "m.safetensors", model, {"model": "edsr", "config": {"n_blocks": 4,
+                           "n_feats": 16, "scale": 2}})
+    assert load_checkpoint(path).model.scale == 2
+    meta = json.loads(path.with_suffix(".json").read_text())
+    wrong = tmp_path / "wrong.safetensors"
+    shutil.copy(path, wrong)
+    (tmp_path / "wrong.json").write_text(json.dumps({**meta, "config": {**meta["config"], "n_feats": 32}}))
+    with pytest.raises(ZooError, match="does not fit model config"):
+        load_checkpoint(wrong)
+    alien = tmp_path / "alien.safetensors"
+    shutil.copy(path, alien)
+    (tmp_path / "alien.json").write_text(json.dumps({**meta, "model": "definitely_not_registered"}))
+    with pytest.raises(ZooError, match="which is not registered here"):
+        load_checkpoint(alien)
