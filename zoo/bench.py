@@ -32,7 +32,7 @@ from zoo.config import config_to_dict
 from zoo.errors import ZooError
 from zoo.suite import Suite
 
-EVAL_FORMAT = 1  # bump when evaluation code changes what a cached result would contain
+EVAL_FORMAT = 2  # bump when evaluation code changes what a cached result would contain
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:

@@ -255,6 +255,13 @@ def weights_cmd(check, as_json):
               _fmt_bytes(r.get("size")), r.get("sha256") or "-", r["path"]] + ([r.get("check", "")] if check else [])
              for r in rows]
     click.echo(tabulate(table, headers=headers))
+    missing = [r for r in rows if not r["present"]]
+    if missing:
+        from zoo.weights import hub_checkpoint_dir
+
+        click.echo(f"\nMissing files go in {hub_checkpoint_dir()} ($TORCH_HOME/hub/checkpoints); zoo never downloads.")
+        for r in missing:
+            click.echo(f"  {r['filename']}: {r.get('url', '')}")
 
 
 def _fmt_bytes(n):
@@ -308,9 +315,11 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
     registry = _registry()
     col_sel = _with_baselines(registry, _names(colorizers), "colorizer") if colorizers else None
     sr_sel = _with_baselines(registry, _names(srs), "sr") if srs else None
-    if colorizers and not srs:
+    # Selecting one axis keeps the other axis's baselines, unless the suite leaves that axis out entirely
+    # (sr-classic has no colorizers).
+    if colorizers and not srs and suite.sr:
         sr_sel = _with_baselines(registry, [], "sr")
-    if srs and not colorizers:
+    if srs and not colorizers and suite.colorizers:
         col_sel = _with_baselines(registry, [], "colorizer")
     from zoo.executors import make_executor
 

@@ -125,6 +125,12 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
             warnings.warn(str(exc), DataWarning)
             skipped.append(f"{item.name}: {exc}")
             continue
+        if mode != "sr" and getattr(item, "grey", False):
+            # A greyscale ground truth holds no colour to compare with: a colorizer would score infinity.
+            reason = f"{item.name}: greyscale file, no colour ground truth (scored in SR evaluations only)"
+            warnings.warn(reason, DataWarning)
+            skipped.append(reason)
+            continue
         h, w = hr.shape[-2:]
         if h < scale or w < scale or (mode != "colorizer" and min(h, w) < 2 * scale + 1):
             reason = f"{item.name}: {w}x{h} is too small for x{scale}"

@@ -79,7 +79,6 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
     records: dict[tuple, dict[str, Any]] = {}
     columns: list[str] = []
     direction: dict[str, tuple[bool, bool]] = {}
-    notes_for: dict[str, int] = {}
     for r in rows:
         k = tuple(r.get(i) for i in ident)
         rec = records.setdefault(k, {i: r.get(i) for i in ident})
@@ -91,12 +90,11 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
             columns.append(key)
         direction[key] = (bool(r["higher_is_better"]), bool(r.get("ranked", True)))
         if r.get("value") is None:
-            reason = r.get("unavailable") or "not computed"
-            if reason not in notes_for:
-                footnotes.append(f"{r['metric']}: {reason}")
-                notes_for[reason] = len(footnotes)
+            note = f"{r['metric']}: {r.get('unavailable') or 'not computed'}"
+            if note not in footnotes:  # one footnote per reason across all tables
+                footnotes.append(note)
             rec[key] = None
-            rec[f"{key}#note"] = notes_for[reason]
+            rec[f"{key}#note"] = footnotes.index(note) + 1
         else:
             rec[key] = float(r["value"])
             if r["metric"] == "kid" and r.get("std") is not None:
@@ -164,7 +162,8 @@ def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> 
     for r in all_rows:
         groups.setdefault((r["stage"], r["test_set"], r["scale"]), []).append(r)
     stage_order = {"pipeline": 0, "colorizer": 1, "sr": 2}
-    for (stage, test, scale) in sorted(groups, key=lambda g: (stage_order[g[0]], g[2], g[1])):
+    first_seen = {key: i for i, key in enumerate(groups)}  # test sets in the suite's order
+    for (stage, test, scale) in sorted(groups, key=lambda g: (stage_order[g[0]], g[2], first_seen[g])):
         rows = groups[(stage, test, scale)]
         n = max(r.get("n_images", 0) for r in rows)
         lines += [f"## {STAGE_TITLES[stage]}", "", f"Test set `{test}`, x{scale}, n = {n} images.", ""]

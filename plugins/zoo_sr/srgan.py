@@ -77,6 +77,7 @@ class SrganConfig:
     # -- generator
     n_blocks: int = 16
     n_feats: int = 64
+    io_kernel: int = 9  # kernel of the first and the last convolution (the paper's 9x9)
     block_act: Literal["prelu", "relu"] = "prelu"  # activation inside the residual blocks
     output: Literal["tanh", "sigmoid", "linear"] = "tanh"  # tanh: (tanh + 1) / 2, the paper's [-1, 1] in [0, 1]
     # -- discriminator
@@ -142,11 +143,14 @@ class SrResNet(zoo.SuperResolver):
         if cfg.output not in ("tanh", "sigmoid", "linear"):
             raise ValueError(f"unknown output '{cfg.output}' (tanh, sigmoid, linear)")
         self.output = cfg.output
-        self.head = nn.Sequential(nn.Conv2d(3, f, 9, padding=4), nn.PReLU())
+        k = cfg.io_kernel
+        if k < 1 or k % 2 == 0:
+            raise ValueError(f"io_kernel must be odd and positive, got {k}")
+        self.head = nn.Sequential(nn.Conv2d(3, f, k, padding=k // 2), nn.PReLU())
         self.body = nn.Sequential(*[SrResBlock(f, cfg.block_act) for _ in range(cfg.n_blocks)])
         self.body_end = nn.Sequential(nn.Conv2d(f, f, 3, padding=1), nn.BatchNorm2d(f))
         self.upsample = _upsampling(cfg.scale, f)
-        self.tail = nn.Conv2d(f, 3, 9, padding=4)
+        self.tail = nn.Conv2d(f, 3, k, padding=k // 2)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         h = self.head(rgb)
@@ -280,16 +284,19 @@ SEED_COURSE = {
     "vgg_rescale": 1.0,
 }
 
+# CPU-sized. 3x3 instead of 9x9 at both ends: in 400-step runs on the samples (x2, MSE stage only) the 9x9
+# ends left SRResNet at 20.8 dB Y-PSNR against 28.5 dB with 3x3 ends; the paper's 10^6 updates do not have
+# that problem. Four blocks and the paper's 5/6 MSE share: 29.4 dB after 1500 steps (2 blocks, 1/2: 28.9).
 TINY = {
-    "n_blocks": 2,
+    "n_blocks": 4,
     "n_feats": 16,
+    "io_kernel": 3,
     "d_feats": 8,
     "d_pool": 3,
     "d_dense": 64,
     "patch_size": 12,
     "batch_size": 4,
     "lr": 1e-3,
-    "srresnet_fraction": 0.5,
 }
 
 ENTRY = zoo.ModelEntry(
