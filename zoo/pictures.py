@@ -84,7 +84,8 @@ def loss_curves(path: Path, logs: dict[str, list[dict]]) -> Path:
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, (name, log) in zip(axes.flat, logs.items()):
-        keys = [k for k in log[0] if k not in ("step", "stage")]
+        # Every loss any stage logged (a GAN stage logs other terms than its pre-training stage).
+        keys = list(dict.fromkeys(k for r in log for k in r if k not in ("step", "stage")))
         steps = [r["step"] for r in log]
         for i, key in enumerate(keys):
             vals = [r.get(key) for r in log]
