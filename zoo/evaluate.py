@@ -84,7 +84,7 @@ class EvalReport:
         }
 
 
-def _build_metrics(names: Iterable[str], shave: int, device: torch.device, n_hint: int):
+def _build_metrics(names: Iterable[str], shave: int, device: torch.device):
     metrics, unavailable = [], []
     for name in names:
         try:
@@ -115,7 +115,7 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     mode = "pipeline" if colorizer and sr else ("sr" if sr else "colorizer")
     shave = 0 if mode == "colorizer" else scale
     items = list(dataset.items())
-    metric_objs, results = _build_metrics(list(metrics), shave, device, len(items))
+    metric_objs, results = _build_metrics(list(metrics), shave, device)
     skipped: list[str] = []
     n, model_seconds = 0, 0.0
     for item in items:

@@ -123,15 +123,14 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     recipe.aux.to(device)
     plan = stage_plan(tuple(recipe.stages), steps)
 
-    start, meta_notes = 0, []
+    start = 0
     state = _load_state(state_path, key)
     if state is not None:
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(ckpt_path), device=str(device)))
         start = int(state["step"])
-        meta_notes = list(state.get("notes", []))
-        for note in meta_notes:
+        for note in state.get("notes", []):
             ctx.note(note)
 
     def meta(step: int) -> dict[str, Any]:
