@@ -6,9 +6,7 @@ import json
 import subprocess
 import sys
 import types
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch

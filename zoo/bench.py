@@ -28,7 +28,6 @@ from typing import Any
 import torch
 
 from zoo.checkpoint import atomic_write_json
-from zoo.config import config_to_dict
 from zoo.errors import ZooError
 from zoo.suite import Suite
 

@@ -163,7 +163,6 @@ _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 def _to_rgb_array(img, path) -> np.ndarray:
     """Pixels of a loaded Pillow image as (H, W, 3): uint8, uint16 (16-bit grey) or float32 (mode F)."""
-    from PIL import Image
 
     mode = img.mode
     if mode == "RGB":

@@ -13,7 +13,6 @@ interrupted at any checkpoint and continued ends with exactly the weights of an 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.checkpoint import atomic_torch_save, atomic_write_json, save_checkpoint
+from zoo.checkpoint import atomic_torch_save, save_checkpoint
 from zoo.config import config_to_dict
 from zoo.errors import ZooError
 from zoo.recipe import NonFiniteLossError, Stage, TrainContext
