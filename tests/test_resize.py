@@ -74,16 +74,19 @@ CASES = [
 ]
 
 
+def _out_size(h, w, scale, size):
+    """MATLAB's output size and per-axis scales for ``imresize(x, scale)`` or ``imresize(x, [h w])``."""
+    if size is None:
+        return math.ceil(h * scale), math.ceil(w * scale), scale, scale
+    out_h, out_w = size
+    return out_h, out_w, out_h / h, out_w / w
+
+
 @pytest.mark.parametrize("h,w,scale,size", CASES)
 def test_matches_reference_float(h, w, scale, size):
     rng = np.random.default_rng(h * 100 + w)
     img = rng.random((h, w)) * 255
-    if size is None:
-        out_h, out_w = math.ceil(h * scale), math.ceil(w * scale)
-        sh = sw = scale
-    else:
-        out_h, out_w = size
-        sh, sw = out_h / h, out_w / w
+    out_h, out_w, sh, sw = _out_size(h, w, scale, size)
     ref = reference_imresize(img, out_h, out_w, sh, sw)
     x = torch.from_numpy(img)[None, None]
     ours = imresize(x, scale=scale, size=size)[0, 0].numpy()
@@ -97,12 +100,7 @@ def test_matches_reference_uint8_rounding_after_each_pass(h, w, scale, size):
     img = rng.integers(0, 256, (h, w)).astype(np.float64)
     img[0, :] = 255  # saturation at the top edge
     img[-1, :] = 0
-    if size is None:
-        out_h, out_w = math.ceil(h * scale), math.ceil(w * scale)
-        sh = sw = scale
-    else:
-        out_h, out_w = size
-        sh, sw = out_h / h, out_w / w
+    out_h, out_w, sh, sw = _out_size(h, w, scale, size)
     ref = reference_imresize(img, out_h, out_w, sh, sw, quantize=True)
     x = torch.from_numpy(img / 255).float()[None, None]
     ours = imresize(x, scale=scale, size=size, quantize=True)[0, 0].double().numpy() * 255

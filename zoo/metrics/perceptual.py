@@ -507,6 +507,17 @@ class _InceptionSetMetric(Metric):
     def _info(self, n: int | None, m: int | None) -> MetricInfo:
         raise NotImplementedError
 
+    def _result(self, info: MetricInfo, pred: np.ndarray, ref: np.ndarray) -> MetricResult:
+        """The metric itself, from both sets' features."""
+        raise NotImplementedError
+
+    def compute(self) -> MetricResult:
+        res = self._unavailable()
+        if res is not None:
+            return res
+        pred, ref = self.features()
+        return self._result(self._info(len(pred), len(ref)), pred, ref)
+
     def _unavailable(self) -> MetricResult | None:
         """An unavailable result (before any embedding) when either set has fewer than 2 images."""
         n, m = self.counts
@@ -534,12 +545,7 @@ class FIDMetric(_InceptionSetMetric):
                                       "(images quantized to uint8 as PNGs would be); biased for small n, "
                                       "compare only at equal n")
 
-    def compute(self) -> MetricResult:
-        res = self._unavailable()
-        if res is not None:
-            return res
-        pred, ref = self.features()
-        info = self._info(len(pred), len(ref))
+    def _result(self, info: MetricInfo, pred: np.ndarray, ref: np.ndarray) -> MetricResult:
         value = frechet_distance_from_features(pred, ref)
         return MetricResult(info, value, n=len(pred), weights=self.extractor.weights)
 
@@ -559,12 +565,7 @@ class KIDMetric(_InceptionSetMetric):
                           description="Kernel Inception Distance: unbiased MMD^2 with k(x,y)=(x.y/d+1)^3, mean "
                                       "(and std) over random subsets; ~0 for equal distributions, can be < 0")
 
-    def compute(self) -> MetricResult:
-        res = self._unavailable()
-        if res is not None:
-            return res
-        pred, ref = self.features()
-        info = self._info(len(pred), len(ref))
+    def _result(self, info: MetricInfo, pred: np.ndarray, ref: np.ndarray) -> MetricResult:
         mean, std, _ = kernel_inception_distance(pred, ref, subsets=self.subsets, subset_size=self.subset_size,
                                                  seed=self.seed)
         return MetricResult(info, mean, std=std, n=len(pred), weights=self.extractor.weights)
