@@ -27,20 +27,12 @@ from typing import Any
 
 import torch
 
+from zoo.cache import cache_root
 from zoo.checkpoint import atomic_write_json
 from zoo.errors import ZooError
 from zoo.suite import Suite
 
 EVAL_FORMAT = 2  # bump when evaluation code changes what a cached result would contain
-
-
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    import os
-
-    if cache_dir:
-        return Path(cache_dir)
-    env = os.environ.get("ZOO_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "zoo"
 
 
 @dataclass

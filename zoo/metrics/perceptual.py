@@ -281,9 +281,10 @@ class InceptionFeatures:
 
 
 def default_cache_dir() -> Path:
-    """``$ZOO_CACHE/features`` if ``ZOO_CACHE`` is set, else ``~/.cache/zoo/features``."""
-    root = os.environ.get("ZOO_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "zoo") / "features"
+    """``features`` under the zoo cache (``$ZOO_CACHE`` or ``~/.cache/zoo``)."""
+    from zoo.cache import cache_root
+
+    return cache_root() / "features"
 
 
 def reference_set_key(hashes: Iterable[str]) -> str:
