@@ -1,6 +1,7 @@
 # Two entry points, both self-contained on a fresh machine:
 #   make bench   set up .venv and run the main job on the embedded sample images
 #   make test    set up .venv and run the test suite
+#   make perf    the performance suite (benchmark/perf): writes benchmark/perf/RESULTS.md
 # TORCH_SPEC lets a user pick their own torch build, e.g. TORCH_SPEC="torch torchvision --index-url ...".
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.zoo-installed
 TORCH_SPEC ?=
 PYTEST_ARGS ?= -n 2
 
-.PHONY: bench test setup clean
+.PHONY: bench test perf setup clean
 
 $(STAMP): pyproject.toml plugins/example_plugin/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,9 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+perf: $(STAMP)
+	$(PY) benchmark/perf/run.py --write benchmark/perf/RESULTS.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -206,3 +206,16 @@ def test_bicubic_psnr_matches_published(bicubic_scores, key):
 @pytest.mark.parametrize("key", list(PUBLISHED_SSIM))
 def test_bicubic_ssim_matches_published(bicubic_scores, key):
     assert abs(bicubic_scores[key][1] - PUBLISHED_SSIM[key]) < 0.002, bicubic_scores[key]
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 11, 11), (2, 3, 37, 29), (1, 4, 200, 131), (1, 1, 43, 75)])
+def test_banded_matmul_filter_equals_shifted_multiply_adds(shape):
+    from zoo.metrics.pixel import _filter_valid, _filter_valid_shifted, _gaussian_taps
+
+    taps = _gaussian_taps(11, 1.5)
+    x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 100
+    for tile in (1, 7, 32):
+        got = _filter_valid(x, taps, tile)
+        want = _filter_valid_shifted(x, taps)
+        assert got.shape == want.shape == (*shape[:2], shape[2] - 10, shape[3] - 10)
+        assert torch.allclose(got, want, rtol=0, atol=1e-10)

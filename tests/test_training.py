@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 import zoo
 from zoo.errors import ZooError
 from zoo.recipe import Recipe, Stage
-from zoo.training import stage_plan, train
+from zoo.training import resolve_precision, run_key, stage_plan, train
 
 
 @dataclass
@@ -27,6 +27,7 @@ class NetConfig:
 
 # Ctrl-C simulation: not part of the config, so the interrupted and the resumed run share one run key.
 INTERRUPT_AT = {"step": -1}
+OUTPUT_DTYPES: list[torch.dtype] = []  # dtype of the convolutions' output inside the recipe's autocast, per step
 
 
 class Net(zoo.SuperResolver):
@@ -51,7 +52,10 @@ class TwoStageRecipe(Recipe):
     def training_step(self, batch, stage, step):
         if step == INTERRUPT_AT["step"]:
             raise KeyboardInterrupt
-        loss = F.l1_loss(self.model(batch["lr"]), batch["hr"])
+        with self.autocast():
+            out = self.model(batch["lr"])
+            OUTPUT_DTYPES.append(self.model.body(batch["lr"]).dtype)
+        loss = F.l1_loss(out.float(), batch["hr"])
         if 0 <= self.config.fail_at <= step:
             loss = loss * float("nan")
         return {"l1": self.backward_step(loss, "g")}
@@ -126,3 +130,42 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(entry, data, tmp_p
 def test_stage_plan_splits_steps_and_skips_empty_stages():
     plan = stage_plan((Stage("a", 0.0), Stage("b", 1), Stage("c", 3)), 10)
     assert [(s.name, a, b) for s, a, b in plan] == [("b", 0, 2), ("c", 2, 10)]
+
+
+def test_precision_resolution():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ZooError, match="fp16 needs a CUDA"):
+        resolve_precision("fp16", cpu)
+    with pytest.raises(ZooError, match="precision must be one of"):
+        resolve_precision("fp8", cpu)
+
+
+def test_bf16_autocast_on_cpu_is_recorded_and_keyed(entry, data, tmp_path):
+    OUTPUT_DTYPES.clear()
+    result = train(entry, entry.make_config(), data, steps=4, out_dir=tmp_path / "bf16", device=torch.device("cpu"),
+                   seed=3, checkpoint_every=2, workers=0, progress=False, precision="bf16")
+    assert OUTPUT_DTYPES == [torch.bfloat16] * 4
+    meta = json.loads((tmp_path / "bf16" / "model.json").read_text())
+    assert meta["precision"] == "bf16"
+    assert any("bf16 autocast" in n for n in result.notes) and meta["notes"] == result.notes
+    # the weights and the optimiser stay float32
+    assert {t.dtype for t in load_file(str(result.checkpoint)).values()} == {torch.float32}
+    OUTPUT_DTYPES.clear()
+    train(entry, entry.make_config(), data, steps=4, out_dir=tmp_path / "auto", device=torch.device("cpu"), seed=3,
+          checkpoint_every=2, workers=0, progress=False)
+    assert OUTPUT_DTYPES == [torch.float32] * 4
+    auto_meta = json.loads((tmp_path / "auto" / "model.json").read_text())
+    assert auto_meta["precision"] == "fp32" and not any("autocast" in n for n in auto_meta["notes"])
+    keys = {p: run_key(entry, entry.make_config(), data.fingerprint(), 3, 4, 1, p) for p in ("auto", "fp32", "bf16")}
+    assert len(set(keys.values())) == 3  # a run trained in another precision is never reused
+
+
+def test_suite_rejects_unknown_precision(tmp_path):
+    from zoo.suite import load_suite
+
+    path = tmp_path / "s.toml"
+    path.write_text('precision = "fp8"\n')
+    with pytest.raises(ZooError, match="precision must be one of"):
+        load_suite(str(path))

@@ -48,6 +48,7 @@ class TrainJob:
     checkpoint_every: int
     key: str = ""
     out_dir: str = ""
+    precision: str = "auto"
 
 
 @dataclass
@@ -115,10 +116,10 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
             preset = suite.preset if suite.preset in entry.presets else None
             config = entry.make_config(preset, overrides)
             steps = int(suite.steps_per_model.get(entry.name, suite.steps))
-            key = run_key(entry, config, train_fp, suite.seed, steps, scale)
+            key = run_key(entry, config, train_fp, suite.seed, steps, scale, suite.precision)
             out = cache / "train" / f"{entry.name}-{key}"
             train_jobs.append(TrainJob(entry.name, entry.task, preset, overrides, suite.train, scale, steps,
-                                       suite.seed, suite.checkpoint_every, key, str(out)))
+                                       suite.seed, suite.checkpoint_every, key, str(out), suite.precision))
             refs[(entry.name, scale)] = ModelRef(entry.name, str(out / "model.safetensors"), key)
 
     orders = ["color-first", "sr-first"] if suite.order == "both" else [suite.order]
@@ -162,6 +163,7 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
     result = train(entry, config, resolve_dataset(job.data), steps=job.steps, out_dir=Path(job.out_dir),
                    device=pick_device(device), seed=job.seed, data_scale=job.scale,
                    checkpoint_every=job.checkpoint_every, workers=workers, progress=progress,
+                   precision=job.precision,
                    extra_meta={"preset": job.preset})
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,

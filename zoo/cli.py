@@ -192,8 +192,11 @@ def _checkpoint_scale(spec):
               help="Run directory (default: runs/train/<model>-<key>). An existing one is resumed.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--workers", type=click.IntRange(0), default=None, help="Data loader processes (default: 2 or fewer).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+              help="Training precision: auto = mixed on CUDA, float32 on a CPU; bf16 = bfloat16 autocast "
+                   "(fast on CPUs with AMX / AVX512-BF16); fp16 = CUDA only.")
 def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, device, out_dir, checkpoint_every,
-              workers):
+              workers, precision):
     """Train one model and write a checkpoint that 'zoo eval' scores.
 
     Checkpoints are written every --checkpoint-every steps and at the end; rerunning the same command after
@@ -213,10 +216,11 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     config = entry.make_config(preset, extra)
     dataset = resolve_dataset(data_spec)
     dev = pick_device(device)
-    key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale)
+    precision = precision or "auto"
+    key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision)
     out = Path(out_dir) if out_dir else Path("runs") / "train" / f"{entry.name}-{key}"
     result = train(entry, config, dataset, steps=steps, out_dir=out, device=dev, seed=seed, data_scale=scale,
-                   checkpoint_every=checkpoint_every, workers=workers,
+                   checkpoint_every=checkpoint_every, workers=workers, precision=precision,
                    extra_meta={"preset": preset, "dataset": dataset.name})
     if not result.trained:
         click.echo(f"already trained ({result.steps} steps): {result.checkpoint}")
@@ -295,8 +299,11 @@ def _fmt_bytes(n):
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 @click.option("--gpus-per-job", type=float, default=None,
               help="GPUs each Ray task asks for (default: 1 when the cluster has GPUs, else 0).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+              help="Training precision: auto = mixed on CUDA, float32 on a CPU; bf16 = bfloat16 autocast "
+                   "(fast on CPUs with AMX / AVX512-BF16); fp16 = CUDA only.")
 def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, order,
-              cache_dir, workers, executor, address, gpus_per_job):
+              cache_dir, workers, executor, address, gpus_per_job, precision):
     """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
 
     A grid of C colorizers and S SR models trains C + S models (never C x S); trained models and results
@@ -308,7 +315,7 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
 
     suite = load_suite(suite_spec)
     suite = suite.replace(train=train_data, test=list(tests) or None, preset=preset, steps=steps, seed=seed,
-                          order=order, scales=[scale] if scale else None)
+                          order=order, scales=[scale] if scale else None, precision=precision)
     if tests:
         suite.optional_test = []
     validate(suite)

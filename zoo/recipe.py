@@ -33,15 +33,19 @@ class TrainContext:
 
     device: torch.device
     total_steps: int
-    amp: bool = False  # autocast on CUDA: bfloat16 where supported, else float16 with loss scaling
+    # "fp32", or mixed precision: "bf16" (autocast; weights and optimiser stay float32) or "fp16" (CUDA
+    # only, with loss scaling). Resolved from the user's choice by ``zoo.training.resolve_precision``.
+    precision: str = "fp32"
     # Facts a leaderboard must show, e.g. "vgg19 weights: missing -> content loss off".
     notes: list[str] = field(default_factory=list)
 
     @property
+    def amp(self) -> bool:
+        return self.precision != "fp32"
+
+    @property
     def amp_dtype(self) -> torch.dtype:
-        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float16
+        return torch.float16 if self.precision == "fp16" else torch.bfloat16
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -95,9 +99,8 @@ class Recipe:
 
     # -- helpers -------------------------------------------------------------------------------------
     def autocast(self):
-        """Mixed precision on CUDA when the run asks for it; a no-op elsewhere."""
-        dev = self.ctx.device.type
-        return torch.autocast(dev, dtype=self.ctx.amp_dtype, enabled=self.ctx.amp and dev == "cuda")
+        """Mixed precision when the run asks for it (``ctx.precision``); a no-op in float32."""
+        return torch.autocast(self.ctx.device.type, dtype=self.ctx.amp_dtype, enabled=self.ctx.amp)
 
     def backward_step(self, loss: torch.Tensor, optimizer_name: str, *,
                       params: Iterable[nn.Parameter] | None = None) -> float:
@@ -112,7 +115,7 @@ class Recipe:
         opt = self.optimizers[optimizer_name]
         opt.zero_grad(set_to_none=True)
         scaler = None
-        if self.ctx.amp and self.ctx.device.type == "cuda" and self.ctx.amp_dtype == torch.float16:
+        if self.ctx.precision == "fp16":
             scaler = self._scalers.setdefault(optimizer_name, torch.amp.GradScaler("cuda"))
         if scaler is not None:
             scaler.scale(loss).backward()

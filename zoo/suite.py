@@ -41,6 +41,8 @@ class Suite:
     sample_images: int = 3
     checkpoint_every: int = 100
     seed: int = 0
+    # Training precision: "auto" (mixed on CUDA, float32 on a CPU), "fp32", "bf16" or "fp16" (CUDA).
+    precision: str = "auto"
     source: str = ""
 
     def replace(self, **changes) -> "Suite":
@@ -106,5 +108,10 @@ def validate(suite: Suite) -> None:
         raise ZooError(f"suite '{suite.name}': order must be one of {', '.join(ORDERS)}, got '{suite.order}'")
     if not suite.scales or any(int(s) != s or s < 1 for s in suite.scales):
         raise ZooError(f"suite '{suite.name}': scales must be positive integers, got {suite.scales}")
+    from zoo.training import PRECISIONS
+
+    if suite.precision not in PRECISIONS:
+        raise ZooError(f"suite '{suite.name}': precision must be one of {', '.join(PRECISIONS)}, "
+                       f"got '{suite.precision}'")
     if suite.steps < 1:
         raise ZooError(f"suite '{suite.name}': steps must be at least 1")

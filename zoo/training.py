@@ -61,7 +61,29 @@ def stage_plan(stages: tuple[Stage, ...], total: int) -> list[tuple[Stage, int, 
     return [(s, a, b) for s, a, b in zip(stages, bounds[:-1], bounds[1:]) if b > a]
 
 
-def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_scale: int) -> str:
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """What a requested precision means on ``device``: "fp32", "bf16" or "fp16".
+
+    ``auto`` is mixed precision on CUDA (bfloat16 where the GPU has it, else float16) and float32 on a CPU,
+    where bfloat16 pays only with native support (AMX / AVX512-BF16) and is asked for explicitly.
+    """
+    if precision not in PRECISIONS:
+        raise ZooError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    cuda = device.type == "cuda"
+    if precision == "auto":
+        if not cuda:
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp16" and not cuda:
+        raise ZooError("precision fp16 needs a CUDA device; on a CPU use bf16 or fp32")
+    return precision
+
+
+def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_scale: int,
+            precision: str = "auto") -> str:
     """Content address of a training run: everything its weights depend on."""
     recipe = entry.recipe
     payload = {
@@ -75,6 +97,8 @@ def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_sc
         "steps": steps,
         "data_scale": data_scale,
     }
+    if precision != "auto":  # only when asked for, so keys of default runs stay as they were
+        payload["precision"] = precision
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -89,8 +113,18 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device, task: str, 
     return out
 
 
+def default_workers() -> int:
+    """Loader processes the loop uses unless told otherwise.
+
+    On 2 cores a loader process costs more than it gives: measured on this machine, in-process loading with
+    2 compute threads beat 1 worker + 1 thread for tiny and paper presets alike (EDSR paper preset: 3.0 vs
+    4.8 s/step). Batches do not depend on the worker count.
+    """
+    return 0 if (os.cpu_count() or 1) <= 2 else 2
+
+
 def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.device, seed: int = 0,
-          data_scale: int = 1, checkpoint_every: int = 100, workers: int | None = None, amp: bool = True,
+          data_scale: int = 1, checkpoint_every: int = 100, workers: int | None = None, precision: str = "auto",
           progress: bool = True, extra_meta: dict[str, Any] | None = None) -> TrainResult:
     """Train ``entry`` (a trainable ModelEntry) with ``config`` on ``dataset`` for ``steps`` steps.
 
@@ -110,14 +144,17 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     scale = int(getattr(config, "scale", 1)) if task == "sr" else int(data_scale)
     batch_size, patch_size = int(config.batch_size), int(config.patch_size)
     fingerprint = dataset.fingerprint()
-    key = run_key(entry, config, fingerprint, seed, steps, data_scale)
+    key = run_key(entry, config, fingerprint, seed, steps, data_scale, precision)
+    resolved = resolve_precision(precision, device)
 
     cuda = device.type == "cuda"
     seed_everything(seed)
     model = entry.build(config).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    ctx = TrainContext(device=device, total_steps=steps, amp=amp and cuda)
+    ctx = TrainContext(device=device, total_steps=steps, precision=resolved)
+    if resolved != "fp32":
+        ctx.note(f"trained with {resolved} autocast (weights and optimiser in float32)")
     recipe = entry.recipe(model, config, ctx)
     recipe.aux.to(device)
     plan = stage_plan(tuple(recipe.stages), steps)
@@ -138,7 +175,7 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
             "plugin_version": entry.version, "config": config_to_dict(config),
             "recipe": f"{entry.recipe.__module__}.{entry.recipe.__qualname__}",
             "data": fingerprint, "seed": seed, "steps": step, "target_steps": steps, "data_scale": data_scale,
-            "run_key": key, "notes": list(ctx.notes), "device": str(device), **(extra_meta or {}),
+            "run_key": key, "notes": list(ctx.notes), "device": str(device), "precision": resolved, **(extra_meta or {}),
         }
 
     if start >= steps:
@@ -155,10 +192,7 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     cpus = os.cpu_count() or 1
     threads_before = torch.get_num_threads()
     if workers is None:
-        # On 2 cores a loader process costs more than it gives: measured on this machine, in-process loading
-        # with 2 compute threads beat 1 worker + 1 thread for tiny and paper presets alike (EDSR paper
-        # preset: 3.0 vs 4.8 s/step). Batches do not depend on the worker count.
-        workers = 0 if cpus <= 2 else 2
+        workers = default_workers()
     if device.type == "cpu":
         # Loader processes and intra-op threads share the cores; oversubscribing them slows small
         # convolutions 5-10x. Never raise a thread count the caller lowered.
@@ -258,4 +292,4 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
 
 
-__all__ = ["TrainResult", "read_log", "run_key", "stage_plan", "train"]
+__all__ = ["PRECISIONS", "TrainResult", "default_workers", "read_log", "resolve_precision", "run_key", "stage_plan", "train"]

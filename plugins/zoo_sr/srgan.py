@@ -79,6 +79,7 @@ class SrganConfig:
     n_feats: int = 64
     io_kernel: int = 9  # kernel of the first and the last convolution (the paper's 9x9)
     block_act: Literal["prelu", "relu"] = "prelu"  # activation inside the residual blocks
+    batch_norm: bool = True  # BN in the residual blocks and after the body (the paper's); False drops it
     output: Literal["tanh", "sigmoid", "linear"] = "tanh"  # tanh: (tanh + 1) / 2, the paper's [-1, 1] in [0, 1]
     # -- discriminator
     d_feats: int = 64  # channels of the first conv; the blocks use 1, 2, 2, 4, 4, 8, 8 times that
@@ -106,14 +107,18 @@ def _act(kind: str) -> nn.Module:
     raise ValueError(f"unknown activation '{kind}' (prelu, relu)")
 
 
+def _norm(n_feats: int, batch_norm: bool) -> nn.Module:
+    return nn.BatchNorm2d(n_feats) if batch_norm else nn.Identity()
+
+
 class SrResBlock(nn.Module):
     """conv3x3 - BN - PReLU - conv3x3 - BN, plus the input."""
 
-    def __init__(self, n_feats: int, act: str = "prelu"):
+    def __init__(self, n_feats: int, act: str = "prelu", batch_norm: bool = True):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.BatchNorm2d(n_feats), _act(act),
-            nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.BatchNorm2d(n_feats),
+            nn.Conv2d(n_feats, n_feats, 3, padding=1), _norm(n_feats, batch_norm), _act(act),
+            nn.Conv2d(n_feats, n_feats, 3, padding=1), _norm(n_feats, batch_norm),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,8 +152,8 @@ class SrResNet(zoo.SuperResolver):
         if k < 1 or k % 2 == 0:
             raise ValueError(f"io_kernel must be odd and positive, got {k}")
         self.head = nn.Sequential(nn.Conv2d(3, f, k, padding=k // 2), nn.PReLU())
-        self.body = nn.Sequential(*[SrResBlock(f, cfg.block_act) for _ in range(cfg.n_blocks)])
-        self.body_end = nn.Sequential(nn.Conv2d(f, f, 3, padding=1), nn.BatchNorm2d(f))
+        self.body = nn.Sequential(*[SrResBlock(f, cfg.block_act, cfg.batch_norm) for _ in range(cfg.n_blocks)])
+        self.body_end = nn.Sequential(nn.Conv2d(f, f, 3, padding=1), _norm(f, cfg.batch_norm))
         self.upsample = _upsampling(cfg.scale, f)
         self.tail = nn.Conv2d(f, 3, k, padding=k // 2)
 

@@ -1,0 +1,116 @@
+"""Shared pieces of the performance suite: timing, result rows, the machine description, weights for timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@dataclass
+class Row:
+    """One measured figure. ``ratio`` compares ``value`` with ``reference`` (how is said in ``figure``);
+    ``target`` is the issue's bar as text and ``ok`` whether it was met (None: no bar)."""
+
+    section: str
+    figure: str
+    value: str
+    reference: str = ""
+    ratio: float | None = None
+    target: str = ""
+    ok: bool | None = None
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def best_time(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -> float:
+    """Seconds of the fastest of ``repeat`` calls after ``warmup`` untimed ones (the usual timeit rule:
+    the minimum is the run least disturbed by the rest of the machine)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def median_time(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine() -> dict[str, str]:
+    flags = cpu_flags()
+    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    mem = ""
+    try:
+        kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines()
+                      if ln.startswith("MemTotal")).split()[1])
+        mem = f"{kb / 2**20:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {
+        "cpu": cpu_name(), "cores": str(os.cpu_count()), "simd": " ".join(simd) or "-", "memory": mem,
+        "gpu": gpu, "torch": torch.__version__, "torch threads": str(torch.get_num_threads()),
+        "python": platform.python_version(), "os": f"{platform.system()} {platform.release()}",
+    }
+
+
+def weights_for_timing(tmp: Path) -> tuple[str, bool]:
+    """A TORCH_HOME with the LPIPS / FID backbones. The real files when the hub cache has them; otherwise
+    random-init files of the exact architectures (built by the tests' fixture), which time the same
+    computation but give meaningless scores. Returns (TORCH_HOME, real)."""
+    from zoo.weights import hub_checkpoint_dir
+
+    have = hub_checkpoint_dir()
+    names = ("alexnet-owt-7be5be79.pth", "pt_inception-2015-12-05-6726825d.pth")
+    if all((have / n).is_file() for n in names):
+        return str(have.parent.parent), True
+    sys.path.insert(0, str(REPO / "tests"))
+    from weights_fixture import make_test_weights
+
+    make_test_weights(tmp, which=("alexnet", "fid_inception"))
+    return str(tmp), False
+
+
+def fmt_rate(x: float, unit: str) -> str:
+    return f"{x:,.1f} {unit}" if x < 100 else f"{x:,.0f} {unit}"

@@ -1,0 +1,66 @@
+"""Section 4: peak RSS of `zoo bench` training on 10 vs 100 training images of the same size."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from common import REPO, Row
+from grid import zoo_command
+
+SIDE = 480
+
+
+def write_images(folder: Path, n: int, seed: int = 0) -> None:
+    """``n`` distinct SIDE x SIDE PNGs cut from the embedded sample photographs (random crops and flips)."""
+    from PIL import Image
+
+    from zoo.data import resolve_dataset
+
+    ds = resolve_dataset("samples:train")
+    photos = [ds[i].load() for i in range(len(ds))]
+    photos = [p for p in photos if min(p.shape[-2:]) >= SIDE]
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        p = photos[i % len(photos)]
+        y = int(rng.integers(0, p.shape[-2] - SIDE + 1))
+        x = int(rng.integers(0, p.shape[-1] - SIDE + 1))
+        crop = p[:, y:y + SIDE, x:x + SIDE]
+        if rng.random() < 0.5:
+            crop = crop.flip(-1)
+        arr = (crop.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        noise = rng.integers(-2, 3, size=arr.shape)  # every file distinct even when crops coincide
+        Image.fromarray(np.clip(arr.astype(int) + noise, 0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+
+
+def peak_rss_mib(args: list[str]) -> tuple[float, int]:
+    """Peak resident set of ``zoo ARGS`` and its children, MiB (ru_maxrss of the waited process)."""
+    proc = subprocess.Popen(zoo_command() + args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss / 1024, proc.returncode
+
+
+def training_memory(counts=(10, 100), steps: int = 200) -> list[Row]:
+    peaks = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in counts:
+            data = Path(tmp) / f"train{n}"
+            write_images(data, n)
+            # one trainable SR model, enough steps that the loader touches every image
+            peaks[n], rc = peak_rss_mib(["bench", "--suite", "smoke", "--data", str(data), "--sr", "edsr",
+                                         "--colorizer", "gray", "--steps", str(steps), "--cache",
+                                         str(Path(tmp) / f"cache{n}"), "--out", str(Path(tmp) / f"run{n}")])
+            if rc != 0:
+                return [Row("memory", f"zoo bench training on {n} images", "failed", note=f"exit code {rc}")]
+    a, b = counts
+    ratio = peaks[b] / peaks[a]
+    return [Row("memory", f"peak RSS of zoo bench (smoke suite, edsr tiny, {steps} steps) on {b} vs {a} "
+                          f"training images of {SIDE}x{SIDE}", f"{peaks[b]:.0f} MiB", f"{peaks[a]:.0f} MiB",
+                ratio, "ratio <= 1.2", ok=ratio <= 1.2,
+                note="images are streamed from disk; the decoded-image cache is bounded (256 MB by default)")]
