@@ -126,6 +126,19 @@ def test_counts_agree_with_the_seed_report(registry):
     assert registry.get("edsr_dqe").parameter_count("paper") - registry.get("edsr").parameter_count("paper") == dqe
 
 
+def test_srgan_without_batch_norm_drops_only_the_bn_parameters(registry):
+    entry = registry.get("srgan")
+    with_bn = entry.create("paper", scale=2)
+    without = entry.create("paper", scale=2, batch_norm=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in without.modules())
+    n_bn = sum(p.numel() for m in with_bn.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters())
+    assert n_bn == (2 * 16 + 1) * 2 * 64  # 16 blocks x 2 BN + the BN after the body, weight and bias of 64
+    assert entry.parameter_count("paper", scale=2) - entry.parameter_count("paper", scale=2, batch_norm=False) == n_bn
+    # the tiny preset uses it, and a linear output (values may leave [0, 1]; the evaluator clamps)
+    tiny = entry.make_config("tiny")
+    assert tiny.batch_norm is False and tiny.output == "linear"
+
+
 def test_edsr_x4_upsampler_is_two_x2_stages(registry):
     model = registry.get("edsr").create("tiny", scale=4)
     shuffles = [m.upscale_factor for m in model.modules() if isinstance(m, torch.nn.PixelShuffle)]
