@@ -36,7 +36,15 @@ def _test_images(limit: int | None = None):
 
 
 def _u8(x: torch.Tensor) -> np.ndarray:
-    return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return _quantize_np(_hwc(x))
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
+
+
+def _quantize_np(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0, 1) * 255.0).round().astype(np.uint8)
 
 
 def _y_numpy(u8: np.ndarray) -> np.ndarray:
@@ -51,11 +59,14 @@ def pixel_metrics() -> list[Row]:
     from zoo.metrics.pixel import psnr, ssim
 
     name, images = _test_images()
-    pairs = [(sr, hr, _u8(sr), _u8(hr)) for _, sr, hr in images]
+    # Both sides start from the same float images in [0, 1]: zoo from tensors, skimage from the numpy arrays
+    # a user holds (HWC float32), quantized to 8 bits the usual way (BasicSR's tensor2img) before scoring.
+    pairs = [(sr, hr, _hwc(sr), _hwc(hr)) for _, sr, hr in images]
     s = SCALE
 
     def sk(kind, space):
-        def one(p8, t8):
+        def one(pf, tf):
+            p8, t8 = _quantize_np(pf), _quantize_np(tf)
             if space == "y":
                 a, b = _y_numpy(p8)[s:-s, s:-s], _y_numpy(t8)[s:-s, s:-s]
                 axis = None

@@ -38,7 +38,7 @@ import math
 
 import torch
 
-from zoo.color import rgb_to_y
+from zoo.color import _Y_COEFFS, rgb_to_y
 from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
 
 __all__ = ["psnr", "ssim", "prepare", "prepare_pair", "PixelMetric"]
@@ -125,14 +125,33 @@ def prepare_pair(
     return a, b
 
 
+def _y_difference(d: torch.Tensor) -> torch.Tensor:
+    """The 16-235 luma of an RGB *difference* (0..255 units): Y's linear part, without its offset."""
+    c = [k / 255.0 for k in _Y_COEFFS]
+    y = torch.mul(d[:, 0:1], c[0])
+    return y.add_(d[:, 1:2], alpha=c[1]).add_(d[:, 2:3], alpha=c[2])
+
+
 def psnr(
     pred: torch.Tensor, target: torch.Tensor, *, space: str = "y", shave: int = 0, quantize: bool = True,
     gray: str = "raw",
 ) -> torch.Tensor:
-    """Per-image PSNR in dB, (B,) float64, data range 255 (see the module docstring for the convention)."""
-    a, b = prepare_pair(pred, target, space=space, shave=shave, quantize=quantize, gray=gray)
+    """Per-image PSNR in dB, (B,) float64, data range 255 (see the module docstring for the convention).
+
+    Luma is linear in RGB, so the difference is taken first and transformed once. With ``quantize`` both
+    images are integers 0..255, exact in float32, and so is their difference; only the weighted sum of the
+    channel differences rounds (relative 1e-7) and the squares are summed in float64. Float32 work is then
+    as good as float64 for PSNR (< 1e-6 dB) and about twice as fast. Without ``quantize``: float64.
+    """
+    if space not in _SPACES:
+        raise ValueError(f"space must be one of {_SPACES}, got {space!r}")
+    dt = torch.float32 if quantize else torch.float64
+    a, b = prepare_pair(pred, target, space="rgb", shave=shave, quantize=quantize, gray=gray, dtype=dt)
     d = a.sub_(b)  # a is a fresh tensor owned here
-    mse = d.mul_(d).flatten(1).mean(dim=1)
+    if space == "y":
+        grey_target = target.dim() >= 3 and target.shape[-3] == 1 and gray == "raw"
+        d = _luma_full(d) if grey_target else _y_difference(d)
+    mse = d.square_().flatten(1).mean(dim=1, dtype=torch.float64)
     return 10.0 * torch.log10(255.0**2 / mse)  # mse == 0 -> inf
 
 
@@ -144,9 +163,13 @@ def _gaussian_taps(size: int, sigma: float) -> tuple[float, ...]:
     return tuple((g / g.sum()).tolist())
 
 
-def _filter_valid_shifted(x: torch.Tensor, taps: tuple[float, ...]) -> torch.Tensor:
-    """Separable correlation of the last two dims with ``taps``, valid positions only, as shifted
-    multiply-adds (the reference for :func:`_filter_valid`; ``len(taps)`` passes over memory per axis)."""
+def _filter_valid(x: torch.Tensor, taps: tuple[float, ...]) -> torch.Tensor:
+    """Separable correlation of the last two dims with ``taps``, valid positions only (no padding).
+
+    Shifted in-place multiply-adds: on CPU faster than ``conv2d`` with 11x1 kernels (which has no fast
+    path for this shape) and than banded matrix products (measured 3.7 ms against 17-27 ms for 4 maps of
+    312x472), no temporaries, and the same code on any device.
+    """
     k = len(taps)
     for dim in (-2, -1):
         n = x.shape[dim] - k + 1
@@ -157,45 +180,9 @@ def _filter_valid_shifted(x: torch.Tensor, taps: tuple[float, ...]) -> torch.Ten
     return x
 
 
-_FILTER_TILE = 32  # outputs per matrix block of the banded filter
-
-
-@functools.lru_cache(maxsize=16)
-def _band_block(taps: tuple[float, ...], tile: int, dtype: torch.dtype, device: str) -> torch.Tensor:
-    """(tile + k - 1, tile) block M with ``M[i + j, j] = taps[i]``: a window of ``tile + k - 1`` inputs
-    times M gives ``tile`` consecutive valid outputs of the correlation."""
-    k = len(taps)
-    m = torch.zeros(tile + k - 1, tile, dtype=torch.float64)
-    t = torch.tensor(taps, dtype=torch.float64)
-    for j in range(tile):
-        m[j:j + k, j] = t
-    return m.to(dtype=dtype, device=device)
-
-
-def _correlate_last(x: torch.Tensor, taps: tuple[float, ...], tile: int) -> torch.Tensor:
-    k = len(taps)
-    w = x.shape[-1]
-    n_out = w - k + 1
-    n_blocks = -(-n_out // tile)
-    padded = torch.nn.functional.pad(x, (0, n_blocks * tile + k - 1 - w))
-    windows = padded.unfold(-1, tile + k - 1, tile)  # (..., n_blocks, tile + k - 1), overlapping views
-    out = windows @ _band_block(taps, tile, x.dtype, str(x.device))  # (..., n_blocks, tile)
-    return out.flatten(-2)[..., :n_out]
-
-
-def _filter_valid(x: torch.Tensor, taps: tuple[float, ...], tile: int = _FILTER_TILE) -> torch.Tensor:
-    """Separable correlation of the last two dims with ``taps``, valid positions only (no padding).
-
-    Each axis is one matrix product: overlapping windows of ``tile + k - 1`` samples times a banded block
-    (the same sums as :func:`_filter_valid_shifted`, in a different order). Matrix products run at the
-    machine's arithmetic peak, where shifted multiply-adds are bound by memory bandwidth (about 4x
-    faster on a 2-core CPU for a 512x768 image), and they are the fast path on a GPU too.
-    """
-    x = _correlate_last(x, taps, tile)
-    return _correlate_last(x.transpose(-1, -2), taps, tile).transpose(-1, -2)
-
-
-_SSIM_TILE_ELEMENTS = 1 << 22  # rows are processed in bands of about this many values per statistic
+# Rows are processed in bands of about this many values per statistic: bands that stay in the CPU's L2
+# cache made SSIM about 20% faster on a 321x481 image than one band (2 threads, measured).
+_SSIM_TILE_ELEMENTS = 1 << 16
 
 
 def _ssim_mean(a: torch.Tensor, b: torch.Tensor, *, win: int = 11, sigma: float = 1.5, k1: float = 0.01,
@@ -209,9 +196,8 @@ def _ssim_mean(a: torch.Tensor, b: torch.Tensor, *, win: int = 11, sigma: float 
     been subtracted (that makes the E[x^2] - mu^2 cancellation benign; means are added back for the
     luminance term), with the per-image sums accumulated in float64. The result agrees with an
     all-float64 computation, and with skimage, to about 1e-7. ``float64=True`` does it all in float64.
-    Large batches are processed in bands of rows, which bounds the memory to a few times
-    ``_SSIM_TILE_ELEMENTS`` values; a typical test image is a single band (few large ops are faster than
-    many small ones, especially when CPU threads are contended).
+    Images are processed in bands of rows of about ``_SSIM_TILE_ELEMENTS`` values per statistic, which
+    bounds the memory and keeps each band's statistics in cache.
     """
     n, c, h, w = a.shape
     if h < win or w < win:
