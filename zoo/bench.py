@@ -200,7 +200,8 @@ def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> lis
 
     report = evaluate(dataset=resolve_dataset(job.test), scale=job.scale, device=dev, colorizer=col, sr=sr,
                       metrics=job.metrics, order=job.order or "color-first",
-                      on_image=on_image if job.sample_images else None)
+                      on_image=on_image if job.sample_images else None,
+                      metric_params={"cache_dir": cache / "features"})  # everything under --cache
     if samples:
         from zoo.pictures import comparison_grid
 

@@ -84,11 +84,11 @@ class EvalReport:
         }
 
 
-def _build_metrics(names: Iterable[str], shave: int, device: torch.device):
+def _build_metrics(names: Iterable[str], shave: int, device: torch.device, params: dict[str, Any] | None = None):
     metrics, unavailable = [], []
     for name in names:
         try:
-            metrics.append(build_metric(name, shave=shave, device=device))
+            metrics.append(build_metric(name, shave=shave, device=device, **(params or {})))
         except MetricUnavailable as exc:
             info = MetricInfo(name=name, higher_is_better=name not in ("lpips", "fid", "kid"), unit="",
                               convention="")
@@ -99,12 +99,13 @@ def _build_metrics(names: Iterable[str], shave: int, device: torch.device):
 @torch.inference_mode()
 def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedModel | None = None,
              sr: LoadedModel | None = None, metrics: Iterable[str] = DEFAULT_METRICS,
-             order: str = "color-first", on_image=None) -> EvalReport:
+             order: str = "color-first", on_image=None, metric_params: dict[str, Any] | None = None) -> EvalReport:
     """Score ``colorizer``, ``sr`` or both (the pipeline) on every usable image of ``dataset``.
 
     ``order``: ``color-first`` colorizes the gray LR image, then upscales it; ``sr-first`` upscales the gray
     LR image (as neutral RGB), then colorizes at HR, keeping the upscaled lightness.
     ``on_image(name, output, target, triple, intermediate)`` sees every image (for pictures).
+    ``metric_params`` go to every metric factory (e.g. ``cache_dir`` for the FID/KID reference features).
     """
     from zoo.color import gray_to_rgb, join_lab, split_lab
     from zoo.data import BadImageError, DataWarning
@@ -115,7 +116,7 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     mode = "pipeline" if colorizer and sr else ("sr" if sr else "colorizer")
     shave = 0 if mode == "colorizer" else scale
     items = list(dataset.items())
-    metric_objs, results = _build_metrics(list(metrics), shave, device)
+    metric_objs, results = _build_metrics(list(metrics), shave, device, metric_params)
     skipped: list[str] = []
     n, model_seconds = 0, 0.0
     for item in items:

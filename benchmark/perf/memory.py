@@ -6,9 +6,9 @@ whole `zoo bench` run peaks in evaluation (the Inception network on full-size te
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +42,29 @@ def write_images(folder: Path, n: int, seed: int = 0) -> None:
         Image.fromarray(np.clip(arr.astype(int) + noise, 0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
 
 
+def _vm_hwm_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def peak_rss_mib(args: list[str]) -> tuple[float, int]:
-    """Peak resident set of ``zoo ARGS`` and its children, MiB (ru_maxrss of the waited process)."""
-    proc = subprocess.Popen(zoo_command() + args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss / 1024, proc.returncode
+    """Peak resident set of ``zoo ARGS``, MiB: its VmHWM (high-water mark of the process's own memory),
+    polled until it exits.
+
+    Not ``ru_maxrss``: Linux carries the *parent's* high-water mark into a child across fork/vfork + exec,
+    so from this (large) benchmark process every child would report this process's size.
+    """
+    proc = subprocess.Popen(zoo_command() + args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _vm_hwm_kib(proc.pid) or 0)
+        time.sleep(0.02)
+    return peak / 1024, proc.returncode
 
 
 def training_memory(counts=(10, 100), steps: int = 200) -> list[Row]:

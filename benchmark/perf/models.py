@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common import SHARED_DATA, Row, best_time
+from common import SHARED_DATA, Row, best_time, median_time
 
 INFER_SIDE = {"sr": 128, "colorizer": 256}  # input side for inference timing (SR: LR pixels)
 PAPER_TIMING_BATCH = 4  # paper presets are timed at this batch (or their own, if smaller): images/s on a
@@ -158,9 +158,14 @@ def edsr_figures(train_steps: tuple[int, int] = (5, 25)) -> list[Row]:
                   data_scale=2, checkpoint_every=10, progress=False)
             walls.append(time.perf_counter() - t0)
     per_step = (walls[1] - walls[0]) / (train_steps[1] - train_steps[0])
+    # the loop's figure is an average over steps, so it is compared with the bare step's typical (median)
+    # time, not its best
+    t_typical = median_time(runner.step, repeat=7)
     rows.append(Row("models", "zoo train end to end (edsr paper, data loading, log, checkpoint every 10 steps): "
-                              "steps/s vs the bare step", f"{1 / per_step:.3f} steps/s", f"{1 / t_bare:.3f} steps/s",
-                    t_bare / per_step, ">= 90% of the bare step", ok=t_bare / per_step >= 0.9,
+                              "steps/s vs the bare step", f"{1 / per_step:.3f} steps/s",
+                    f"{1 / t_typical:.3f} steps/s", t_typical / per_step, ">= 90% of the bare step",
+                    ok=t_typical / per_step >= 0.9,
                     note=f"steady state from {train_steps[0]}- and {train_steps[1]}-step runs "
-                         f"({walls[0]:.1f} s, {walls[1]:.1f} s) on {Path(data).name}"))
+                         f"({walls[0]:.1f} s, {walls[1]:.1f} s) on {Path(data).name}; bare step median of 7 "
+                         f"{t_typical:.2f} s, best {t_bare:.2f} s"))
     return rows

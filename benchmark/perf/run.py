@@ -72,7 +72,7 @@ def render(rows: list[Row], info: dict[str, str], command: str, seconds: float) 
     for r in rows:
         ratio = "" if r.ratio is None else f"{r.ratio:.2f}"
         cells = [r.section, r.figure, r.value, r.reference, ratio, r.target, ok(r), r.note]
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -81,6 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections ({', '.join(SECTIONS)})")
     ap.add_argument("--skip", default="", help="sections to leave out")
     ap.add_argument("--write", default=None, metavar="FILE", help="also write the table (markdown) here")
+    ap.add_argument("--keep", default=None, metavar="FILE.json",
+                    help="rows of the sections not run now are taken from this earlier result (marked so)")
     args = ap.parse_args(argv)
     chosen = [s for s in args.only.split(",") if s and s not in args.skip.split(",")]
     unknown = [s for s in chosen if s not in SECTIONS]
@@ -103,6 +105,11 @@ def main(argv=None) -> int:
                 print(f"   {r.figure}: {r.value} | {r.reference} | "
                       f"{'' if r.ratio is None else f'{r.ratio:.2f}'} | {r.note}", file=sys.stderr, flush=True)
             rows += section
+    if args.keep:
+        earlier = [Row(**r) for r in json.loads(Path(args.keep).read_text())]
+        rows += [Row(**{**r.__dict__, "note": (r.note + "; " if r.note else "") + "from the earlier run"})
+                 for r in earlier if r.section not in chosen]
+        rows.sort(key=lambda r: SECTIONS.index(r.section) if r.section in SECTIONS else len(SECTIONS))
     text = render(rows, machine(), command.strip(), time.perf_counter() - t0)
     print(text)
     if args.write:
