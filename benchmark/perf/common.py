@@ -33,9 +33,8 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
-def best_time(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -> float:
-    """Seconds of the fastest of ``repeat`` calls after ``warmup`` untimed ones (the usual timeit rule:
-    the minimum is the run least disturbed by the rest of the machine)."""
+def run_times(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -> list[float]:
+    """Seconds of each of ``repeat`` calls of ``fn``, after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -43,18 +42,17 @@ def best_time(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -> 
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return times
+
+
+def best_time(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -> float:
+    """The fastest call (the usual timeit rule: the run least disturbed by the rest of the machine)."""
+    return min(run_times(fn, repeat=repeat, warmup=warmup))
 
 
 def median_time(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """The typical call, to compare with averages over many steps."""
+    return statistics.median(run_times(fn, repeat=repeat, warmup=warmup))
 
 
 def cpu_name() -> str:
