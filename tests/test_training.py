@@ -169,3 +169,12 @@ def test_suite_rejects_unknown_precision(tmp_path):
     path.write_text('precision = "fp8"\n')
     with pytest.raises(ZooError, match="precision must be one of"):
         load_suite(str(path))
+
+
+def test_cli_precision_choices_match_the_loop():
+    from zoo.cli import cli
+    from zoo.training import PRECISIONS
+
+    for command in ("train", "bench"):
+        option = next(p for p in cli.commands[command].params if p.name == "precision")
+        assert tuple(option.type.choices) == PRECISIONS

@@ -177,6 +177,13 @@ def _checkpoint_scale(spec):
     return read_meta(spec).get("config", {}).get("scale")
 
 
+# zoo.training.PRECISIONS, spelled out so that building the CLI does not import torch
+precision_option = click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+    help="Training precision: auto = mixed on CUDA, float32 on a CPU; bf16 = bfloat16 autocast "
+         "(fast on CPUs with AMX / AVX512-BF16); fp16 = CUDA only.")
+
+
 @cli.command("train")
 @click.option("--model", "model_name", required=True, help="A registered trainable model (see 'zoo list').")
 @click.option("--preset", default=None, help="Named configuration, e.g. paper or tiny (default: the config defaults).")
@@ -192,9 +199,7 @@ def _checkpoint_scale(spec):
               help="Run directory (default: runs/train/<model>-<key>). An existing one is resumed.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--workers", type=click.IntRange(0), default=None, help="Data loader processes (default: 2 or fewer).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
-              help="Training precision: auto = mixed on CUDA, float32 on a CPU; bf16 = bfloat16 autocast "
-                   "(fast on CPUs with AMX / AVX512-BF16); fp16 = CUDA only.")
+@precision_option
 def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, device, out_dir, checkpoint_every,
               workers, precision):
     """Train one model and write a checkpoint that 'zoo eval' scores.
@@ -299,9 +304,7 @@ def _fmt_bytes(n):
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 @click.option("--gpus-per-job", type=float, default=None,
               help="GPUs each Ray task asks for (default: 1 when the cluster has GPUs, else 0).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
-              help="Training precision: auto = mixed on CUDA, float32 on a CPU; bf16 = bfloat16 autocast "
-                   "(fast on CPUs with AMX / AVX512-BF16); fp16 = CUDA only.")
+@precision_option
 def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, order,
               cache_dir, workers, executor, address, gpus_per_job, precision):
     """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
