@@ -55,6 +55,11 @@ def median_time(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -
     return statistics.median(run_times(fn, repeat=repeat, warmup=warmup))
 
 
+def train_data_spec() -> str:
+    """The classic SR training sets beside the checkout when present, else the embedded sample photos."""
+    return str(SHARED_DATA / "train") if (SHARED_DATA / "train").is_dir() else "samples:train"
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -108,7 +113,3 @@ def weights_for_timing(tmp: Path) -> tuple[str, bool]:
 
     make_test_weights(tmp, which=("alexnet", "fid_inception"))
     return str(tmp), False
-
-
-def fmt_rate(x: float, unit: str) -> str:
-    return f"{x:,.1f} {unit}" if x < 100 else f"{x:,.0f} {unit}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -17,10 +16,9 @@ def zoo_command() -> list[str]:
     return [sys.executable, "-m", "zoo"]
 
 
-def run_zoo(args: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
+def run_zoo(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
-    proc = subprocess.run(zoo_command() + args, cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(zoo_command() + args, cwd=REPO, capture_output=True, text=True)
     return time.perf_counter() - t0, proc
 
 

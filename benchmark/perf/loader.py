@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from common import SHARED_DATA, Row, best_time
+from common import Row, best_time, train_data_spec
 from models import StepRunner
 
 CASES = (  # (model, preset, precision): the main job's presets and sr-classic's EDSR
@@ -21,7 +21,7 @@ def loader_throughput() -> list[Row]:
     from zoo.registry import get_registry
     from zoo.training import default_workers
 
-    data = str(SHARED_DATA / "train") if (SHARED_DATA / "train").is_dir() else "samples:train"
+    data = train_data_spec()
     dataset = resolve_dataset(data)
     workers = default_workers()
     rows = []

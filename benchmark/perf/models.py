@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common import SHARED_DATA, Row, best_time, median_time
+from common import Row, best_time, median_time, train_data_spec
 
 INFER_SIDE = {"sr": 128, "colorizer": 256}  # input side for inference timing (SR: LR pixels)
 PAPER_TIMING_BATCH = 4  # paper presets are timed at this batch (or their own, if smaller): images/s on a
@@ -148,7 +148,7 @@ def edsr_figures(train_steps: tuple[int, int] = (5, 25)) -> list[Row]:
     except Exception as exc:  # inductor needs a C++ compiler; report rather than fail the suite
         rows.append(Row("models", "edsr paper step, torch.compile", "failed", note=str(exc).splitlines()[0][:200]))
 
-    data = str(SHARED_DATA / "train") if (SHARED_DATA / "train").is_dir() else "samples:train"
+    data = train_data_spec()
     dataset = resolve_dataset(data)
     walls = []
     for steps in train_steps:
