@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 import zoo
 from zoo.errors import ZooError
 from zoo.recipe import Recipe, Stage
-from zoo.training import resolve_precision, run_key, stage_plan, train
+from zoo.training import default_channels_last, resolve_precision, run_key, stage_plan, train
 
 
 @dataclass
@@ -28,6 +28,7 @@ class NetConfig:
 # Ctrl-C simulation: not part of the config, so the interrupted and the resumed run share one run key.
 INTERRUPT_AT = {"step": -1}
 OUTPUT_DTYPES: list[torch.dtype] = []  # dtype of the convolutions' output inside the recipe's autocast, per step
+LAYOUTS: list[tuple[bool, bool]] = []  # (input, first conv weight) in channels_last, per step
 
 
 class Net(zoo.SuperResolver):
@@ -55,6 +56,9 @@ class TwoStageRecipe(Recipe):
         with self.autocast():
             out = self.model(batch["lr"])
             OUTPUT_DTYPES.append(self.model.body(batch["lr"]).dtype)
+        cl = torch.channels_last
+        LAYOUTS.append((batch["lr"].is_contiguous(memory_format=cl),
+                        self.model.body[0].weight.is_contiguous(memory_format=cl)))
         loss = F.l1_loss(out.float(), batch["hr"])
         if 0 <= self.config.fail_at <= step:
             loss = loss * float("nan")
@@ -178,3 +182,20 @@ def test_cli_precision_choices_match_the_loop():
     for command in ("train", "bench"):
         option = next(p for p in cli.commands[command].params if p.name == "precision")
         assert tuple(option.type.choices) == PRECISIONS
+
+
+def test_channels_last_is_the_cpu_default_and_an_explicit_layout_is_keyed(entry, data, tmp_path):
+    cpu = torch.device("cpu")
+    assert default_channels_last(cpu)
+    for name, flag in (("default", None), ("contiguous", False)):
+        LAYOUTS.clear()
+        train(entry, entry.make_config(), data, steps=4, out_dir=tmp_path / name, device=cpu, seed=3,
+              checkpoint_every=2, workers=0, progress=False, channels_last=flag)
+        expected = flag is None
+        assert LAYOUTS == [(expected, expected)] * 4  # batches and weights alike
+        assert json.loads((tmp_path / name / "model.json").read_text())["channels_last"] is expected
+    # dropout masks follow the memory layout, so an explicit layout never reuses another layout's run
+    keys = {flag: run_key(entry, entry.make_config(), data.fingerprint(), 3, 4, 1, "auto", flag)
+            for flag in (None, True, False)}
+    assert len(set(keys.values())) == 3
+    assert keys[None] == run_key(entry, entry.make_config(), data.fingerprint(), 3, 4, 1)

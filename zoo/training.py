@@ -1,7 +1,7 @@
 """The one training loop every model shares; what differs per model lives in its :class:`~zoo.recipe.Recipe`.
 
-The loop owns: data (streamed patches), device placement, seeding, mixed precision and ``channels_last`` on
-CUDA, the progress bar, periodic atomic checkpoints and resumption. A run directory holds::
+The loop owns: data (streamed patches), device placement, seeding, mixed precision, the ``channels_last``
+memory format (see :func:`default_channels_last`), the progress bar, periodic atomic checkpoints and resumption. A run directory holds::
 
     model.safetensors, model.json   the weights and what they are (config, recipe, data, notes, versions)
     state.pt                        optimisers, RNG state and step: enough to continue exactly
@@ -83,7 +83,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_scale: int,
-            precision: str = "auto") -> str:
+            precision: str = "auto", channels_last: bool | None = None) -> str:
     """Content address of a training run: everything its weights depend on."""
     recipe = entry.recipe
     payload = {
@@ -99,6 +99,8 @@ def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_sc
     }
     if precision != "auto":  # only when asked for, so keys of default runs stay as they were
         payload["precision"] = precision
+    if channels_last is not None:  # likewise: only an explicit memory format
+        payload["channels_last"] = bool(channels_last)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -113,6 +115,21 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device, task: str, 
     return out
 
 
+def default_channels_last(device: torch.device) -> bool:
+    """Whether the loop trains in the ``channels_last`` memory format on ``device`` unless told otherwise.
+
+    On CUDA it is the layout tensor cores want. On a CPU it is oneDNN's native layout: it spares the
+    reorders around every convolution, and its backward pass is the faster one. Measured on this 2-core
+    machine (float32, best of 8 steps, tiny and paper presets of every built-in model), channels_last was
+    1.00x to 1.40x as fast as the default layout, and never slower.
+
+    The layout is more than rounding: dropout draws its mask in memory order, so a run in the other layout
+    draws other masks. An explicit ``channels_last`` is therefore part of the run key (the default is not,
+    like ``precision="auto"``).
+    """
+    return device.type in ("cuda", "cpu")
+
+
 def default_workers() -> int:
     """Loader processes the loop uses unless told otherwise.
 
@@ -125,7 +142,7 @@ def default_workers() -> int:
 
 def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.device, seed: int = 0,
           data_scale: int = 1, checkpoint_every: int = 100, workers: int | None = None, precision: str = "auto",
-          progress: bool = True, extra_meta: dict[str, Any] | None = None) -> TrainResult:
+          channels_last: bool | None = None, progress: bool = True, extra_meta: dict[str, Any] | None = None) -> TrainResult:
     """Train ``entry`` (a trainable ModelEntry) with ``config`` on ``dataset`` for ``steps`` steps.
 
     ``data_scale``: colorizers learn on the colour LR images, i.e. the data downscaled by the benchmark's
@@ -144,19 +161,22 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     scale = int(getattr(config, "scale", 1)) if task == "sr" else int(data_scale)
     batch_size, patch_size = int(config.batch_size), int(config.patch_size)
     fingerprint = dataset.fingerprint()
-    key = run_key(entry, config, fingerprint, seed, steps, data_scale, precision)
+    key = run_key(entry, config, fingerprint, seed, steps, data_scale, precision, channels_last)
     resolved = resolve_precision(precision, device)
 
-    cuda = device.type == "cuda"
+    if channels_last is None:
+        channels_last = default_channels_last(device)
     seed_everything(seed)
     model = entry.build(config).to(device)
-    if cuda:
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     ctx = TrainContext(device=device, total_steps=steps, precision=resolved)
     if resolved != "fp32":
         ctx.note(f"trained with {resolved} autocast (weights and optimiser in float32)")
     recipe = entry.recipe(model, config, ctx)
     recipe.aux.to(device)
+    if channels_last:
+        recipe.aux.to(memory_format=torch.channels_last)
     plan = stage_plan(tuple(recipe.stages), steps)
 
     start = 0
@@ -175,7 +195,8 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
             "plugin_version": entry.version, "config": config_to_dict(config),
             "recipe": f"{entry.recipe.__module__}.{entry.recipe.__qualname__}",
             "data": fingerprint, "seed": seed, "steps": step, "target_steps": steps, "data_scale": data_scale,
-            "run_key": key, "notes": list(ctx.notes), "device": str(device), "precision": resolved, **(extra_meta or {}),
+            "run_key": key, "notes": list(ctx.notes), "device": str(device), "precision": resolved,
+            "channels_last": bool(channels_last), **(extra_meta or {}),
         }
 
     if start >= steps:
@@ -220,7 +241,7 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
                 state = None
             model.train()
             while step < end:
-                batch = _to_device(next(batches), device, task, cuda)
+                batch = _to_device(next(batches), device, task, channels_last)
                 logs = recipe.training_step(batch, stage, step)
                 step += 1
                 images += batch_size
@@ -292,4 +313,4 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
 
 
-__all__ = ["PRECISIONS", "TrainResult", "default_workers", "read_log", "resolve_precision", "run_key", "stage_plan", "train"]
+__all__ = ["PRECISIONS", "TrainResult", "default_channels_last", "default_workers", "read_log", "resolve_precision", "run_key", "stage_plan", "train"]

@@ -55,6 +55,31 @@ def median_time(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -
     return statistics.median(run_times(fn, repeat=repeat, warmup=warmup))
 
 
+def interleaved_times(fns: dict[str, Callable[[], object]], *, rounds: int = 3,
+                      warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of each call of each of ``fns``, called in turn, ``rounds`` times round the circle.
+
+    On a shared host the load drifts over minutes; timing two things in alternation exposes both to the
+    same drift, where timing one after the other can hand one of them a quiet spell (this host's
+    figures moved by up to 30% between runs).
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def interleaved_best(fns: dict[str, Callable[[], object]], *, rounds: int = 3, warmup: int = 1) -> dict[str, float]:
+    """The fastest call of each of ``fns``, timed in alternation (:func:`interleaved_times`)."""
+    return {name: min(t) for name, t in interleaved_times(fns, rounds=rounds, warmup=warmup).items()}
+
+
 def train_data_spec() -> str:
     """The classic SR training sets beside the checkout when present, else the embedded sample photos."""
     return str(SHARED_DATA / "train") if (SHARED_DATA / "train").is_dir() else "samples:train"
