@@ -35,13 +35,18 @@ def make_batch(task: str, config, batch: int, device="cpu") -> dict[str, torch.T
 
 
 class StepRunner:
-    """One model's recipe, set up for its last (most complete) stage, stepping on a fixed batch."""
+    """One model's recipe, set up for its last (most complete) stage, stepping on a fixed batch.
 
-    def __init__(self, entry, config, batch: int, *, precision: str = "fp32", channels_last: bool = False,
+    ``channels_last=None`` takes the training loop's default for the device, as `zoo train` does.
+    """
+
+    def __init__(self, entry, config, batch: int, *, precision: str = "fp32", channels_last: bool | None = None,
                  compile_model: bool = False, device=torch.device("cpu")):
         from zoo.recipe import TrainContext
-        from zoo.training import stage_plan
+        from zoo.training import default_channels_last, stage_plan
 
+        if channels_last is None:
+            channels_last = default_channels_last(device)
         self.model = entry.build(config).to(device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -88,6 +88,12 @@ def main(argv=None) -> int:
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         ap.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    earlier: list[Row] = []
+    if args.keep:  # read it now: a bad file must stop the run before, not after, half an hour of timing
+        try:
+            earlier = [Row(**r) for r in json.loads(Path(args.keep).read_text())]
+        except (OSError, ValueError, TypeError) as exc:
+            ap.error(f"--keep {args.keep}: cannot read earlier results ({exc})")
     command = "python benchmark/perf/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     t0 = time.perf_counter()
     rows: list[Row] = []
@@ -105,8 +111,7 @@ def main(argv=None) -> int:
                 print(f"   {r.figure}: {r.value} | {r.reference} | "
                       f"{'' if r.ratio is None else f'{r.ratio:.2f}'} | {r.note}", file=sys.stderr, flush=True)
             rows += section
-    if args.keep:
-        earlier = [Row(**r) for r in json.loads(Path(args.keep).read_text())]
+    if earlier:
         rows += [Row(**{**r.__dict__, "note": (r.note + "; " if r.note else "") + "from the earlier run"})
                  for r in earlier if r.section not in chosen]
         rows.sort(key=lambda r: SECTIONS.index(r.section) if r.section in SECTIONS else len(SECTIONS))
