@@ -71,10 +71,10 @@ def _to_units(x: torch.Tensor, quantize: bool, dtype: torch.dtype) -> torch.Tens
     return x.to(dtype) * 255.0
 
 
-def _luma_full(rgb255: torch.Tensor) -> torch.Tensor:
+def _luma_full(rgb255: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     # Full-range BT.601 luma, 0.299 R + 0.587 G + 0.114 B (= (Y - 16) * 255 / 219): a grey value stays itself.
     w = torch.tensor(_LUMA_FULL, dtype=rgb255.dtype, device=rgb255.device).view(1, 3, 1, 1)
-    return (rgb255 * w).sum(dim=1, keepdim=True)
+    return torch.sum(rgb255 * w, dim=1, keepdim=True, out=out)
 
 
 def _shave(x: torch.Tensor, shave: int) -> torch.Tensor:
@@ -125,28 +125,34 @@ def prepare_pair(
     return a, b
 
 
-def _y_difference(d: torch.Tensor) -> torch.Tensor:
+def _y_difference(d: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """The 16-235 luma of an RGB *difference* (0..255 units): Y's linear part, without its offset."""
     c = [k / 255.0 for k in _Y_COEFFS]
-    y = torch.mul(d[:, 0:1], c[0])
+    y = torch.mul(d[:, 0:1], c[0], out=out)
     return y.add_(d[:, 1:2], alpha=c[1]).add_(d[:, 2:3], alpha=c[2])
 
 
-def _sum_of_squares_f32(flat: torch.Tensor) -> torch.Tensor:
-    """Per-row sum of squares of a float32 (B, L) tensor, each row by one BLAS dot product.
+def _aligned_rows(shape: tuple[int, ...], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (B, ...) float32 output whose images start 64-byte aligned: ``(rows, images)``, where ``rows``
+    is (B, L') with L' the image size rounded up to 16 floats (the tail zeroed) and ``images`` the
+    (B, ...) strided view into it to write the images to."""
+    n, per_image = shape[0], math.prod(shape[1:])
+    padded = -(-per_image // 16) * 16  # 16 float32 = 64 bytes, torch's CPU allocation alignment
+    rows = like.new_empty((n, padded), dtype=torch.float32)
+    rows[:, per_image:].zero_()  # zeros add nothing to a sum of squares
+    inner = torch.empty(shape[1:], device="meta").stride()
+    return rows, rows.as_strided(shape, (padded, *inner))
+
+
+def _sum_of_squares_f32(rows: torch.Tensor) -> torch.Tensor:
+    """Per-row sum of squares of the ``rows`` of :func:`_aligned_rows`, each by one BLAS dot product.
 
     A float64 mean of the squares costs 10x more. One dot per row, not a batched matmul: BLAS picks its
     blocking and threading from the batch size and its SIMD head from the row's alignment, so a batched
-    call gives an image a different rounding depending on its neighbours (5e-7 dB). Rows are laid out
-    64-byte aligned, as a single image's would be, so an image scores the same bits alone or in any batch.
+    call gives an image a different rounding depending on its neighbours (5e-7 dB). Every row starts
+    64-byte aligned, as a single image's would, so an image scores the same bits alone or in any batch.
     """
-    n, length = flat.shape
-    padded = -(-length // 16) * 16  # 16 float32 = 64 bytes, torch's CPU allocation alignment
-    if padded != length or flat.storage_offset() != 0 or not flat.is_contiguous():
-        buf = flat.new_zeros(n, padded)  # zeros add nothing to the sum
-        buf[:, :length] = flat
-        flat = buf
-    return torch.stack([torch.dot(row, row) for row in flat])
+    return torch.stack([torch.dot(row, row) for row in rows])
 
 
 def psnr(
@@ -165,16 +171,24 @@ def psnr(
         raise ValueError(f"space must be one of {_SPACES}, got {space!r}")
     dt = torch.float32 if quantize else torch.float64
     a, b = prepare_pair(pred, target, space="rgb", shave=shave, quantize=quantize, gray=gray, dtype=dt)
-    d = a.sub_(b)  # a is a fresh tensor owned here
+    single = a.dtype == torch.float32  # else float64, summed as such
+    rows = None
     if space == "y":
+        d = a.sub_(b)  # a is a fresh tensor owned here
         grey_target = target.dim() >= 3 and target.shape[-3] == 1 and gray == "raw"
-        d = _luma_full(d) if grey_target else _y_difference(d)
-    flat = d.flatten(1)
-    if flat.dtype == torch.float32:
-        sq = _sum_of_squares_f32(flat).double()
+        if single:
+            rows, d_out = _aligned_rows((d.shape[0], 1, *d.shape[2:]), d)
+        else:
+            d_out = None
+        d = _luma_full(d, out=d_out) if grey_target else _y_difference(d, out=d_out)
+    elif single:
+        rows, d = _aligned_rows(a.shape, a)
+        torch.sub(a, b, out=d)
     else:
-        sq = flat.square().sum(dim=1)
-    mse = sq / flat.shape[1]
+        d = a.sub_(b)
+    per_image = d[0].numel()
+    sq = _sum_of_squares_f32(rows).double() if single else d.flatten(1).square().sum(dim=1)
+    mse = sq / per_image
     return 10.0 * torch.log10(255.0**2 / mse)  # mse == 0 -> inf
 
 
