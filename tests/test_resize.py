@@ -82,8 +82,17 @@ def _out_size(h, w, scale, size):
     return out_h, out_w, out_h / h, out_w / w
 
 
+@pytest.fixture(params=["dense", "taps"])
+def resize_path(request, monkeypatch):
+    """Run a test through the dense matrix product, then with every shrinking pass tap by tap."""
+    import zoo.resize
+
+    monkeypatch.setattr(zoo.resize, "_DENSE_MAX_ENTRIES", 1 << 62 if request.param == "dense" else 0)
+    return request.param
+
+
 @pytest.mark.parametrize("h,w,scale,size", CASES)
-def test_matches_reference_float(h, w, scale, size):
+def test_matches_reference_float(h, w, scale, size, resize_path):
     rng = np.random.default_rng(h * 100 + w)
     img = rng.random((h, w)) * 255
     out_h, out_w, sh, sw = _out_size(h, w, scale, size)
@@ -95,7 +104,7 @@ def test_matches_reference_float(h, w, scale, size):
 
 
 @pytest.mark.parametrize("h,w,scale,size", CASES)
-def test_matches_reference_uint8_rounding_after_each_pass(h, w, scale, size):
+def test_matches_reference_uint8_rounding_after_each_pass(h, w, scale, size, resize_path):
     rng = np.random.default_rng(h * 7 + w)
     img = rng.integers(0, 256, (h, w)).astype(np.float64)
     img[0, :] = 255  # saturation at the top edge
@@ -106,6 +115,25 @@ def test_matches_reference_uint8_rounding_after_each_pass(h, w, scale, size):
     ours = imresize(x, scale=scale, size=size, quantize=True)[0, 0].double().numpy() * 255
     assert np.abs(ours - np.round(ours)).max() < 1e-3  # on the 1/255 grid
     assert np.array_equal(np.round(ours), ref)
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.25, 1 / 3, 0.37])
+def test_dense_and_tap_passes_agree_on_photo_sized_images(scale, monkeypatch):
+    import zoo.resize
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(0, 256, (2, 3, 124, 183), generator=g).float() / 255  # the size dispatch picks taps
+    results = {}
+    for path, limit in (("dense", 1 << 62), ("taps", 0)):
+        monkeypatch.setattr(zoo.resize, "_DENSE_MAX_ENTRIES", limit)
+        results[path] = (imresize(x, scale, quantize=True), imresize(x.double(), scale))
+    (q_dense, f_dense), (q_taps, f_taps) = results["dense"], results["taps"]
+    if scale in (0.5, 0.25):  # dyadic weights: integer sums are exact in any order
+        assert torch.equal(q_taps, q_dense)
+    else:  # a different order of summation may move a value sitting on a rounding edge by one level
+        assert (q_taps - q_dense).abs().max().item() <= 1 / 255 + 1e-7
+        assert (q_taps != q_dense).float().mean().item() < 1e-3
+    assert (f_taps - f_dense).abs().max().item() < 1e-12
 
 
 def test_pass_order_matters_and_is_matlabs():
