@@ -59,7 +59,17 @@ def _rgb(t: torch.Tensor, y=0, x=0):
 
 
 # ------------------------------------------------------------------------------------------ reading
-def test_read_modes(tmp_path):
+@pytest.fixture(params=["pillow", "spng"])
+def png_decoder(request, monkeypatch):
+    """Read PNGs through Pillow alone, then with the libspng fast path (when pyspng is installed)."""
+    if request.param == "pillow":
+        monkeypatch.setattr(D, "_spng", None)
+    elif D._spng is None:
+        pytest.skip("pyspng is not installed (pip install 'zoo[fast]'): the fast PNG path is not used here")
+    return request.param
+
+
+def test_read_modes(tmp_path, png_decoder):
     # L: replicated
     Image.new("L", (3, 2), 128).save(tmp_path / "l.png")
     t = read_image(tmp_path / "l.png")
@@ -117,7 +127,7 @@ def test_read_modes(tmp_path):
     assert torch.equal(read_image(tmp_path / "one.png"), torch.ones(3, 2, 2))
 
 
-def test_read_applies_exif_orientation(tmp_path):
+def test_read_applies_exif_orientation(tmp_path, png_decoder):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise
     img = Image.fromarray(_noise(2, 4))  # W=4, H=2
@@ -128,7 +138,7 @@ def test_read_applies_exif_orientation(tmp_path):
     assert torch.equal(t, expect.float())
 
 
-def test_read_errors_name_file_and_reason(tmp_path):
+def test_read_errors_name_file_and_reason(tmp_path, png_decoder):
     good = tmp_path / "good.png"
     _save(good, _noise(64, 64))
     data = good.read_bytes()
@@ -140,6 +150,44 @@ def test_read_errors_name_file_and_reason(tmp_path):
             read_image(tmp_path / name)
         assert isinstance(info.value, ZooError)
         assert name in str(info.value) and word in info.value.reason
+
+
+def test_fast_png_path_takes_plain_8_bit_pngs_and_leaves_the_rest_to_pillow(tmp_path, monkeypatch):
+    if D._spng is None:
+        pytest.skip("pyspng is not installed (pip install 'zoo[fast]'): the fast PNG path is not used here")
+    calls = []
+    real_load = D._spng.load
+
+    class Counting:
+        @staticmethod
+        def load(data):
+            calls.append(len(data))
+            return real_load(data)
+
+    monkeypatch.setattr(D, "_spng", Counting)
+    rgb = _noise(37, 53)
+    plain = {
+        "rgb.png": Image.fromarray(rgb),
+        "l.png": Image.fromarray(rgb[..., 0]),
+        "rgba.png": Image.fromarray(np.dstack([rgb, rgb[..., :1]]), mode="RGBA"),
+    }
+    for name, img in plain.items():
+        img.save(tmp_path / name)
+        fast = D._decode_png_fast(tmp_path / name)
+        assert fast is not None, name
+        assert fast.dtype == np.uint8 and np.array_equal(fast, D._decode(tmp_path / name, tmp_path / name)), name
+    assert len(calls) == len(plain)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(tmp_path / "exif.png", exif=exif)
+    Image.fromarray(rgb).convert("P").save(tmp_path / "p.png")
+    Image.fromarray(rgb).convert("LA").save(tmp_path / "la.png")
+    Image.fromarray(np.full((4, 5), 30000, np.uint16)).save(tmp_path / "g16.png")
+    Image.fromarray(rgb).save(tmp_path / "rgb.jpg")
+    data = (tmp_path / "rgb.png").read_bytes()
+    (tmp_path / "trunc.png").write_bytes(data[: len(data) // 2])
+    for name in ("exif.png", "p.png", "la.png", "g16.png", "rgb.jpg", "trunc.png", "missing.png"):
+        assert D._decode_png_fast(tmp_path / name) is None, name
 
 
 # ------------------------------------------------------------------------------------------ folders
