@@ -82,12 +82,25 @@ def _out_size(h, w, scale, size):
     return out_h, out_w, out_h / h, out_w / w
 
 
-@pytest.fixture(params=["dense", "taps"])
-def resize_path(request, monkeypatch):
-    """Run a test through the dense matrix product, then with every shrinking pass tap by tap."""
+_PATHS = {  # (_DENSE_MAX_ENTRIES, _POLYPHASE_MIN_ENTRIES) that send every pass down one path
+    "dense": (1 << 62, 1 << 62),
+    "taps": (0, 1 << 62),  # every shrinking pass gathers its taps; enlarging stays dense
+    "polyphase": (1 << 62, 0),  # every integer factor as a polyphase filter; other factors dense
+}
+
+
+def _use_path(monkeypatch, path):
     import zoo.resize
 
-    monkeypatch.setattr(zoo.resize, "_DENSE_MAX_ENTRIES", 1 << 62 if request.param == "dense" else 0)
+    dense_max, polyphase_min = _PATHS[path]
+    monkeypatch.setattr(zoo.resize, "_DENSE_MAX_ENTRIES", dense_max)
+    monkeypatch.setattr(zoo.resize, "_POLYPHASE_MIN_ENTRIES", polyphase_min)
+
+
+@pytest.fixture(params=list(_PATHS))
+def resize_path(request, monkeypatch):
+    """Run a test through each way of computing a pass."""
+    _use_path(monkeypatch, request.param)
     return request.param
 
 
@@ -117,23 +130,45 @@ def test_matches_reference_uint8_rounding_after_each_pass(h, w, scale, size, res
     assert np.array_equal(np.round(ours), ref)
 
 
-@pytest.mark.parametrize("scale", [0.5, 0.25, 1 / 3, 0.37])
-def test_dense_and_tap_passes_agree_on_photo_sized_images(scale, monkeypatch):
-    import zoo.resize
-
+@pytest.mark.parametrize("scale", [0.5, 0.25, 1 / 3, 0.37, 2.0, 4.0, 3.0])
+def test_every_path_agrees_with_the_dense_product_on_photo_sized_images(scale, monkeypatch):
     g = torch.Generator().manual_seed(5)
-    x = torch.randint(0, 256, (2, 3, 124, 183), generator=g).float() / 255  # the size dispatch picks taps
+    x = torch.randint(0, 256, (2, 3, 124, 183), generator=g).float() / 255
     results = {}
-    for path, limit in (("dense", 1 << 62), ("taps", 0)):
-        monkeypatch.setattr(zoo.resize, "_DENSE_MAX_ENTRIES", limit)
+    for path in _PATHS:
+        _use_path(monkeypatch, path)
         results[path] = (imresize(x, scale, quantize=True), imresize(x.double(), scale))
-    (q_dense, f_dense), (q_taps, f_taps) = results["dense"], results["taps"]
-    if scale in (0.5, 0.25):  # dyadic weights: integer sums are exact in any order
-        assert torch.equal(q_taps, q_dense)
-    else:  # a different order of summation may move a value sitting on a rounding edge by one level
-        assert (q_taps - q_dense).abs().max().item() <= 1 / 255 + 1e-7
-        assert (q_taps != q_dense).float().mean().item() < 1e-3
-    assert (f_taps - f_dense).abs().max().item() < 1e-12
+    q_dense, f_dense = results["dense"]
+    for path in ("taps", "polyphase"):
+        q, f = results[path]
+        assert q.shape == q_dense.shape and q.is_contiguous()
+        if scale in (0.5, 0.25, 2.0, 4.0):  # dyadic weights: integer sums are exact in any order
+            assert torch.equal(q, q_dense), path
+        else:  # another order of summation may move a value sitting on a rounding edge by one level
+            assert (q - q_dense).abs().max().item() <= 1 / 255 + 1e-7, path
+            assert (q != q_dense).float().mean().item() < 1e-3, path
+        assert (f - f_dense).abs().max().item() < 1e-12, path
+
+
+def test_polyphase_form_is_found_only_for_integer_factors():
+    from zoo.resize import _phases
+
+    assert _phases(183, 366, 2.0, True)[:2] == (2, 1)
+    assert _phases(124, 31, 0.25, True)[:2] == (1, 4)
+    assert _phases(124, 46, 0.37, True) is None
+    assert _phases(100, 150, 1.5, True) is None
+
+
+@pytest.mark.parametrize("h,w,scale,size", CASES + [(124, 183, 0.5, None), (124, 183, 1 / 3, None)])
+def test_uint8_input_is_resized_like_matlab_uint8(h, w, scale, size, resize_path):
+    g = torch.Generator().manual_seed(h * 31 + w)
+    u8 = torch.randint(0, 256, (2, 3, h, w), generator=g, dtype=torch.uint8)
+    out = imresize(u8, scale=scale, size=size)
+    assert out.dtype == torch.uint8
+    via_float = imresize(u8.float() / 255, scale=scale, size=size, quantize=True)
+    assert torch.equal(out, torch.round(via_float * 255).to(torch.uint8))
+    channels_last = u8.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # a decoded (H, W, 3) array's view
+    assert torch.equal(imresize(channels_last, scale=scale, size=size), out)
 
 
 def test_pass_order_matters_and_is_matlabs():

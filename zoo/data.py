@@ -742,9 +742,16 @@ class PatchStream(torch.utils.data.IterableDataset):
 
         def load() -> np.ndarray:
             from zoo.degrade import modcrop
-            from zoo.resize import downscale
+            from zoo.resize import downscale, imresize
 
-            lr = downscale(modcrop(read_image(path), self.scale)[None], self.scale)[0]
+            arr = read_image_array(path)
+            if arr.dtype == np.uint8:  # MATLAB's uint8 resize: the same values as below, minus the conversions
+                pixels = arr if arr.flags.writeable else arr.copy()  # torch wants writable memory
+                hr = modcrop(torch.from_numpy(pixels).permute(2, 0, 1), self.scale)
+                h, w = hr.shape[-2:]
+                lr = imresize(hr, scale=1.0 / self.scale, size=(h // self.scale, w // self.scale))
+                return lr.permute(1, 2, 0).contiguous().numpy()
+            lr = downscale(modcrop(_array_to_tensor(arr), self.scale)[None], self.scale)[0]
             return torch.round(lr.clamp(0.0, 1.0) * 255.0).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
         return self.cache.get(f"{path}@x{self.scale}", load)

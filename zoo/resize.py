@@ -19,12 +19,15 @@ The MANIFEST of the shared data reports that exactly this (height then width, ui
 pass, replicated edges) reproduces the published bicubic Y-PSNR of Set5/Set14/BSD100/Urban100.
 
 Implementation: each axis has ``p`` taps per output pixel (their input indices, clamped to the border,
-and weights), built once per (in, out, scale) in float64 and cached. A pass is one ``matmul`` with the
-dense (out, in) matrix, except when a long axis shrinks: then it goes tap by tap (gather, multiply,
-add), ``p`` instead of ``in`` multiply-adds per output value, twice as fast from about 400x600 up (see
-``_DENSE_MAX_ENTRIES``). Both agree to the last bit wherever the sums are exact (integers times dyadic
-weights, as for x2 and x4), else to float rounding. Works for any float dtype, any leading dims
-``(..., H, W)``, any scale, on the input's device.
+and weights), built once per (in, out, scale) in float64 and cached. A short axis is one ``matmul``
+with the dense (out, in) matrix. A longer one costs ``p`` instead of ``in`` multiply-adds per output
+value: by an integer factor (x2, x1/4, ...: every SR scale) the taps repeat with the pixel grid, so the
+pass is a polyphase filter of strided multiply-adds on the edge-replicated input (1.5-3x faster than the
+product on photos, see ``_POLYPHASE_MIN_ENTRIES``); any other shrinking factor gathers its taps
+(``_DENSE_MAX_ENTRIES``); any other enlarging factor stays dense. All agree to the last bit wherever the
+sums are exact (integers times dyadic weights, as for x2 and x4), else to float rounding (the tests hold
+every path to the MATLAB reference). Works for any float dtype (and uint8, as MATLAB does), any leading
+dims ``(..., H, W)``, any scale, on the input's device.
 """
 
 from __future__ import annotations
@@ -48,9 +51,9 @@ def cubic(x: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=256)
-def _taps(in_len: int, out_len: int, scale: float, antialias: bool, border: str) -> tuple[np.ndarray, np.ndarray]:
-    """(out_len, p) input indices (0-based, inside the image) and float64 weights (rows sum to 1) of one
-    pass; taps whose weight is zero for every output pixel are dropped."""
+def _raw_taps(in_len: int, out_len: int, scale: float, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(out_len, p) input indices (0-based, not yet brought inside the image) and float64 weights (rows
+    sum to 1) of one pass; taps whose weight is zero for every output pixel are dropped."""
     width = 4.0
     if scale < 1 and antialias:
         def h(x):
@@ -67,6 +70,17 @@ def _taps(in_len: int, out_len: int, scale: float, antialias: bool, border: str)
     w = h(u[:, None] - idx)
     w = w / w.sum(axis=1, keepdims=True)
     idx = idx.astype(np.int64) - 1
+    used = np.any(w != 0.0, axis=0)
+    idx, w = idx[:, used], w[:, used]
+    idx.setflags(write=False)
+    w.setflags(write=False)
+    return idx, w
+
+
+@functools.lru_cache(maxsize=256)
+def _taps(in_len: int, out_len: int, scale: float, antialias: bool, border: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_raw_taps` with the indices brought inside the image by ``border``."""
+    idx, w = _raw_taps(in_len, out_len, scale, antialias)
     if border == "replicate":
         idx = np.clip(idx, 0, in_len - 1)
     elif border == "symmetric":  # half-sample symmetric: ... 1 0 | 0 1 2 ... n-1 | n-1 n-2 ...
@@ -75,11 +89,71 @@ def _taps(in_len: int, out_len: int, scale: float, antialias: bool, border: str)
         idx = np.where(idx >= in_len, period - 1 - idx, idx)
     else:
         raise ValueError(f"border must be 'replicate' or 'symmetric', got {border!r}")
-    used = np.any(w != 0.0, axis=0)
-    idx, w = idx[:, used], w[:, used]
     idx.setflags(write=False)
-    w.setflags(write=False)
     return idx, w
+
+
+@functools.lru_cache(maxsize=64)
+def _phases(in_len: int, out_len: int, scale: float, antialias: bool) -> tuple[int, int, tuple, tuple] | None:
+    """The pass as a polyphase filter, when the scale is an integer factor (x s or x 1/s).
+
+    Then output ``o = P k + r`` reads inputs ``Q k + offsets[r][t]`` (replicated past the edges) with
+    weights ``weights[r][t]`` that do not depend on ``k``: ``P = s, Q = 1`` when enlarging, ``P = 1,
+    Q = s`` when shrinking. Returns ``(P, Q, offsets, weights)``, or None when the taps are not periodic
+    like that (any other scale): checked on the real taps, not assumed.
+    """
+    factor = scale if scale >= 1 else 1.0 / scale
+    s = round(factor)
+    if s < 1 or abs(factor - s) > 1e-9:
+        return None
+    per, step = (s, 1) if scale >= 1 else (1, s)
+    idx, w = _raw_taps(in_len, out_len, scale, antialias)
+    if out_len < per:
+        return None
+    o = np.arange(out_len)
+    r, k = o % per, o // per
+    if not np.array_equal(idx - step * k[:, None], idx[r]) or np.abs(w - w[r]).max() > 1e-12:
+        return None
+    return (per, step, tuple(tuple(int(v) for v in row) for row in idx[:per]),
+            tuple(tuple(float(v) for v in row) for row in w[:per]))
+
+
+def _resize_axis_polyphase(y: torch.Tensor, dim: int, in_len: int, out_len: int, per: int, step: int,
+                           offsets: tuple, weights: tuple) -> torch.Tensor:
+    """One replicate-border pass as strided multiply-adds: ``p`` per output value, no index tensors."""
+    periods = -(-out_len // per)
+    lo = min(min(row) for row in offsets)
+    hi = step * (periods - 1) + max(max(row) for row in offsets)
+    pad_lo, pad_hi = max(0, -lo), max(0, hi - (in_len - 1))
+    parts = [y]
+    if pad_lo:
+        parts.insert(0, y.narrow(dim, 0, 1).expand(*y.shape[:dim], pad_lo, *y.shape[dim:][1:]) if dim == -2
+                     else y.narrow(dim, 0, 1).expand(*y.shape[:-1], pad_lo))
+    if pad_hi:
+        parts.append(y.narrow(dim, in_len - 1, 1).expand(*y.shape[:dim], pad_hi, *y.shape[dim:][1:]) if dim == -2
+                     else y.narrow(dim, in_len - 1, 1).expand(*y.shape[:-1], pad_hi))
+    padded = torch.cat(parts, dim) if len(parts) > 1 else y
+    shape = list(y.shape)
+    shape[dim] = out_len
+    out = y.new_empty(shape)
+    for r in range(per):
+        count = len(range(r, out_len, per))
+        if count == 0:
+            continue
+        dst = _every(out, dim, r, count, per)
+        for t, offset in enumerate(offsets[r]):
+            src = _every(padded, dim, offset + pad_lo, count, step)
+            if t == 0:
+                torch.mul(src, weights[r][t], out=dst)
+            else:
+                dst.add_(src, alpha=weights[r][t])
+    return out
+
+
+def _every(x: torch.Tensor, dim: int, first: int, count: int, stride: int) -> torch.Tensor:
+    """The view of ``count`` positions ``first, first + stride, ...`` of ``x`` along ``dim``."""
+    view = x.narrow(dim, first, stride * (count - 1) + 1)
+    return view[..., ::stride, :] if dim == -2 else view[..., ::stride]
 
 
 @functools.lru_cache(maxsize=64)
@@ -102,11 +176,26 @@ def _tap_tensors(in_len: int, out_len: int, scale: float, antialias: bool, borde
 # 0.96 s). Enlarging passes stay dense: the taps gather from the input once per output value, and that
 # gather cost more than the product at every size tried (up to 750x1000 x4).
 _DENSE_MAX_ENTRIES = 1 << 17
+# A pass by an integer factor (x s, x 1/s) with more (out x in) entries than this runs as a polyphase filter.
+# Measured (float64, 3 channels): dense wins on patches (48 -> 24: 0.17 against 0.37 ms; 128 -> 64: 0.27
+# against 0.36 ms); the polyphase filter from about 80x120 up: 320x480 x1/2 2.4-2.8 against 4.2-4.6 ms,
+# 160x240 x2 1.4 against 4.1 ms, 750x1000 x4 0.38-0.45 against 1.1 s, 1356x2040 x1/2 0.11 against 0.31 s.
+_POLYPHASE_MIN_ENTRIES = 1 << 14
 
 
 def _resize_axis(y: torch.Tensor, dim: int, in_len: int, out_len: int, scale: float, antialias: bool,
                  border: str) -> torch.Tensor:
     """One pass along ``dim`` (-2 or -1) of ``y`` (float, ..., H, W)."""
+    if border == "replicate" and in_len * out_len > _POLYPHASE_MIN_ENTRIES:
+        phases = _phases(in_len, out_len, scale, antialias)
+        if phases is not None:
+            if dim == -2 or phases[0] > 1:
+                return _resize_axis_polyphase(y, dim, in_len, out_len, *phases)
+            # Shrinking along the innermost axis would read every input with a stride (scalar loops);
+            # along rows, each multiply-add runs over contiguous rows (vectorised), and the two
+            # transposing copies cost less than the difference.
+            flipped = _resize_axis_polyphase(y.transpose(-1, -2).contiguous(), -2, in_len, out_len, *phases)
+            return flipped.transpose(-1, -2).contiguous()
     if out_len >= in_len or in_len * out_len <= _DENSE_MAX_ENTRIES:
         m = _matrix(in_len, out_len, scale, antialias, border).to(device=y.device, dtype=y.dtype)
         return torch.matmul(m, y) if dim == -2 else torch.matmul(y, m.T)
@@ -164,13 +253,16 @@ def imresize(
     ``h/H``, ``w/W``), or both (then ``size`` sets the output and ``scale`` the kernel, as MATLAB does
     internally). ``quantize=True`` treats ``x`` as an 8-bit image in [0, 1]: the input is snapped to the
     1/255 grid and every pass is rounded and saturated like MATLAB on uint8 input, so the output is
-    k/255. Otherwise the result is float, unclamped (bicubic overshoots). ``border='symmetric'`` mirrors
+    k/255. Otherwise the result is float, unclamped (bicubic overshoots). A ``uint8`` tensor (0..255) is
+    resized as MATLAB resizes uint8 images: rounded after every pass, returned as ``uint8`` (the same
+    values as ``quantize=True`` on ``x / 255``, without the conversions). ``border='symmetric'`` mirrors
     instead of replicating edges (not MATLAB; for comparison only).
     """
     if x.dim() < 2:
         raise ValueError(f"expected (..., H, W), got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"expected a floating-point tensor in [0, 1], got {x.dtype}")
+    as_uint8 = x.dtype == torch.uint8
+    if not (x.is_floating_point() or as_uint8):
+        raise TypeError(f"expected a floating-point tensor in [0, 1] or uint8, got {x.dtype}")
     in_h, in_w = x.shape[-2:]
     if scale is None and size is None:
         raise ValueError("give scale or size")
@@ -186,11 +278,15 @@ def imresize(
         out_h, out_w = _out_len(in_h, sh), _out_len(in_w, sw)
 
     orig_dtype = x.dtype
+    quantize = quantize or as_uint8
     if quantize:
         # float64 so that sums of integers times dyadic weights land exactly on .5 when MATLAB's do
         # (MPS has no float64).
         dt = torch.float32 if x.device.type == "mps" else torch.float64
-        y = _round_u8_(x.to(dt) * 255.0)
+        if as_uint8:  # already the integers
+            y = x.to(dt, memory_format=torch.contiguous_format)
+        else:
+            y = _round_u8_(x.to(dt) * 255.0)
     else:
         dt = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
         y = x.to(dt)
@@ -203,6 +299,8 @@ def imresize(
         y = _resize_axis(y, -2 if axis == 0 else -1, n_in, n_out, s, antialias, border)
         if quantize:
             y = _round_u8_(y)
+    if as_uint8:
+        return y.to(torch.uint8)
     if quantize:
         y = y.div_(255.0)
     return y.to(orig_dtype)
