@@ -241,7 +241,7 @@ def _decode(source, path, *, with_mode: bool = False):
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_SPNG_COLOUR_TYPES = {0: "L", 2: "RGB", 6: "RGBA"}  # palette and grey+alpha (pyspng refuses it): Pillow
+_SPNG_COLOUR_TYPES = frozenset({0, 2, 6})  # grey, RGB, RGBA; palette and grey+alpha (pyspng refuses it): Pillow
 
 try:  # optional (pip install 'zoo[fast]'): libspng decodes PNG about twice as fast as Pillow
     import pyspng as _spng

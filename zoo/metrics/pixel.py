@@ -34,7 +34,9 @@ positions, with the same normalised 11-tap Gaussian (truncate 3.5 -> radius 5).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import operator
 
 import torch
 
@@ -139,9 +141,21 @@ def _aligned_rows(shape: tuple[int, ...], like: torch.Tensor) -> tuple[torch.Ten
     n, per_image = shape[0], math.prod(shape[1:])
     padded = -(-per_image // 16) * 16  # 16 float32 = 64 bytes, torch's CPU allocation alignment
     rows = like.new_empty((n, padded), dtype=torch.float32)
-    rows[:, per_image:].zero_()  # zeros add nothing to a sum of squares
-    inner = torch.empty(shape[1:], device="meta").stride()
+    if padded != per_image:
+        rows[:, per_image:].zero_()  # zeros add nothing to a sum of squares
+    inner = list(itertools.accumulate(reversed(shape[2:]), operator.mul, initial=1))[::-1]  # C order
     return rows, rows.as_strided(shape, (padded, *inner))
+
+
+def _as_aligned_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, ...) float32 as the rows of :func:`_aligned_rows`: itself when every image already starts
+    64-byte aligned (no third image-sized buffer: a fresh one costs page faults), else a padded copy."""
+    per_image = x[0].numel()
+    if x.is_contiguous() and x.data_ptr() % 64 == 0 and per_image % 16 == 0:
+        return x.view(x.shape[0], per_image)
+    rows, images = _aligned_rows(tuple(x.shape), x)
+    images.copy_(x)
+    return rows
 
 
 def _sum_of_squares_f32(rows: torch.Tensor) -> torch.Tensor:
@@ -172,9 +186,9 @@ def psnr(
     dt = torch.float32 if quantize else torch.float64
     a, b = prepare_pair(pred, target, space="rgb", shave=shave, quantize=quantize, gray=gray, dtype=dt)
     single = a.dtype == torch.float32  # else float64, summed as such
+    d = a.sub_(b)  # a is a fresh tensor owned here
     rows = None
     if space == "y":
-        d = a.sub_(b)  # a is a fresh tensor owned here
         grey_target = target.dim() >= 3 and target.shape[-3] == 1 and gray == "raw"
         if single:
             rows, d_out = _aligned_rows((d.shape[0], 1, *d.shape[2:]), d)
@@ -182,10 +196,7 @@ def psnr(
             d_out = None
         d = _luma_full(d, out=d_out) if grey_target else _y_difference(d, out=d_out)
     elif single:
-        rows, d = _aligned_rows(a.shape, a)
-        torch.sub(a, b, out=d)
-    else:
-        d = a.sub_(b)
+        rows = _as_aligned_rows(d)
     per_image = d[0].numel()
     sq = _sum_of_squares_f32(rows).double() if single else d.flatten(1).square().sum(dim=1)
     mse = sq / per_image
