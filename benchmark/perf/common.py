@@ -32,6 +32,16 @@ class Row:
     note: str = ""
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        # numpy scalars (np.bool_, np.float64) would reach the JSON file as strings ("True"), and an earlier
+        # file read back with --keep would then not render: plain Python values only, old files repaired.
+        if isinstance(self.ok, str):
+            self.ok = {"True": True, "False": False}.get(self.ok)
+        elif self.ok is not None:
+            self.ok = bool(self.ok)
+        if self.ratio is not None:
+            self.ratio = float(self.ratio)
+
 
 def run_times(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -> list[float]:
     """Seconds of each of ``repeat`` calls of ``fn``, after ``warmup`` untimed ones."""

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, machine, weights_for_timing  # noqa: E402
 
 SECTIONS = ("metrics", "models", "grid", "memory", "loader")
+NOTES_HEADING = "## Notes (written by hand"  # this section of the --write file is kept across runs
 
 
 def run_section(name: str, torch_home: str, real: bool) -> list[Row]:
@@ -118,7 +119,12 @@ def main(argv=None) -> int:
     text = render(rows, machine(), command.strip(), time.perf_counter() - t0)
     print(text)
     if args.write:
-        Path(args.write).write_text(text)
+        out = Path(args.write)
+        if out.exists():  # hand-written notes below the table outlive the table's regeneration
+            old = out.read_text()
+            if NOTES_HEADING in old:
+                text += "\n" + old[old.index(NOTES_HEADING):]
+        out.write_text(text)
         Path(args.write).with_suffix(".json").write_text(json.dumps([r.__dict__ for r in rows], indent=1,
                                                                     default=str))
     return 0 if all(r.ok is not False for r in rows) else 1
