@@ -123,6 +123,18 @@ def test_an_image_scores_the_same_bits_alone_and_in_any_batch(fn, space, shape):
     assert torch.equal(halves, whole)
 
 
+@pytest.mark.parametrize("space", ["y", "rgb"])
+def test_ssim_is_the_same_in_bands_of_rows_and_in_one_piece(space, monkeypatch):
+    import zoo.metrics.pixel as P
+
+    pred, target = _pair(3, (2, 3, 120, 90))
+    monkeypatch.setattr(P, "_SSIM_TILE_ELEMENTS", 1 << 30)
+    whole = ssim(pred, target, space=space)
+    monkeypatch.setattr(P, "_SSIM_TILE_ELEMENTS", 16 * 90)  # the 16-row minimum: 7 bands, the last short
+    banded = ssim(pred, target, space=space)
+    assert torch.allclose(banded, whole, atol=1e-7, rtol=0)
+
+
 def test_grey_file_targets_use_raw_grey_values():
     g = torch.Generator().manual_seed(2)
     t = torch.rand(1, 1, 32, 32, generator=g)
