@@ -261,14 +261,16 @@ def _decode_png_fast(path) -> np.ndarray | None:
     if _spng is None:
         return None
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(33)  # signature and IHDR: other files are left unread, for Pillow to read once
+            if (len(head) < 33 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR"
+                    or head[24] != 8 or head[25] not in _SPNG_COLOUR_TYPES):
+                return None
+            data = head + f.read()
     except OSError:
         return None
-    if len(data) < 33 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        return None
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    bit_depth, colour_type = data[24], data[25]
-    if bit_depth != 8 or colour_type not in _SPNG_COLOUR_TYPES or b"eXIf" in data:
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if b"eXIf" in data:
         return None
     from PIL import Image
 

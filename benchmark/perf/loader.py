@@ -60,7 +60,7 @@ def loader_throughput() -> list[Row]:
         # every batch of the first epoch decodes new files, so its first steps are as cold as the rest
         in_loop = min(per_epoch, max(8, int(15 / t_step)))
         if workers == 0:
-            looped, fixed = _first_epoch_in_the_loop(runner, dataset, entry.task, config, scale, in_loop)
+            looped, fixed = _first_epoch_in_the_loop(runner, dataset, entry.task, config, batch, scale, in_loop)
         rows.append(Row("loader", f"{name} {preset} ({precision}; {config.patch_size}px x {batch}, x{scale}): loader "
                                   f"img/s ({workers} workers), first epoch / later epochs, vs step img/s",
                         f"{cold:.0f} / {warm:.0f} img/s", f"{consumed:.0f} img/s", cold / consumed,
@@ -76,7 +76,7 @@ def loader_throughput() -> list[Row]:
     return rows
 
 
-def _first_epoch_in_the_loop(runner, dataset, task, config, scale, steps, rounds=2) -> tuple[float, float]:
+def _first_epoch_in_the_loop(runner, dataset, task, config, batch, scale, steps, rounds=2) -> tuple[float, float]:
     """Seconds for the first epoch as the loop runs it in-process (load, convert, step), and for the same
     number of steps on one fixed batch; interleaved, each round with a fresh loader (cold, another seed)."""
     import torch
@@ -85,12 +85,11 @@ def _first_epoch_in_the_loop(runner, dataset, task, config, scale, steps, rounds
     from zoo.training import _to_device
 
     cpu = torch.device("cpu")
-    channels_last = runner.batch[next(iter(runner.batch))].is_contiguous(memory_format=torch.channels_last)
+    channels_last = next(iter(runner.batch.values())).is_contiguous(memory_format=torch.channels_last)
 
     def looped():
         loader = make_train_loader(dataset, task=task, patch_size=int(config.patch_size), scale=scale,
-                                   batch_size=int(runner.batch[next(iter(runner.batch))].shape[0]),
-                                   seed=next(seeds), workers=0, steps=steps)
+                                   batch_size=batch, seed=next(seeds), workers=0, steps=steps)
         for raw in loader:
             runner.recipe.training_step(_to_device(raw, cpu, task, channels_last), runner.stage, runner.step_index)
 

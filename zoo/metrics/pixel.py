@@ -34,9 +34,7 @@ positions, with the same normalised 11-tap Gaussian (truncate 3.5 -> radius 5).
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-import operator
 
 import torch
 
@@ -73,10 +71,10 @@ def _to_units(x: torch.Tensor, quantize: bool, dtype: torch.dtype) -> torch.Tens
     return x.to(dtype) * 255.0
 
 
-def _luma_full(rgb255: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def _luma_full(rgb255: torch.Tensor) -> torch.Tensor:
     # Full-range BT.601 luma, 0.299 R + 0.587 G + 0.114 B (= (Y - 16) * 255 / 219): a grey value stays itself.
     w = torch.tensor(_LUMA_FULL, dtype=rgb255.dtype, device=rgb255.device).view(1, 3, 1, 1)
-    return torch.sum(rgb255 * w, dim=1, keepdim=True, out=out)
+    return (rgb255 * w).sum(dim=1, keepdim=True)
 
 
 def _shave(x: torch.Tensor, shave: int) -> torch.Tensor:
@@ -127,34 +125,22 @@ def prepare_pair(
     return a, b
 
 
-def _y_difference(d: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def _y_difference(d: torch.Tensor) -> torch.Tensor:
     """The 16-235 luma of an RGB *difference* (0..255 units): Y's linear part, without its offset."""
     c = [k / 255.0 for k in _Y_COEFFS]
-    y = torch.mul(d[:, 0:1], c[0], out=out)
+    y = torch.mul(d[:, 0:1], c[0])
     return y.add_(d[:, 1:2], alpha=c[1]).add_(d[:, 2:3], alpha=c[2])
 
 
-def _aligned_rows(shape: tuple[int, ...], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A (B, ...) float32 output whose images start 64-byte aligned: ``(rows, images)``, where ``rows``
-    is (B, L') with L' the image size rounded up to 16 floats (the tail zeroed) and ``images`` the
-    (B, ...) strided view into it to write the images to."""
-    n, per_image = shape[0], math.prod(shape[1:])
-    padded = -(-per_image // 16) * 16  # 16 float32 = 64 bytes, torch's CPU allocation alignment
-    rows = like.new_empty((n, padded), dtype=torch.float32)
-    if padded != per_image:
-        rows[:, per_image:].zero_()  # zeros add nothing to a sum of squares
-    inner = list(itertools.accumulate(reversed(shape[2:]), operator.mul, initial=1))[::-1]  # C order
-    return rows, rows.as_strided(shape, (padded, *inner))
-
-
-def _as_aligned_rows(x: torch.Tensor) -> torch.Tensor:
-    """``x`` (B, ...) float32 as the rows of :func:`_aligned_rows`: itself when every image already starts
-    64-byte aligned (no third image-sized buffer: a fresh one costs page faults), else a padded copy."""
-    per_image = x[0].numel()
+def _aligned_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, ...) float32 as (B, L) rows that each start 64-byte aligned: ``x`` itself when its images
+    already do (a fresh image-sized buffer costs page faults), else a copy with each row padded by zeros
+    (which add nothing to a sum of squares) to a multiple of 16 floats."""
+    n, per_image = x.shape[0], x[0].numel()
     if x.is_contiguous() and x.data_ptr() % 64 == 0 and per_image % 16 == 0:
-        return x.view(x.shape[0], per_image)
-    rows, images = _aligned_rows(tuple(x.shape), x)
-    images.copy_(x)
+        return x.view(n, per_image)
+    rows = x.new_zeros((n, -(-per_image // 16) * 16))  # 16 float32 = 64 bytes, torch's CPU alignment
+    rows[:, :per_image] = x.reshape(n, per_image)
     return rows
 
 
@@ -185,21 +171,15 @@ def psnr(
         raise ValueError(f"space must be one of {_SPACES}, got {space!r}")
     dt = torch.float32 if quantize else torch.float64
     a, b = prepare_pair(pred, target, space="rgb", shave=shave, quantize=quantize, gray=gray, dtype=dt)
-    single = a.dtype == torch.float32  # else float64, summed as such
     d = a.sub_(b)  # a is a fresh tensor owned here
-    rows = None
     if space == "y":
         grey_target = target.dim() >= 3 and target.shape[-3] == 1 and gray == "raw"
-        if single:
-            rows, d_out = _aligned_rows((d.shape[0], 1, *d.shape[2:]), d)
-        else:
-            d_out = None
-        d = _luma_full(d, out=d_out) if grey_target else _y_difference(d, out=d_out)
-    elif single:
-        rows = _as_aligned_rows(d)
-    per_image = d[0].numel()
-    sq = _sum_of_squares_f32(rows).double() if single else d.flatten(1).square().sum(dim=1)
-    mse = sq / per_image
+        d = _luma_full(d) if grey_target else _y_difference(d)
+    if d.dtype == torch.float32:
+        sq = _sum_of_squares_f32(_aligned_rows(d)).double()
+    else:
+        sq = d.flatten(1).square().sum(dim=1)
+    mse = sq / d[0].numel()
     return 10.0 * torch.log10(255.0**2 / mse)  # mse == 0 -> inf
 
 
@@ -229,6 +209,9 @@ def _filter_valid(x: torch.Tensor, taps: tuple[float, ...], dim: int, out: torch
 # (2 threads, BSD100-sized images, measured): on an Intel Xeon, 2^16 values (3 bands of a Y image) ran
 # about 20% faster than one band for the whole image; on an AMD EPYC, 2^18 (one band for Y, 2 for RGB)
 # ran about 20% faster than 2^16, and 2^19 or more took twice as long on RGB. 2^17 sits between the two.
+# All of these are tangled with page faults: the band buffers (several MB) are handed back to the OS
+# between calls and faulted in again, 100-1500 faults per call depending on the process's allocator
+# state (measured), which moves a timing by up to 2x from one process to the next.
 _SSIM_TILE_ELEMENTS = 1 << 17
 
 
