@@ -1,5 +1,6 @@
 """PSNR / SSIM: numpy and skimage references, the metric objects, and calibration on Set5 / Set14."""
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,23 @@ from zoo.degrade import modcrop
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def _numba_installed():
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
+# Both implementations are checked against the references: numba's fused CPU kernels (what CPU tensors get
+# when it is installed, as in `make setup`) and the torch path (any device). CI installs numba.
+BACKENDS = ["torch", pytest.param("numba", marks=pytest.mark.skipif(
+    not _numba_installed(), reason="numba is not installed (pip install 'zoo[fast]')"))]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
 def _pair(seed=0, shape=(2, 3, 40, 48), noise=0.05):
     g = torch.Generator().manual_seed(seed)
     target = torch.rand(shape, generator=g)
@@ -24,8 +42,8 @@ def _pair(seed=0, shape=(2, 3, 40, 48), noise=0.05):
 def _np_psnr(pred, target, space, shave, quantize):
     """Float64 numpy reference of the convention (one image, (3, H, W) arrays in [0, 1])."""
     def conv(x):
-        x = x.astype(np.float64)
-        x = np.round(np.clip(x, 0, 1) * 255) if quantize else x * 255
+        # rounding in the input's precision (float32 here), as EDSR and BasicSR round their outputs
+        x = np.round(np.clip(x, 0, 1) * np.float32(255)).astype(np.float64) if quantize else x.astype(np.float64) * 255
         if space == "y":
             x = 16 + (65.481 * x[0] + 128.553 * x[1] + 24.966 * x[2]) / 255
             x = x[None]
@@ -40,27 +58,41 @@ def _np_psnr(pred, target, space, shave, quantize):
 @pytest.mark.parametrize("space", ["y", "rgb"])
 @pytest.mark.parametrize("shave", [0, 4])
 @pytest.mark.parametrize("quantize", [True, False])
-def test_psnr_matches_numpy_reference(space, shave, quantize):
+def test_psnr_matches_numpy_reference(space, shave, quantize, backend):
     pred, target = _pair()
-    ours = psnr(pred, target, space=space, shave=shave, quantize=quantize)
+    ours = psnr(pred, target, space=space, shave=shave, quantize=quantize, backend=backend)
     assert ours.shape == (2,) and ours.dtype == torch.float64
+    # the fused kernel computes in float64 like the reference; the torch path sums float32 differences
+    tol = 1e-9 if backend == "numba" else 1e-3
     for i in range(2):
-        ref = _np_psnr(pred[i].double().numpy(), target[i].double().numpy(), space, shave, quantize)
-        assert abs(ours[i].item() - ref) < 1e-3
+        ref = _np_psnr(pred[i].numpy(), target[i].numpy(), space, shave, quantize)
+        assert abs(ours[i].item() - ref) < tol
 
 
-def test_psnr_edge_cases():
+def test_psnr_edge_cases(backend):
     x = torch.rand(1, 3, 16, 16)
-    assert torch.isinf(psnr(x, x)).all()
+    assert torch.isinf(psnr(x, x, backend=backend)).all()
     # quantize: anything that rounds to the same 8-bit image scores the same
-    assert psnr(x + 0.4 / 255, x * 0.9).item() == pytest.approx(psnr(torch.round(x * 255 + 0.4) / 255, x * 0.9).item())
+    assert psnr(x + 0.4 / 255, x * 0.9, backend=backend).item() == pytest.approx(
+        psnr(torch.round(x * 255 + 0.4) / 255, x * 0.9, backend=backend).item())
     # one grey level everywhere in RGB = 20 log10(255) dB
     y = torch.full((1, 3, 8, 8), 100 / 255)
-    assert psnr(y + 1 / 255, y, space="rgb").item() == pytest.approx(20 * np.log10(255), abs=1e-9)
+    assert psnr(y + 1 / 255, y, space="rgb", backend=backend).item() == pytest.approx(20 * np.log10(255), abs=1e-9)
+    # a NaN anywhere (a diverged model) gives NaN, not a number computed from clamped values
+    bad = x.clone()
+    bad[0, 1, 3, 5] = float("nan")
+    for fn in (psnr, ssim):
+        for space in ("y", "rgb"):
+            assert torch.isnan(fn(bad, x, space=space, backend=backend)).all()
+            assert torch.isnan(fn(x, bad, space=space, backend=backend)).all()
     with pytest.raises(ValueError):
-        psnr(x, x[..., :8, :8])
+        psnr(x, x[..., :8, :8], backend=backend)
     with pytest.raises(ValueError):
-        psnr(x, x, shave=8)
+        psnr(x, x, shave=8, backend=backend)
+    with pytest.raises(ValueError):
+        psnr(x, x, space="lab", backend=backend)
+    with pytest.raises(TypeError):
+        psnr((x * 255).to(torch.uint8), x, backend=backend)
 
 
 def _skimage_ssim(a, b, channel_axis=None):
@@ -81,46 +113,91 @@ def _natural_pair():
 
 @pytest.mark.parametrize("which", ["natural", "random"])
 @pytest.mark.parametrize("shave", [0, 3])
-def test_ssim_matches_skimage_on_y_and_rgb(which, shave):
+def test_ssim_matches_skimage_on_y_and_rgb(which, shave, backend):
     # skimage filters the full image (reflect padding) and averages the map without its 5-px border:
     # exactly the positions where the 11x11 window fits, i.e. our valid filtering. Both get the same
     # already-prepared 0..255 arrays (quantized, Y, shaved), so only the SSIM computation is compared.
     pred, target = _natural_pair() if which == "natural" else _pair(1, (1, 3, 37, 45))
     ya = prepare(pred, shave=shave)[0, 0].numpy()
     yb = prepare(target, shave=shave)[0, 0].numpy()
-    ours = ssim(pred, target, shave=shave).item()
-    assert abs(ours - _skimage_ssim(ya, yb)) < 1e-4
+    tol = 1e-9 if backend == "numba" else 1e-4  # float64 throughout against float32 filtering
+    ours = ssim(pred, target, shave=shave, backend=backend).item()
+    assert abs(ours - _skimage_ssim(ya.astype(np.float64), yb.astype(np.float64))) < tol
     ra = prepare(pred, space="rgb", shave=shave)[0].permute(1, 2, 0).numpy()
     rb = prepare(target, space="rgb", shave=shave)[0].permute(1, 2, 0).numpy()
-    ours_rgb = ssim(pred, target, space="rgb", shave=shave).item()
-    assert abs(ours_rgb - _skimage_ssim(ra, rb, channel_axis=2)) < 1e-4
+    ours_rgb = ssim(pred, target, space="rgb", shave=shave, backend=backend).item()
+    assert abs(ours_rgb - _skimage_ssim(ra.astype(np.float64), rb.astype(np.float64), channel_axis=2)) < tol
 
 
-def test_ssim_float32_path_agrees_with_float64_and_basics():
+def test_ssim_float32_path_agrees_with_float64_and_basics(backend):
     pred, target = _natural_pair()
-    assert abs(ssim(pred, target).item() - ssim(pred, target, float64=True).item()) < 1e-6
-    assert ssim(target, target).item() == pytest.approx(1.0, abs=1e-6)
-    assert ssim(pred, target).item() < 0.99
+    assert abs(ssim(pred, target, backend=backend).item()
+               - ssim(pred, target, float64=True, backend=backend).item()) < 1e-6
+    assert ssim(target, target, backend=backend).item() == pytest.approx(1.0, abs=1e-6)
+    assert ssim(pred, target, backend=backend).item() < 0.99
     # bright offset: the luminance term must see the real means, not the centred ones
-    assert ssim(target * 0.5 + 0.5, target * 0.5, space="rgb").item() < 0.7
-    batch = ssim(torch.cat([pred, target]), torch.cat([target, target]))
+    assert ssim(target * 0.5 + 0.5, target * 0.5, space="rgb", backend=backend).item() < 0.7
+    batch = ssim(torch.cat([pred, target]), torch.cat([target, target]), backend=backend)
     assert batch.shape == (2,) and batch[1].item() == pytest.approx(1.0, abs=1e-6)
-    with pytest.raises(ValueError):
-        ssim(torch.rand(1, 3, 10, 10), torch.rand(1, 3, 10, 10))  # smaller than the window
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(torch.rand(1, 3, 10, 10), torch.rand(1, 3, 10, 10), backend=backend)  # smaller than the window
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(torch.rand(1, 3, 20, 20), torch.rand(1, 3, 20, 20), shave=5, backend=backend)
 
 
 @pytest.mark.parametrize("fn", [psnr, ssim])
 @pytest.mark.parametrize("space", ["y", "rgb"])
 @pytest.mark.parametrize("shape", [(4, 3, 33, 47), (3, 3, 64, 64), (5, 3, 121, 90)])
-def test_an_image_scores_the_same_bits_alone_and_in_any_batch(fn, space, shape):
+def test_an_image_scores_the_same_bits_alone_and_in_any_batch(fn, space, shape, backend):
     # a batched BLAS call rounds an image's sum differently depending on its neighbours; the metric must not
     pred, target = _pair(7, shape)
-    whole = fn(pred, target, space=space, shave=2)
+    whole = fn(pred, target, space=space, shave=2, backend=backend)
     for i in range(shape[0]):
-        assert fn(pred[i:i + 1], target[i:i + 1], space=space, shave=2).item() == whole[i].item()
-    halves = torch.cat([fn(pred[:2], target[:2], space=space, shave=2),
-                        fn(pred[2:], target[2:], space=space, shave=2)])
+        assert fn(pred[i:i + 1], target[i:i + 1], space=space, shave=2, backend=backend).item() == whole[i].item()
+    halves = torch.cat([fn(pred[:2], target[:2], space=space, shave=2, backend=backend),
+                        fn(pred[2:], target[2:], space=space, shave=2, backend=backend)])
     assert torch.equal(halves, whole)
+
+
+@pytest.mark.skipif(not _numba_installed(), reason="numba is not installed (pip install 'zoo[fast]')")
+@pytest.mark.parametrize("space", ["y", "rgb"])
+def test_fused_kernels_agree_with_the_torch_path_on_every_input_form(space):
+    pred, target = _pair(11, (2, 3, 29, 38))
+    grey_p, grey_t = pred[:, :1], target[:, :1]
+    cases = {
+        "float32": (pred, target, {}),
+        "odd size, shaved": (pred[..., 1:, 3:], target[..., 1:, 3:], {"shave": 3}),
+        "channels_last": (pred.to(memory_format=torch.channels_last), target, {}),
+        "float64": (pred.double(), target.double(), {}),
+        "float16 and float32": (pred.half(), target, {}),
+        "not quantized": (pred, target, {"quantize": False}),
+        "grey target": (pred, grey_t, {}),
+        "grey target, gray=y": (pred, grey_t, {"gray": "y"}),
+        "grey prediction": (grey_p, target, {}),
+        "both grey": (grey_p, grey_t, {}),
+        "3-d input": (pred[0], target[0], {}),
+    }
+    for name, (p, t, kw) in cases.items():
+        for fn, tol in ((psnr, 1e-4), (ssim, 1e-6)):
+            fused = fn(p, t, space=space, backend="numba", **kw)
+            eager = fn(p, t, space=space, backend="torch", **kw)
+            assert fused.shape == eager.shape and fused.dtype == torch.float64, name
+            assert torch.allclose(fused, eager, atol=tol, rtol=0), (name, fn.__name__, fused, eager)
+
+
+def test_backend_choice_and_a_clear_error_without_numba(monkeypatch):
+    import zoo.metrics.pixel as P
+
+    x, y = _pair(4, (1, 3, 24, 24))
+    with pytest.raises(ValueError, match="backend must be one of"):
+        psnr(x, y, backend="cuda")
+    if _numba_installed():
+        assert P.backend_for(x, y) == "numba"
+    monkeypatch.setattr(P, "_numba_kernels", lambda: (None, "ImportError: No module named 'numba'"))
+    assert P.backend_for(x, y) == "torch"  # auto falls back
+    assert psnr(x, y).item() == psnr(x, y, backend="torch").item()
+    with pytest.raises(RuntimeError, match=r"zoo\[fast\].*No module named"):
+        ssim(x, y, backend="numba")
 
 
 @pytest.mark.parametrize("space", ["y", "rgb"])
@@ -129,26 +206,32 @@ def test_ssim_is_the_same_in_bands_of_rows_and_in_one_piece(space, monkeypatch):
 
     pred, target = _pair(3, (2, 3, 120, 90))
     monkeypatch.setattr(P, "_SSIM_TILE_ELEMENTS", 1 << 30)
-    whole = ssim(pred, target, space=space)
+    whole = ssim(pred, target, space=space, backend="torch")
     monkeypatch.setattr(P, "_SSIM_TILE_ELEMENTS", 16 * 90)  # the 16-row minimum: 7 bands, the last short
-    banded = ssim(pred, target, space=space)
+    banded = ssim(pred, target, space=space, backend="torch")
     assert torch.allclose(banded, whole, atol=1e-7, rtol=0)
 
 
-def test_grey_file_targets_use_raw_grey_values():
+def test_grey_file_targets_use_raw_grey_values(backend):
+    psnr_, ssim_ = (functools.partial(f, backend=backend) for f in (psnr, ssim))
     g = torch.Generator().manual_seed(2)
     t = torch.rand(1, 1, 32, 32, generator=g)
     p = (t + 0.05 * torch.randn(t.shape, generator=g)).clamp(0, 1)
-    raw = psnr(p, t).item()
+    raw = psnr_(p, t).item()
     tq, pq = torch.round(t.double() * 255), torch.round(p.double() * 255)
     assert raw == pytest.approx(10 * np.log10(255**2 / ((tq - pq) ** 2).mean().item()), abs=1e-6)  # float32 luma of the difference: < 1e-6 dB
     # the same pixels as a 3-channel image use 16-235 Y: higher by exactly 20 log10(255 / 219)
-    y = psnr(p.expand(-1, 3, -1, -1), t.expand(-1, 3, -1, -1)).item()
+    y = psnr_(p.expand(-1, 3, -1, -1), t.expand(-1, 3, -1, -1)).item()
     assert y - raw == pytest.approx(20 * np.log10(255 / 219), abs=1e-6)
-    assert psnr(p, t, gray="y").item() == pytest.approx(y)
+    assert psnr_(p, t, gray="y").item() == pytest.approx(y)
     # an RGB prediction of a grey target is compared on its full-range luma
-    assert psnr(p.expand(-1, 3, -1, -1), t).item() == pytest.approx(raw, abs=1e-6)
-    assert ssim(p, t).item() != pytest.approx(ssim(p, t, gray="y").item(), abs=1e-5)
+    assert psnr_(p.expand(-1, 3, -1, -1), t).item() == pytest.approx(raw, abs=1e-6)
+    assert ssim_(p, t).item() != pytest.approx(ssim_(p, t, gray="y").item(), abs=1e-5)
+    # a grey image scores as its three equal channels, in either space
+    for space in ("y", "rgb"):
+        for fn in (psnr_, ssim_):
+            assert fn(p, t, space=space, gray="y").item() == pytest.approx(
+                fn(p.expand(-1, 3, -1, -1), t.expand(-1, 3, -1, -1), space=space).item(), abs=1e-9)
 
 
 def test_metric_objects_registry_and_results():

@@ -34,8 +34,9 @@ def run_section(name: str, torch_home: str, real: bool) -> list[Row]:
     if name == "metrics":
         import metrics
 
-        return (metrics.pixel_metrics() + metrics.lpips_timing(torch_home, real)
-                + metrics.fid_timing(torch_home, real) + metrics.fid_forward_passes(torch_home))
+        return (metrics.pixel_metrics() + metrics.fused_kernel_first_use()
+                + metrics.lpips_timing(torch_home, real) + metrics.fid_timing(torch_home, real)
+                + metrics.fid_forward_passes(torch_home))
     if name == "models":
         import models
 
