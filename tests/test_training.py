@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -97,9 +98,16 @@ def test_checkpoint_and_sidecar(entry, data, tmp_path):
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(1, 13))
     assert [r["stage"] for r in log] == ["first"] * 6 + ["second"] * 6
-    # A finished run is found, not retrained.
-    again = _train(entry, data, tmp_path / "run")
-    assert not again.trained
+    # A finished run is found, not retrained; from its sidecar alone: the model is not even built, and the
+    # optimiser state (state.pt, only needed to resume) may be gone.
+    weights = (tmp_path / "run" / "model.safetensors").read_bytes()
+    (tmp_path / "run" / "state.pt").unlink()
+    unbuildable = dataclasses.replace(entry, build=None)
+    again = _train(unbuildable, data, tmp_path / "run")
+    assert not again.trained and again.steps == 12 and again.notes == meta["notes"]
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == weights
+    # a longer run with the same settings is another run (another key): it trains
+    assert _train(entry, data, tmp_path / "run13", steps=13).trained
 
 
 def test_interrupted_run_resumes_to_identical_weights(entry, data, tmp_path):

@@ -163,6 +163,9 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     fingerprint = dataset.fingerprint()
     key = run_key(entry, config, fingerprint, seed, steps, data_scale, precision, channels_last)
     resolved = resolve_precision(precision, device)
+    finished = _finished_run(ckpt_path, key, steps)
+    if finished is not None:  # nothing to build or load: a warm benchmark only needs the file
+        return TrainResult(ckpt_path, steps, 0.0, steps, finished, trained=False)
 
     if channels_last is None:
         channels_last = default_channels_last(device)
@@ -283,6 +286,23 @@ def _save(model, recipe, ckpt_path: Path, state_path: Path, meta: dict, key: str
     save_checkpoint(ckpt_path, model, meta)
     atomic_torch_save(state_path, {"key": key, "step": step, "stage": stage, "recipe": recipe.state_dict(),
                                    "rng": _rng_state(), "notes": list(meta["notes"]), "seconds": seconds})
+
+
+def _finished_run(ckpt_path: Path, key: str, steps: int) -> list[str] | None:
+    """The notes of the run in ``ckpt_path`` if it is this run (``key``) and has all its ``steps``, else None.
+
+    The sidecar is written after the weights it describes, so a sidecar at the last step means final weights,
+    whatever became of ``state.pt`` (which holds the optimiser state and is only needed to resume).
+    """
+    from zoo.checkpoint import sidecar
+
+    try:
+        meta = json.loads(sidecar(ckpt_path).read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("run_key") != key or int(meta.get("steps", -1)) < steps or not ckpt_path.is_file():
+        return None
+    return list(meta.get("notes", []))
 
 
 def _load_state(state_path: Path, key: str) -> dict[str, Any] | None:
