@@ -211,12 +211,15 @@ class Image:
 
     __slots__ = ("flat", "base", "channel_step", "row_step", "scale")
 
-    def __init__(self, flat, base, channel_step, row_step):
+    def __init__(self, flat, base, channel_step, row_step, scale):
         self.flat, self.base, self.channel_step, self.row_step = flat, base, channel_step, row_step
-        self.scale = flat.dtype.type(255.0)  # 255 in the image's precision: it is rounded in that precision
+        self.scale = scale  # 255 in the image's precision: its values are rounded in that precision
 
     def at(self, top: int, left: int) -> int:
         return self.base + top * self.row_step + left
+
+
+_SCALES = {np.dtype(np.float32): np.float32(255.0), np.dtype(np.float64): np.float64(255.0)}
 
 
 def images(x) -> list[Image]:
@@ -225,15 +228,15 @@ def images(x) -> list[Image]:
     A grey image (C = 1) gets a channel step of 0: its one plane stands for three equal channels. Rows must
     be contiguous (unit stride along W); anything else, e.g. channels_last, is made contiguous first.
     """
-    if x.shape[0] == 0:
-        return []
     if x.stride(-1) != 1:
         x = x.contiguous()
     (n, c, h, w), (sn, sc, sh, _) = x.shape, x.stride()
+    if n == 0:
+        return []
     span = (n - 1) * sn + (c - 1) * sc + (h - 1) * sh + w
     flat = x.as_strided((span,), (1,)).numpy()  # the memory from the first pixel to the last, in place
-    channel_step = sc if c == 3 else 0
-    return [Image(flat, i * sn, channel_step, sh) for i in range(n)]
+    channel_step, scale = (sc if c == 3 else 0), _SCALES[flat.dtype]
+    return [Image(flat, i * sn, channel_step, sh, scale) for i in range(n)]
 
 
 def sum_squared_difference(a: Image, b: Image, *, shave: int, h: int, w: int, quantize: bool,
