@@ -168,7 +168,7 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
             "train_seconds": meta.get("train_seconds"), "notes": meta.get("notes", []),
-            "checkpoint": str(result.checkpoint)}
+            "parameters": meta.get("parameters"), "checkpoint": str(result.checkpoint)}
 
 
 def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> list[dict[str, Any]]:
@@ -272,7 +272,10 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
             if entry.task == "sr":
                 overrides["scale"] = scale
             preset = suite.preset if suite.preset in entry.presets else None
-            params[f"{name}@x{scale}"] = entry.parameter_count(preset, **overrides)
+            # counted when the model was trained (building some models, even on the meta device, takes
+            # seconds); baselines and runs from before the count was recorded are built to count them
+            recorded = models.get(f"{name}@x{scale}", {}).get("parameters")
+            params[f"{name}@x{scale}"] = recorded if recorded is not None else entry.parameter_count(preset, **overrides)
     meta = {
         "suite": dataclasses.asdict(suite),
         "created": stamp,
@@ -290,7 +293,7 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
         "seconds": round(time.perf_counter() - t0, 2),
     }
     write_run(run_dir, rows, meta)
-    _write_curves(run_dir, plan.train_jobs)
+    _write_curves(run_dir, plan.train_jobs, cache)
     return BenchResult(run_dir, trained, len(plan.train_jobs), len(plan.eval_jobs), time.perf_counter() - t0, rows)
 
 
@@ -304,14 +307,27 @@ def _versions(registry, names) -> dict[str, str]:
     return out
 
 
-def _write_curves(run_dir: Path, jobs: list[TrainJob]) -> None:
+def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
+    """The loss curves of the run's trainings. The picture depends only on the finished runs (their keys), so
+    it is drawn once and kept in the cache: a warm bench copies it (drawing takes seconds)."""
+    import shutil
+
+    from zoo.checkpoint import atomic_write_bytes
     from zoo.pictures import loss_curves
     from zoo.training import read_log
 
-    logs = {f"{j.model} x{j.scale}" if len({x.scale for x in jobs}) > 1 else j.model: read_log(Path(j.out_dir))
-            for j in jobs}
+    labels = [f"{j.model} x{j.scale}" if len({x.scale for x in jobs}) > 1 else j.model for j in jobs]
+    import zoo
+
+    drawn_by = ["curves", zoo.__version__]  # a new zoo may draw them differently
+    cached = cache / "curves" / f"{_key([drawn_by, [[label, j.key] for label, j in zip(labels, jobs)]])}.png"
+    if cached.is_file():
+        shutil.copyfile(cached, run_dir / "curves.png")
+        return
+    logs = {label: read_log(Path(j.out_dir)) for label, j in zip(labels, jobs)}
     logs = {k: v for k, v in logs.items() if v}
     if logs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             loss_curves(run_dir / "curves.png", logs)
+        atomic_write_bytes(cached, (run_dir / "curves.png").read_bytes())

@@ -171,6 +171,7 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
         channels_last = default_channels_last(device)
     seed_everything(seed)
     model = entry.build(config).to(device)
+    parameters = sum(p.numel() for p in model.parameters())
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     ctx = TrainContext(device=device, total_steps=steps, precision=resolved)
@@ -199,7 +200,7 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
             "recipe": f"{entry.recipe.__module__}.{entry.recipe.__qualname__}",
             "data": fingerprint, "seed": seed, "steps": step, "target_steps": steps, "data_scale": data_scale,
             "run_key": key, "notes": list(ctx.notes), "device": str(device), "precision": resolved,
-            "channels_last": bool(channels_last), **(extra_meta or {}),
+            "channels_last": bool(channels_last), "parameters": parameters, **(extra_meta or {}),
         }
 
     if start >= steps:
