@@ -32,9 +32,9 @@ positions, with the same normalised 11-tap Gaussian (truncate 3.5 -> radius 5).
 
 Two implementations of the same convention (``backend=``, see :func:`backend_for`): eager torch ops, on any
 device; and, for CPU tensors when numba is installed (``pip install 'zoo[fast]'``), the fused kernels of
-:mod:`zoo.metrics.pixel_numba`, which read each pixel once and compute in float64 (7-9x skimage's speed
-against 2.5-4.5x for the torch path on a 2-core CPU; ``benchmark/perf``). They agree to about 1e-5 dB
-and 1e-6; the fused kernels match skimage to about 1e-14.
+:mod:`zoo.metrics.pixel_numba`, which read each pixel once (5-9x skimage's speed against 2.5-5.5x for the
+torch path on a 2-core CPU; ``benchmark/perf``). They agree to about 1e-5 dB and 1e-6; the fused kernels
+match skimage to about 1e-14.
 """
 
 from __future__ import annotations
