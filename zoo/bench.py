@@ -312,13 +312,13 @@ def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
     it is drawn once and kept in the cache: a warm bench copies it (drawing takes seconds)."""
     import shutil
 
+    import zoo
     from zoo.checkpoint import atomic_write_bytes
     from zoo.pictures import loss_curves
     from zoo.training import read_log
 
-    labels = [f"{j.model} x{j.scale}" if len({x.scale for x in jobs}) > 1 else j.model for j in jobs]
-    import zoo
-
+    several_scales = len({j.scale for j in jobs}) > 1
+    labels = [f"{j.model} x{j.scale}" if several_scales else j.model for j in jobs]
     drawn_by = ["curves", zoo.__version__]  # a new zoo may draw them differently
     cached = cache / "curves" / f"{_key([drawn_by, [[label, j.key] for label, j in zip(labels, jobs)]])}.png"
     if cached.is_file():

@@ -149,6 +149,7 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     SR scale; SR models take their scale from ``config.scale``. Continues a run found in ``out_dir``.
     """
     from zoo.data import make_train_loader
+    from zoo.models import count_parameters
 
     if entry.recipe is None:
         raise ZooError(f"model '{entry.name}' has nothing to train (it is a fixed baseline)")
@@ -171,7 +172,7 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
         channels_last = default_channels_last(device)
     seed_everything(seed)
     model = entry.build(config).to(device)
-    parameters = sum(p.numel() for p in model.parameters())
+    parameters = count_parameters(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     ctx = TrainContext(device=device, total_steps=steps, precision=resolved)
@@ -299,11 +300,10 @@ def _finished_run(ckpt_path: Path, key: str, steps: int) -> list[str] | None:
 
     try:
         meta = json.loads(sidecar(ckpt_path).read_text())
-    except (OSError, ValueError):
+        done = meta.get("run_key") == key and int(meta.get("steps", -1)) >= steps and ckpt_path.is_file()
+    except (OSError, ValueError, TypeError, AttributeError):  # missing, torn or foreign: train or resume
         return None
-    if meta.get("run_key") != key or int(meta.get("steps", -1)) < steps or not ckpt_path.is_file():
-        return None
-    return list(meta.get("notes", []))
+    return list(meta.get("notes", [])) if done else None
 
 
 def _load_state(state_path: Path, key: str) -> dict[str, Any] | None:

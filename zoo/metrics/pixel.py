@@ -264,8 +264,8 @@ def psnr(
     several times faster. Without ``quantize``: float64.
 
     ``backend`` (see :func:`backend_for`): on CPU tensors with numba installed, ``'auto'`` runs the fused
-    kernel of :mod:`zoo.metrics.pixel_numba` instead (float64 throughout; it agrees with this path to about
-    1e-5 dB and with skimage to about 1e-12 dB).
+    kernel of :mod:`zoo.metrics.pixel_numba` instead (exact sums of the 8-bit differences, float64 without
+    ``quantize``; it agrees with this path to about 1e-5 dB and with skimage to about 1e-12 dB).
     """
     if backend_for(pred, target, backend) == "numba":
         return _fused_scores("psnr", pred, target, space=space, shave=shave, quantize=quantize, gray=gray)
