@@ -194,6 +194,7 @@ def _fused_scores(kind: str, pred: torch.Tensor, target: torch.Tensor, *, space:
     a, b = (x.float() if x.dtype in (torch.float16, torch.bfloat16) else x for x in (a, b))
     if space == "y":
         weights, offset = _fused_luma(_grey_rule(target, space, gray))
+    taps = _gaussian_taps(11, 1.5)
     scores = []
     for ia, ib in zip(kernels.images(a), kernels.images(b)):
         if kind == "psnr":
@@ -203,10 +204,10 @@ def _fused_scores(kind: str, pred: torch.Tensor, target: torch.Tensor, *, space:
             scores.append(math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse))  # NaN stays NaN
         elif space == "y":
             scores.append(kernels.ssim_mean(ia, ib, channel=None, weights=weights, offset=offset, shave=shave,
-                                            h=h, w=w, quantize=quantize, c1=_SSIM_C1, c2=_SSIM_C2))
+                                            h=h, w=w, quantize=quantize, taps=taps, c1=_SSIM_C1, c2=_SSIM_C2))
         else:
             scores.append(sum(kernels.ssim_mean(ia, ib, channel=c, weights=None, offset=0.0, shave=shave, h=h,
-                                                w=w, quantize=quantize, c1=_SSIM_C1, c2=_SSIM_C2)
+                                                w=w, quantize=quantize, taps=taps, c1=_SSIM_C1, c2=_SSIM_C2)
                               for c in range(3)) / 3)
     return torch.from_numpy(np.array(scores, dtype=np.float64))  # torch.tensor(list) takes 3x as long
 

@@ -21,8 +21,6 @@ with the luma coefficients for Y.
 
 from __future__ import annotations
 
-import functools
-
 import numba
 import numpy as np
 
@@ -177,7 +175,7 @@ def _ssim_row_sum(mu_a, mu_b, e_sq, e_ab, n, c1, c2):
 
 
 @_kernel()
-def _ssim_mean(a, base_a, step_a, row_a, b, base_b, step_b, row_b, planes, wa, wb, offset, h, w, scale_a, scale_b,
+def _ssim_mean(a, base_a, step_a, row_a, b, base_b, step_b, row_b, planes, weights, offset, h, w, scale_a, scale_b,
                quantize, t0, t1, t2, t3, t4, t5, c1, c2):
     ho, wo = h - 10, w - 10
     ring = np.empty((4, 11, wo))  # the last 11 rows of each statistic, filtered along the row
@@ -188,8 +186,8 @@ def _ssim_mean(a, base_a, step_a, row_a, b, base_b, step_b, row_b, planes, wa, w
     col = np.empty((4, wo))
     total = 0.0
     for r in range(h):
-        _row_units(a, base_a + r * row_a, step_a, planes, w, wa, offset, scale_a, quantize, xa)
-        _row_units(b, base_b + r * row_b, step_b, planes, w, wb, offset, scale_b, quantize, xb)
+        _row_units(a, base_a + r * row_a, step_a, planes, w, weights, offset, scale_a, quantize, xa)
+        _row_units(b, base_b + r * row_b, step_b, planes, w, weights, offset, scale_b, quantize, xb)
         for j in range(w):
             sq[j] = xa[j] * xa[j] + xb[j] * xb[j]
             ab[j] = xa[j] * xb[j]
@@ -254,10 +252,12 @@ def sum_squared_difference(a: Image, b: Image, *, shave: int, h: int, w: int, qu
 
 
 def ssim_mean(a: Image, b: Image, *, channel: int | None, weights: np.ndarray | None, offset: float,
-              shave: int, h: int, w: int, quantize: bool, c1: float, c2: float, sigma: float = 1.5) -> float:
-    """Mean SSIM (11x11 Gaussian window of ``sigma``) over the valid windows of the h x w pixels after
+              shave: int, h: int, w: int, quantize: bool, taps: tuple[float, ...], c1: float, c2: float) -> float:
+    """Mean SSIM over the valid 11x11 windows (separable, symmetric ``taps``) of the h x w pixels after
     ``shave`` (NaN if any input is NaN): of one ``channel``, or of ``offset`` + the ``weights``-weighted sum of
     the three channels."""
+    if len(taps) != SSIM_WINDOW or any(taps[k] != taps[SSIM_WINDOW - 1 - k] for k in range(SSIM_WINDOW // 2)):
+        raise ValueError(f"the fused SSIM needs a symmetric {SSIM_WINDOW}-tap window, got {taps}")
     if channel is not None:
         planes, weights = 1, _ONE
         base_a = a.at(shave, shave) + channel * a.channel_step
@@ -266,17 +266,7 @@ def ssim_mean(a: Image, b: Image, *, channel: int | None, weights: np.ndarray | 
         planes = 3
         base_a, base_b = a.at(shave, shave), b.at(shave, shave)
     return float(_ssim_mean(a.flat, base_a, a.channel_step, a.row_step, b.flat, base_b, b.channel_step, b.row_step,
-                            planes, weights, weights, float(offset), h, w, a.scale, b.scale, quantize,
-                            *_half_window(sigma), c1, c2))
+                            planes, weights, float(offset), h, w, a.scale, b.scale, quantize, *taps[:6], c1, c2))
 
 
 _ONE = np.ones(1)
-
-
-@functools.lru_cache(maxsize=4)
-def _half_window(sigma: float) -> tuple[float, ...]:
-    """Taps 0..5 of the normalised 11-tap Gaussian (the other five mirror them), as skimage and MATLAB use."""
-    x = np.arange(SSIM_WINDOW, dtype=np.float64) - (SSIM_WINDOW - 1) / 2
-    g = np.exp(-(x * x) / (2.0 * sigma * sigma))
-    g /= g.sum()
-    return tuple(float(t) for t in g[:6])
