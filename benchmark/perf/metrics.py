@@ -163,8 +163,11 @@ def fused_kernel_first_use() -> list[Row]:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         runs = []
         for _ in range(2):
-            out = subprocess.run([sys.executable, "-c", _FIRST_USE], env=env, capture_output=True, text=True,
-                                 check=True).stdout.split()
+            proc = subprocess.run([sys.executable, "-c", _FIRST_USE], env=env, capture_output=True, text=True)
+            if proc.returncode != 0:  # a row that says so, not an exception that loses the section's other rows
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                return [Row("metrics", "PSNR/SSIM fused kernels: first use", "failed", note=" | ".join(tail))]
+            out = proc.stdout.split()
             runs.append((out[0], float(out[1]), float(out[2])))
     if runs[0][0] != "numba":
         return [Row("metrics", "PSNR/SSIM fused kernels: first use", "not installed", note="pip install 'zoo[fast]'")]

@@ -126,8 +126,7 @@ def main(argv=None) -> int:
             if NOTES_HEADING in old:
                 text += "\n" + old[old.index(NOTES_HEADING):]
         out.write_text(text)
-        out.with_suffix(".json").write_text(json.dumps([r.__dict__ for r in rows], indent=1,
-                                                                    default=str))
+        out.with_suffix(".json").write_text(json.dumps([r.__dict__ for r in rows], indent=1, default=str))
     return 0 if all(r.ok is not False for r in rows) else 1
 
 
