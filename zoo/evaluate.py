@@ -84,14 +84,19 @@ class EvalReport:
         }
 
 
-def _build_metrics(names: Iterable[str], shave: int, device: torch.device, params: dict[str, Any] | None = None):
+def _build_metrics(names: Iterable[str], shave: int, device: torch.device, params: dict[str, Any] | None = None,
+                   registry=None):
+    from zoo.registry import get_registry
+
+    registry = registry or get_registry()
     metrics, unavailable = [], []
     for name in names:
+        entry = registry.metric(name)
         try:
-            metrics.append(build_metric(name, shave=shave, device=device, **(params or {})))
+            metrics.append(build_metric(name, registry=registry, shave=shave, device=device, **(params or {})))
         except MetricUnavailable as exc:
-            info = MetricInfo(name=name, higher_is_better=name not in ("lpips", "fid", "kid"), unit="",
-                              convention="")
+            info = MetricInfo(name=name, higher_is_better=entry.higher_is_better, unit=entry.unit, convention="",
+                              ranked=entry.ranked)
             unavailable.append(MetricResult(info=info, value=None, unavailable=str(exc)))
     return metrics, unavailable
 
@@ -99,7 +104,8 @@ def _build_metrics(names: Iterable[str], shave: int, device: torch.device, param
 @torch.inference_mode()
 def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedModel | None = None,
              sr: LoadedModel | None = None, metrics: Iterable[str] = DEFAULT_METRICS,
-             order: str = "color-first", on_image=None, metric_params: dict[str, Any] | None = None) -> EvalReport:
+             order: str = "color-first", on_image=None, metric_params: dict[str, Any] | None = None,
+             registry=None) -> EvalReport:
     """Score ``colorizer``, ``sr`` or both (the pipeline) on every usable image of ``dataset``.
 
     ``order``: ``color-first`` colorizes the gray LR image, then upscales it; ``sr-first`` upscales the gray
@@ -116,7 +122,7 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     mode = "pipeline" if colorizer and sr else ("sr" if sr else "colorizer")
     shave = 0 if mode == "colorizer" else scale
     items = list(dataset.items())
-    metric_objs, results = _build_metrics(list(metrics), shave, device, metric_params)
+    metric_objs, results = _build_metrics(list(metrics), shave, device, metric_params, registry)
     skipped: list[str] = []
     n, model_seconds = 0, 0.0
     for item in items:

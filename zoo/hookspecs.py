@@ -1,12 +1,15 @@
-"""The plugin interface: two hooks, each handed a ``register`` callback.
+"""The plugin interface: every extension point of zoo, each a hook handed a ``register`` callback.
 
-A plugin module implements either or both::
+A plugin module implements any of them::
 
     import zoo
 
     @zoo.hookimpl
     def register_sr_models(register):
         register(MY_MODEL_ENTRY)          # a zoo.ModelEntry
+
+What a registered entry must satisfy is written down (and checked at registration) in :mod:`zoo.contract`.
+A function marked ``@zoo.hookimpl`` whose name matches no hook below is reported, never silently ignored.
 """
 
 import pluggy
@@ -28,4 +31,14 @@ def register_sr_models(register):
     """Register super-resolution models: call ``register(entry)`` once per :class:`zoo.ModelEntry`.
 
     An SR model maps RGB (B, 3, h, w) in [0, 1] to RGB (B, 3, scale*h, scale*w).
+    """
+
+
+@hookspec
+def register_metrics(register):
+    """Register image-quality metrics: call ``register(entry)`` once per :class:`zoo.MetricEntry`.
+
+    ``entry.build(**params)`` returns a :class:`zoo.Metric` fed ``update(pred, target)`` with RGB batches in
+    [0, 1]; ``params`` carry the evaluation's convention (``shave``, ``device``, ``cache_dir``, ...), and a
+    metric ignores the ones it does not use.
     """

@@ -45,7 +45,7 @@ GAN_MODES = ("vanilla", "lsgan")
 
 
 @dataclass
-class Pix2PixConfig:
+class Pix2PixConfig(zoo.TrainConfig):
     depth: int = 8  # downsamplings of the U-Net (8 for 256 px, 6 for 64 px)
     ngf: int = 64  # generator base width (C64); widths double up to 8 x ngf
     ndf: int = 64  # discriminator base width

@@ -46,7 +46,7 @@ from zoo.recipe import Recipe, Stage
 
 
 @dataclass
-class UnetVaeConfig:
+class UnetVaeConfig(zoo.TrainConfig):
     widths: tuple[int, ...] = (64, 64, 64)  # encoder widths (one per level); decoder mirrors them
     latent: int = 64  # channels of the VAE latent
     enc_kernel: int = 4

@@ -49,7 +49,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
-class VggDecoderConfig:
+class VggDecoderConfig(zoo.TrainConfig):
     encoder: str = "vgg16"  # a timm VGG: vgg11 / vgg13 / vgg16 / vgg19
     stages: int = 5  # VGG stages used (each ends in a 2x2 max pool); 5 = the whole convolutional part
     width_div: int = 1  # divide the VGG widths by this (1 = the real VGG, which can load ImageNet weights)

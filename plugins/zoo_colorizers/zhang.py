@@ -57,7 +57,7 @@ _HEADS = ("classification", "regression")
 
 
 @dataclass
-class ZhangConfig:
+class ZhangConfig(zoo.TrainConfig):
     # -- architecture (defaults: the paper) --
     widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512, 256)  # blocks conv1 .. conv8
     head: str = "classification"  # "classification" (the paper) or "regression" (seed 000)

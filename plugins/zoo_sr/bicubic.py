@@ -14,7 +14,7 @@ from zoo.resize import imresize
 
 
 @dataclass
-class BicubicConfig:
+class BicubicConfig(zoo.SRConfig):
     scale: int = 2
     quantize: bool = True  # behave like MATLAB on uint8 images; False keeps float precision
 

@@ -72,7 +72,7 @@ CONTENT_MISSING_NOTE = "vgg19 weights: missing -> content loss off"
 
 
 @dataclass
-class EdsrConfig:
+class EdsrConfig(zoo.SRConfig, zoo.TrainConfig):
     """Defaults: the EDSR baseline at x2 as trained in the paper (preset ``paper``)."""
 
     scale: int = 2

@@ -72,7 +72,7 @@ CONTENT_FALLBACK_NOTE = "vgg19 weights: missing -> content loss = pixel MSE"
 
 
 @dataclass
-class SrganConfig:
+class SrganConfig(zoo.SRConfig, zoo.TrainConfig):
     """Defaults: the paper's SRGAN at x4 (preset ``paper``)."""
 
     scale: int = 4

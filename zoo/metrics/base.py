@@ -82,11 +82,13 @@ class Metric:
         raise NotImplementedError
 
 
+# The core metrics' factories, filled by ``@metric_factory`` as their modules import; they reach the registry
+# through zoo.metrics.builtin's ``register_metrics`` hook, like a plugin's metrics.
 _FACTORIES: dict[str, Callable[..., Metric]] = {}
 
 
 def metric_factory(*names: str):
-    """Decorator: register a factory ``f(name, **params) -> Metric`` under one or more metric names."""
+    """Decorator for the core metrics: a factory ``f(name, **params) -> Metric`` for one or more names."""
 
     def deco(fn):
         for n in names:
@@ -96,29 +98,20 @@ def metric_factory(*names: str):
     return deco
 
 
-def available_metrics() -> list[str]:
-    _load_builtin_metrics()
-    return sorted(_FACTORIES)
+def available_metrics(registry=None) -> list[str]:
+    """Names of every registered metric (core and plugins)."""
+    from zoo.registry import get_registry
+
+    return (registry or get_registry()).metric_names()
 
 
-def build_metric(name: str, **params) -> Metric:
-    """Build a metric by name. Raises :class:`MetricUnavailable` when it cannot run here."""
-    _load_builtin_metrics()
-    if name not in _FACTORIES:
-        import difflib
+def build_metric(name: str, registry=None, **params) -> Metric:
+    """Build a registered metric by name. Raises :class:`MetricUnavailable` when it cannot run here."""
+    from zoo.registry import get_registry
 
-        close = difflib.get_close_matches(name, _FACTORIES, n=2)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise ZooError(f"unknown metric '{name}'{hint} (metrics: {', '.join(sorted(_FACTORIES))})")
-    return _FACTORIES[name](name, **params)
-
-
-def _load_builtin_metrics() -> None:
-    import importlib
-
-    for module in ("zoo.metrics.pixel", "zoo.metrics.perceptual"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    entry = (registry or get_registry()).metric(name)
+    metric = entry.build(**params)
+    if not isinstance(getattr(metric, "info", None), MetricInfo):
+        raise ZooError(f"metric '{name}' from '{entry.distribution}': build() must return a zoo.Metric with an "
+                       f"info (zoo.MetricInfo), got {type(metric).__name__}")
+    return metric

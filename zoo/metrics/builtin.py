@@ -1,0 +1,47 @@
+"""The core metrics, registered through the ``register_metrics`` hook exactly as a plugin's would be.
+
+Registration imports nothing heavy: each metric's module (and torch, lpips, pytorch-fid) is imported when
+the metric is first built.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from zoo.entries import MetricEntry
+from zoo.hookspecs import hookimpl
+
+# name -> (module, higher is better, unit, ranked, summary)
+_BUILTIN = {
+    "psnr": ("zoo.metrics.pixel", True, "dB", True, "PSNR on BT.601 Y (16-235), the SR tables' convention"),
+    "ssim": ("zoo.metrics.pixel", True, "", True, "SSIM on BT.601 Y, 11x11 Gaussian window (Wang et al. 2004)"),
+    "psnr_rgb": ("zoo.metrics.pixel", True, "dB", True, "PSNR on the three RGB channels"),
+    "ssim_rgb": ("zoo.metrics.pixel", True, "", True, "SSIM averaged over the RGB channels"),
+    "lpips": ("zoo.metrics.perceptual", False, "", True, "LPIPS distance with AlexNet features (Zhang et al. 2018)"),
+    "lpips_vgg": ("zoo.metrics.perceptual", False, "", True, "LPIPS distance with VGG16 features"),
+    "fid": ("zoo.metrics.perceptual", False, "", True, "Fréchet Inception Distance to the targets (pytorch-fid)"),
+    "kid": ("zoo.metrics.perceptual", False, "", True, "Kernel Inception Distance to the targets (unbiased)"),
+    "colorfulness": ("zoo.metrics.perceptual", True, "", False, "Hasler-Süsstrunk colourfulness of the outputs"),
+    "colorfulness_gt": ("zoo.metrics.perceptual", True, "", False,
+                        "Hasler-Süsstrunk colourfulness of the ground truth"),
+}
+
+
+class _Lazy:
+    """``build(**params)`` that imports the metric's module on first use."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def __call__(self, **params):
+        from zoo.metrics.base import _FACTORIES
+
+        importlib.import_module(self.module)
+        return _FACTORIES[self.name](self.name, **params)
+
+
+@hookimpl
+def register_metrics(register):
+    for name, (module, higher, unit, ranked, summary) in _BUILTIN.items():
+        register(MetricEntry(name=name, build=_Lazy(module, name), higher_is_better=higher, summary=summary,
+                             unit=unit, ranked=ranked))
