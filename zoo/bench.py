@@ -30,6 +30,7 @@ import torch
 from zoo.cache import cache_root
 from zoo.checkpoint import atomic_write_json
 from zoo.errors import ZooError
+from zoo.failures import failures
 from zoo.suite import Suite
 
 EVAL_FORMAT = 2  # bump when evaluation code changes what a cached result would contain
@@ -94,6 +95,8 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
     from zoo.data import resolve_dataset
     from zoo.training import run_key
 
+    for name in suite.metrics:  # an unknown metric is the suite's error: say so before any training
+        registry.metric(name)
     col_entries = registry.select(colorizers if colorizers is not None else suite.colorizers, "colorizer")
     sr_entries = registry.select(sr if sr is not None else suite.sr, "sr")
     if not col_entries and not sr_entries:
@@ -210,14 +213,18 @@ def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> lis
             comparison_grid(pictures / f"{name}.png", triple=triple, intermediate=intermediate, output=pred,
                             colorizer=job.colorizer.name, sr=job.sr.name, order=job.order)
         _copy_pictures(pictures, job.samples_dir)
-    base = {"stage": job.stage, "order": job.order, "test_set": Path(job.test).name if not
-            job.test.startswith("samples") else job.test, "scale": job.scale,
+    base = {"stage": job.stage, "order": job.order, "test_set": test_set_label(job.test), "scale": job.scale,
             "colorizer": job.colorizer.name if job.colorizer else None,
             "sr": job.sr.name if job.sr else None, "n_images": report.n_images,
             "images_per_second": report.images_per_second, "skipped": report.skipped}
     rows = [{**base, **r.to_dict()} for r in report.results]
     atomic_write_json(cached, {"job": dataclasses.asdict(job), "rows": rows})
     return rows
+
+
+def test_set_label(test: str) -> str:
+    """How a test set is named on the boards: the embedded set by its name, a folder by its last part."""
+    return test if test.startswith("samples") else Path(test).name
 
 
 def _copy_pictures(src: Path, dest: str) -> None:
@@ -239,6 +246,7 @@ class BenchResult:
     eval_jobs: int
     seconds: float
     rows: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # one line per failed job (tracebacks: errors.log)
 
 
 def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Path | None = None,
@@ -275,7 +283,7 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
             # counted when the model was trained (building some models, even on the meta device, takes
             # seconds); baselines and runs from before the count was recorded are built to count them
             recorded = models.get(f"{name}@x{scale}", {}).get("parameters")
-            params[f"{name}@x{scale}"] = recorded if recorded is not None else entry.parameter_count(preset, **overrides)
+            params[f"{name}@x{scale}"] = recorded if recorded is not None else _count(entry, preset, overrides)
     meta = {
         "suite": dataclasses.asdict(suite),
         "created": stamp,
@@ -292,9 +300,20 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
         "trained_now": trained,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    failed = failures(models, rows)
+    if failed:
+        meta["failures"] = failed
     write_run(run_dir, rows, meta)
-    _write_curves(run_dir, plan.train_jobs, cache)
-    return BenchResult(run_dir, trained, len(plan.train_jobs), len(plan.eval_jobs), time.perf_counter() - t0, rows)
+    _write_curves(run_dir, [j for j in plan.train_jobs if not models[f"{j.model}@x{j.scale}"].get("failed")], cache)
+    return BenchResult(run_dir, trained, len(plan.train_jobs), len(plan.eval_jobs), time.perf_counter() - t0, rows,
+                       failed)
+
+
+def _count(entry, preset, overrides) -> int | None:
+    try:
+        return entry.parameter_count(preset, **overrides)
+    except Exception:  # a model that cannot build has already failed its jobs; the count is informational
+        return None
 
 
 def _versions(registry, names) -> dict[str, str]:

@@ -84,6 +84,39 @@ def _fmt_params(n):
     return f"{n / 1e6:.2f}M" if n >= 1e6 else (f"{n / 1e3:.1f}k" if n >= 1e3 else str(n))
 
 
+@cli.command("check")
+@click.argument("patterns", nargs=-1, metavar="[NAME|GLOB]...")
+@click.option("--only", "only", callback=lambda c, p, v: _split_csv(c, p, v), default=None, metavar="CHECKS",
+              help="Comma-separated subset of: contract, presets, forward, train, save_load, seeded, params.")
+@click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def check_cmd(patterns, only, device, as_json):
+    """Run the plugin conformance checks on models (default: every registered model).
+
+    Each model must build at every preset, keep its task's tensor contract on odd sizes, train every recipe
+    stage for a few steps with finite losses, save and load to identical outputs, train identically from the
+    same seed and count the parameters 'zoo list' shows. Exits 1 if any check fails.
+    """
+    from zoo.device import pick_device
+    from zoo.testing import CHECKS, check_models, format_results, results_json
+
+    registry = _registry()
+    dev = pick_device(device)
+
+    def progress(result):
+        if not as_json:
+            click.echo(f"  {result.model:14s} {result.check:10s} {result.status} ({result.seconds:.1f} s)", err=True)
+
+    results = check_models(patterns or ("*",), registry=registry, device=dev, checks=only or CHECKS,
+                           on_result=progress)
+    if as_json:
+        click.echo(json.dumps(results_json(results), indent=2))
+    else:
+        click.echo(format_results(results))
+    if any(r.status == "fail" for r in results):
+        sys.exit(1)
+
+
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json):
@@ -94,18 +127,35 @@ def plugins(as_json):
     """
     registry = _registry()
     rows = [{"plugin": p.name, "distribution": p.distribution, "version": p.version, "location": p.location,
-             "models": p.models, "errors": p.errors} for p in registry.plugins]
+             "models": p.models, "metrics": p.metrics, "errors": p.errors} for p in registry.plugins]
     if as_json:
         click.echo(json.dumps({"plugins": rows, "conflicts": registry.conflicts}, indent=2))
     else:
         from tabulate import tabulate
 
-        table = [[r["distribution"], r["version"], r["plugin"], ", ".join(r["models"]) or "-",
+        table = [[r["distribution"], r["version"], r["plugin"], ", ".join(r["models"] + r["metrics"]) or "-",
                   "; ".join(r["errors"]) or "ok", r["location"]] for r in rows]
-        click.echo(tabulate(table, headers=["distribution", "version", "entry point", "models", "status",
-                                            "location"]))
+        click.echo(tabulate(table, headers=["distribution", "version", "entry point", "models / metrics",
+                                            "status", "location"]))
     if registry.conflicts:
         sys.exit(1)
+
+
+@cli.command("metrics")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def metrics_cmd(as_json):
+    """List registered metrics (core and plugins): direction, unit, plugin, summary."""
+    registry = _registry()
+    rows = [{"name": m.name, "higher_is_better": m.higher_is_better, "ranked": m.ranked, "unit": m.unit,
+             "distribution": m.distribution, "version": m.version, "summary": m.summary} for m in registry.metrics()]
+    if as_json:
+        click.echo(json.dumps({"metrics": rows}, indent=2))
+        return
+    from tabulate import tabulate
+
+    table = [[r["name"], ("↑" if r["higher_is_better"] else "↓") if r["ranked"] else "-", r["unit"] or "-",
+              f"{r['distribution']} {r['version']}".strip(), r["summary"]] for r in rows]
+    click.echo(tabulate(table, headers=["name", "better", "unit", "plugin", "summary"]))
 
 
 def _split_csv(ctx, param, value):
@@ -121,7 +171,8 @@ def _split_csv(ctx, param, value):
               help="Test images (colour HR ground truth): a folder, or the embedded 'samples' set.")
 @click.option("--scale", type=click.IntRange(1, 16), default=None, help="SR scale (default: 2, or the checkpoint's).")
 @click.option("--metrics", callback=_split_csv, default="psnr,ssim", show_default=True,
-              help="Comma-separated: psnr, ssim, psnr_rgb, ssim_rgb, lpips, fid, kid, colorfulness, colorfulness_gt.")
+              help="Comma-separated metric names (see 'zoo metrics'): psnr, ssim, psnr_rgb, ssim_rgb, lpips, fid, "
+                   "kid, colorfulness, colorfulness_gt, and any a plugin registers.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def eval_cmd(sr_spec, col_spec, data_spec, scale, metrics, device, as_json):
@@ -340,6 +391,13 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
     click.echo(f"done in {result.seconds:.1f} s: {result.trained} of {result.train_jobs} models trained now, "
                f"{result.eval_jobs} evaluations")
     click.echo(f"leaderboard: {result.run_dir / 'leaderboard.md'}")
+    if result.failures:
+        for line in result.failures:
+            click.echo(f"zoo: failed: {line}", err=True)
+        click.echo(f"zoo: {len(result.failures)} job(s) failed; every other row was computed. Details: "
+                   f"{result.run_dir / 'errors.log'}; after a fix, the same command reruns only what failed",
+                   err=True)
+        sys.exit(1)
 
 
 def _names(values):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from zoo.errors import ZooError
+from zoo.failures import ERRORS_LOG
 
 EXECUTORS = ("local", "ray")
 
@@ -28,20 +29,26 @@ class LocalExecutor:
         self.device, self.progress, self.workers = device, progress, workers
 
     def run(self, plan, log: Callable[[str], Any]) -> tuple[dict[str, dict], list[dict]]:
-        from zoo.bench import run_eval_job, run_train_job
+        from zoo.failures import guarded_eval, guarded_train
 
-        models = {}
+        log_path = plan.run_dir / ERRORS_LOG
+        models, by_key = {}, {}
         for job in plan.train_jobs:
-            info = run_train_job(job, device=self.device, progress=self.progress, workers=self.workers)
+            info = guarded_train(job, log_path=log_path, device=self.device, progress=self.progress,
+                                 workers=self.workers)
             _log_train(log, job, info)
-            models[f"{job.model}@x{job.scale}"] = info
+            models[f"{job.model}@x{job.scale}"] = by_key[job.key] = info
         rows = []
         for job in plan.eval_jobs:
-            rows.extend(run_eval_job(job, cache=plan.cache, device=self.device))
+            deps = [by_key[r.key] for r in (job.colorizer, job.sr) if r is not None and r.key in by_key]
+            rows.extend(guarded_eval(job, cache=plan.cache, log_path=log_path, trained=deps, device=self.device))
         return models, rows
 
 
 def _log_train(log, job, info) -> None:
+    if info.get("failed"):
+        log(f"  FAILED  {job.model} x{job.scale}: {info['failed']}")
+        return
     status = "trained" if info["trained_now"] else "cached"
     log(f"  {status:7s} {job.model} x{job.scale} ({job.steps} steps, {info['train_seconds'] or 0:.1f} s)")
 
@@ -63,23 +70,23 @@ def _check_paths(paths: list[str]) -> str | None:
     return None
 
 
-def _train_task(job, device, workers, threads):
+def _train_task(job, device, workers, threads, log_path):
     import torch
 
-    from zoo.bench import run_train_job
+    from zoo.failures import guarded_train
 
     torch.set_num_threads(threads)
-    return run_train_job(job, device=device, progress=False, workers=workers)
+    return guarded_train(job, log_path=log_path, device=device, progress=False, workers=workers)
 
 
-def _eval_task(job, cache, device, threads, *trained):
+def _eval_task(job, cache, device, threads, log_path, *trained):
     # ``trained`` are the results of the training tasks this job depends on: Ray resolves them first.
     import torch
 
-    from zoo.bench import run_eval_job
+    from zoo.failures import guarded_eval
 
     torch.set_num_threads(threads)
-    return run_eval_job(job, cache=Path(cache), device=device)
+    return guarded_eval(job, cache=Path(cache), log_path=log_path, trained=list(trained), device=device)
 
 
 class RayExecutor:
@@ -124,11 +131,13 @@ class RayExecutor:
             raise ZooError(f"{problem}: on a cluster, --out and --cache must be on storage every node sees")
         train_remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_train_task)
         eval_remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_eval_task)
-        train_refs = {job.key: train_remote.remote(job, device, self.workers, threads) for job in plan.train_jobs}
+        log_path = str((plan.run_dir / ERRORS_LOG).resolve())
+        train_refs = {job.key: train_remote.remote(job, device, self.workers, threads, log_path)
+                      for job in plan.train_jobs}
         eval_refs = []
         for job in plan.eval_jobs:
             deps = [train_refs[r.key] for r in (job.colorizer, job.sr) if r is not None and r.key in train_refs]
-            eval_refs.append(eval_remote.remote(job, str(plan.cache), device, threads, *deps))
+            eval_refs.append(eval_remote.remote(job, str(plan.cache), device, threads, log_path, *deps))
         models = {}
         for job in plan.train_jobs:
             info = ray.get(train_refs[job.key])

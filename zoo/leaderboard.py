@@ -72,6 +72,12 @@ def _column(row: dict[str, Any]) -> str:
     return f"{row['metric']}{arrow}{unit}" + (f" [{conv}]" if conv else "")
 
 
+def _column_key(row: dict[str, Any]) -> str:
+    # Numbers from different weight files never share a column.
+    tag = _weights_tag(row.get("weights"))
+    return _column(row) if not tag else f"{_column(row)} ({tag})"
+
+
 def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict, footnotes: list[str]) -> str:
     ident = {"pipeline": ["colorizer", "sr"], "colorizer": ["colorizer"], "sr": ["sr"]}[stage]
     if stage == "pipeline" and len({r["order"] for r in rows}) > 1:
@@ -79,18 +85,21 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
     records: dict[tuple, dict[str, Any]] = {}
     columns: list[str] = []
     direction: dict[str, tuple[bool, bool]] = {}
+    # A failed row has no convention of its own: it sits in the column its metric has in the other rows.
+    column_of = {r["metric"]: _column_key(r) for r in rows if not r.get("failed")}
     for r in rows:
         k = tuple(r.get(i) for i in ident)
         rec = records.setdefault(k, {i: r.get(i) for i in ident})
-        col = _column(r)
-        # Numbers from different weight files never share a column.
-        tag = _weights_tag(r.get("weights"))
-        key = col if not tag else f"{col} ({tag})"
+        key = column_of.get(r["metric"], _column_key(r)) if r.get("failed") else _column_key(r)
         if key not in columns:
             columns.append(key)
         direction[key] = (bool(r["higher_is_better"]), bool(r.get("ranked", True)))
         if r.get("value") is None:
-            note = f"{r['metric']}: {r.get('unavailable') or 'not computed'}"
+            if r.get("failed"):  # the whole row failed (zoo.failures): one footnote for all its metrics
+                note = f"failed: {r['failed']}"
+                rec[f"{key}#failed"] = True
+            else:
+                note = f"{r['metric']}: {r.get('unavailable') or 'not computed'}"
             if note not in footnotes:  # one footnote per reason across all tables
                 footnotes.append(note)
             rec[key] = None
@@ -116,7 +125,9 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
         for idx, v in vals.items():
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 note = df.at[idx, f"{c}#note"] if f"{c}#note" in df else None
-                cells.append(f"n/a [{int(note)}]" if note is not None and not pd.isna(note) else "n/a")
+                failed = f"{c}#failed" in df and df.at[idx, f"{c}#failed"] is True
+                label = "failed" if failed else "n/a"
+                cells.append(f"{label} [{int(note)}]" if note is not None and not pd.isna(note) else label)
                 continue
             text = _fmt(v, c.split()[0])
             if f"{c}#std" in df and not pd.isna(df.at[idx, f"{c}#std"]):
@@ -129,7 +140,7 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
         params = sum((models_meta["params"].get(f"{n}@x{scale}") or 0) for n in names if n)
         train_s = sum((models_meta["train_seconds"].get(f"{n}@x{scale}") or 0) for n in names if n)
         extra.append((f"{params / 1e6:.2f}M" if params >= 1e5 else f"{params:,}", f"{train_s:.0f}",
-                      f"{df.at[idx, 'img/s']:.1f}" if df.at[idx, "img/s"] is not None else "-"))
+                      f"{df.at[idx, 'img/s']:.1f}" if not pd.isna(df.at[idx, "img/s"]) else "-"))
     out["params"] = [e[0] for e in extra]
     out["train s"] = [e[1] for e in extra]
     out["images/s"] = [e[2] for e in extra]
@@ -195,7 +206,12 @@ def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> 
                      f"{host.get('threads')} torch threads")
     lines.append("- pixel metrics: outputs quantized to 8 bits; Y = BT.601 luma (16-235); shave = pixels "
                  "removed from each border (= scale for SR and pipelines); LR by MATLAB-compatible bicubic.")
-    lines.append("- bold: best in column (direction from the arrow); `n/a [k]`: see note k.")
+    for meta, _ in runs:
+        if meta.get("failures"):
+            lines.append(f"- {len(meta['failures'])} job(s) failed in run `{meta.get('suite', {}).get('name')}` "
+                         f"(tracebacks in its `errors.log`): " + "; ".join(meta["failures"]))
+    marks = "`n/a [k]`, `failed [k]`" if any(m.get("failures") for m, _ in runs) else "`n/a [k]`"
+    lines.append(f"- bold: best in column (direction from the arrow); {marks}: see note k.")
     return "\n".join(lines) + "\n"
 
 

@@ -231,6 +231,9 @@ class Registry:
     def __len__(self) -> int:
         return len(self._models.entries)
 
+    def __bool__(self) -> bool:  # `registry or get_registry()` must keep a registry that has no models
+        return True
+
     # -- metric queries -------------------------------------------------------------------------------
     def metric_names(self) -> list[str]:
         return sorted(self._metrics.entries)
