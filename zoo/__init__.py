@@ -7,6 +7,7 @@ recipe classes and the metric interface.
 
 __version__ = "0.1.0"
 
+from zoo.config import bounded  # noqa: E402
 from zoo.contract import SRConfig, TrainConfig  # noqa: E402
 from zoo.entries import MetricEntry, ModelEntry  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
@@ -32,6 +33,7 @@ __all__ = [
     "TrainConfig",
     "ZooError",
     "__version__",
+    "bounded",
     "get_registry",
     "hookimpl",
     "load_registry",

@@ -1,13 +1,35 @@
-"""Typed model configs: dataclasses whose fields can be overridden from the CLI and from suites."""
+"""Typed model configs: dataclasses whose fields can be overridden from the CLI and from suites.
+
+Every value set from outside (``--set``, a suite, a preset, a checkpoint's sidecar) is coerced to the field's
+type and checked against its bounds, so a nonsense value is one line before anything is built:
+
+- a float must be finite (``lr=nan`` would train on NaN);
+- an int must be >= 0 unless its default is negative (a count or a width is never negative; a default of
+  -1 marks a sentinel), and the contract's sizes (``batch_size``, ``patch_size``, ``scale``) >= 1;
+- a field may declare its own bounds: ``n_feats: int = zoo.bounded(64, min=1)`` (dataclass field metadata
+  ``min`` / ``max``), also checked for each item of a tuple field.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
 
 from zoo.errors import ZooError
+
+# The contract's fields (zoo.contract): the training loop and the SR task size tensors by them.
+SIZE_FIELDS = ("batch_size", "patch_size", "scale")
+
+
+def bounded(default: Any, *, min: float | None = None, max: float | None = None) -> Any:  # noqa: A002
+    """A dataclass field with bounds that every override is checked against: ``zoo.bounded(64, min=1)``."""
+    metadata = {k: v for k, v in (("min", min), ("max", max)) if v is not None}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -92,7 +114,38 @@ def apply_overrides(cfg: Any, overrides: Any, where: str = "config") -> Any:
             hint = f"; did you mean '{close[0]}'?" if close else f" (fields: {', '.join(fields)})"
             raise ZooError(f"{where} has no setting '{key}'{hint}")
         changes[key] = _coerce(value, hints.get(key, Any), key, where)
+        _check_bounds(changes[key], fields[key], key, where)
     return dataclasses.replace(cfg, **changes)
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+
+
+def _int_lower_bound(f: dataclasses.Field) -> int | None:
+    """The bound an int value of ``f`` gets without metadata: 1 for the contract's sizes, else 0 unless the
+    default is negative (a sentinel such as -1)."""
+    if f.name in SIZE_FIELDS:
+        return 1
+    default = _field_default(f)
+    items = default if isinstance(default, (tuple, list)) else (default,)
+    return None if any(isinstance(v, (int, float)) and v < 0 for v in items) else 0
+
+
+def _check_bounds(value: Any, f: dataclasses.Field, key: str, where: str) -> None:
+    hi = f.metadata.get("max")
+    for v in value if isinstance(value, (tuple, list)) else (value,):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ZooError(f"{where}: '{key}' must be a finite number, got {v}")
+        lo = f.metadata["min"] if "min" in f.metadata else (_int_lower_bound(f) if isinstance(v, int) else None)
+        if lo is not None and v < lo:
+            raise ZooError(f"{where}: '{key}' must be at least {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise ZooError(f"{where}: '{key}' must be at most {hi}, got {v}")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

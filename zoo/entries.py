@@ -45,8 +45,12 @@ class ModelEntry:
         cfg = self.config()
         if preset is not None:
             if preset not in self.presets:
+                import difflib
+
                 known = ", ".join(sorted(self.presets)) or "none"
-                raise ZooError(f"model '{self.name}' has no preset '{preset}' (presets: {known})")
+                close = difflib.get_close_matches(preset, list(self.presets), n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ZooError(f"model '{self.name}' has no preset '{preset}'{hint} (presets: {known})")
             cfg = apply_overrides(cfg, self.presets[preset], where=f"preset '{preset}' of '{self.name}'")
         return apply_overrides(cfg, overrides, where=f"model '{self.name}'")
 

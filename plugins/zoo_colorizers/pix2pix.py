@@ -46,9 +46,9 @@ GAN_MODES = ("vanilla", "lsgan")
 
 @dataclass
 class Pix2PixConfig(zoo.TrainConfig):
-    depth: int = 8  # downsamplings of the U-Net (8 for 256 px, 6 for 64 px)
-    ngf: int = 64  # generator base width (C64); widths double up to 8 x ngf
-    ndf: int = 64  # discriminator base width
+    depth: int = zoo.bounded(8, min=1)  # downsamplings of the U-Net (8 for 256 px, 6 for 64 px)
+    ngf: int = zoo.bounded(64, min=1)  # generator base width (C64); widths double up to 8 x ngf
+    ndf: int = zoo.bounded(64, min=1)  # discriminator base width
     d_layers: int = 3  # stride-2 layers of the PatchGAN (3 -> 70x70 receptive field)
     dropout: float = 0.5
     dropout_layers: int = 3  # first decoder layers with dropout (CD512 x 3)

@@ -47,11 +47,11 @@ from zoo.recipe import Recipe, Stage
 
 @dataclass
 class UnetVaeConfig(zoo.TrainConfig):
-    widths: tuple[int, ...] = (64, 64, 64)  # encoder widths (one per level); decoder mirrors them
-    latent: int = 64  # channels of the VAE latent
-    enc_kernel: int = 4
-    dec_kernel: int = 6
-    dec_width: int = 64  # width of every decoder layer (the slides: 64)
+    widths: tuple[int, ...] = zoo.bounded((64, 64, 64), min=1)  # encoder widths (one per level); decoder mirrors them
+    latent: int = zoo.bounded(64, min=1)  # channels of the VAE latent
+    enc_kernel: int = zoo.bounded(4, min=1)
+    dec_kernel: int = zoo.bounded(6, min=1)
+    dec_width: int = zoo.bounded(64, min=1)  # width of every decoder layer (the slides: 64)
     ab_scale: float = 110.0
     sample: bool = False  # sample the latent at inference instead of using its mean
     # -- loss --

@@ -51,9 +51,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 @dataclass
 class VggDecoderConfig(zoo.TrainConfig):
     encoder: str = "vgg16"  # a timm VGG: vgg11 / vgg13 / vgg16 / vgg19
-    stages: int = 5  # VGG stages used (each ends in a 2x2 max pool); 5 = the whole convolutional part
-    width_div: int = 1  # divide the VGG widths by this (1 = the real VGG, which can load ImageNet weights)
-    decoder: tuple[int, ...] = (256, 128, 64, 32, 16)  # one width per stage (= number of 2x upsamplings)
+    # VGG stages used (each ends in a 2x2 max pool); 5 = the whole convolutional part
+    stages: int = zoo.bounded(5, min=1)
+    # divide the VGG widths by this (1 = the real VGG, which can load ImageNet weights)
+    width_div: int = zoo.bounded(1, min=1)
+    # one width per stage (= number of 2x upsamplings)
+    decoder: tuple[int, ...] = zoo.bounded((256, 128, 64, 32, 16), min=1)
     upsample: str = "nearest"  # Keras UpSampling2D default
     ab_scale: float = 110.0  # ab = ab_scale * tanh(.)
     freeze_pretrained: bool = True  # freeze the encoder when it starts from ImageNet weights

@@ -59,7 +59,7 @@ _HEADS = ("classification", "regression")
 @dataclass
 class ZhangConfig(zoo.TrainConfig):
     # -- architecture (defaults: the paper) --
-    widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512, 256)  # blocks conv1 .. conv8
+    widths: tuple[int, ...] = zoo.bounded((64, 128, 256, 512, 512, 512, 512, 256), min=1)  # blocks conv1 .. conv8
     head: str = "classification"  # "classification" (the paper) or "regression" (seed 000)
     grid: float = 10.0  # ab bin size; Q = number of in-gamut bins (zoo.abbins)
     temperature: float = 0.38  # annealed-mean T
@@ -67,7 +67,7 @@ class ZhangConfig(zoo.TrainConfig):
     # -- loss --
     rebalance_lambda: float = 0.5  # mix of prior and uniform; 1.0 turns rebalancing off
     prior_sigma: float = 5.0  # Gaussian smoothing of the empirical prior (ab units)
-    encode_k: int = 5  # soft encoding: nearest bins
+    encode_k: int = zoo.bounded(5, min=1)  # soft encoding: nearest bins
     encode_sigma: float = 5.0  # soft encoding: Gaussian width (ab units)
     # -- training --
     batch_size: int = 40

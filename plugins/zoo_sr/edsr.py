@@ -78,11 +78,11 @@ class EdsrConfig(zoo.SRConfig, zoo.TrainConfig):
     scale: int = 2
     # -- architecture
     n_blocks: int = 16  # residual blocks (B)
-    n_feats: int = 64  # feature channels (F)
+    n_feats: int = zoo.bounded(64, min=1)  # feature channels (F)
     res_scale: float = 1.0  # residual scaling inside each block
     norm: Literal["div2k_mean", "imagenet", "none"] = "div2k_mean"
     post_convs: int = 0  # extra conv3x3 + ReLU layers after the upsampler (seed report's modification)
-    post_feats: int = 64  # width of those layers
+    post_feats: int = zoo.bounded(64, min=1)  # width of those layers
     # -- training
     patch_size: int = 48  # LR patch side
     batch_size: int = 16
@@ -90,7 +90,7 @@ class EdsrConfig(zoo.SRConfig, zoo.TrainConfig):
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
-    lr_decay_steps: int = 200_000  # StepLR period, in optimiser steps
+    lr_decay_steps: int = zoo.bounded(200_000, min=1)  # StepLR period, in optimiser steps
     lr_decay_gamma: float = 0.5
     content_weight: float = 0.0  # weight of the VGG19 feature MSE added to L1 (0: pure L1)
     content_layer: str = "relu2_2"

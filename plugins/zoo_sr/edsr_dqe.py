@@ -77,10 +77,10 @@ class EdsrDqeConfig(EdsrConfig):
     """
 
     dqe_blocks: int = 24
-    dqe_feats: int = 64
+    dqe_feats: int = zoo.bounded(64, min=1)
     dqe_res_scale: float = 1.0
     dqe_post_convs: int = 7
-    dqe_post_feats: int = 128
+    dqe_post_feats: int = zoo.bounded(128, min=1)
     edsr_fraction: float = 6 / 7  # share of the steps for stage "edsr" (report: 300 + 50 epochs)
     edsr_checkpoint: str = ""  # a trained `edsr` .safetensors to start from; then stage "edsr" gets 0 steps
 

@@ -78,15 +78,16 @@ class SrganConfig(zoo.SRConfig, zoo.TrainConfig):
     scale: int = 4
     # -- generator
     n_blocks: int = 16
-    n_feats: int = 64
-    io_kernel: int = 9  # kernel of the first and the last convolution (the paper's 9x9)
+    n_feats: int = zoo.bounded(64, min=1)
+    io_kernel: int = zoo.bounded(9, min=1)  # kernel of the first and the last convolution (the paper's 9x9)
     block_act: Literal["prelu", "relu"] = "prelu"  # activation inside the residual blocks
     batch_norm: bool = True  # BN in the residual blocks and after the body (the paper's); False drops it
     output: Literal["tanh", "sigmoid", "linear"] = "tanh"  # tanh: (tanh + 1) / 2, the paper's [-1, 1] in [0, 1]
     # -- discriminator
-    d_feats: int = 64  # channels of the first conv; the blocks use 1, 2, 2, 4, 4, 8, 8 times that
-    d_pool: int = 6  # adaptive average pool to d_pool x d_pool before the dense layers (96 px in -> 6 x 6)
-    d_dense: int = 1024
+    d_feats: int = zoo.bounded(64, min=1)  # channels of the first conv; the blocks use 1, 2, 2, 4, 4, 8, 8 times that
+    # adaptive average pool to d_pool x d_pool before the dense layers (96 px in -> 6 x 6)
+    d_pool: int = zoo.bounded(6, min=1)
+    d_dense: int = zoo.bounded(1024, min=1)
     # -- training
     patch_size: int = 24  # LR patch side (96 HR at x4)
     batch_size: int = 16

@@ -22,7 +22,7 @@ class EspcnConfig(zoo.SRConfig, zoo.TrainConfig):
     scale: int = 2
     patch_size: int = 17  # the paper's 17x17 LR sub-images
     batch_size: int = 16  # not given in the paper
-    features: int = 64  # width of the first layer; the second has half
+    features: int = zoo.bounded(64, min=1)  # width of the first layer; the second has half
     lr: float = 1e-3
 
 
