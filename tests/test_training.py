@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,12 +71,17 @@ ENTRY = zoo.ModelEntry(name="loopnet", build=Net, config=NetConfig, summary="tes
 
 
 @pytest.fixture(scope="module")
-def entry():
+def registry():
     import types
 
     plugin = types.ModuleType("loop_plugin")
     plugin.register_sr_models = zoo.hookimpl(lambda register: register(ENTRY))
-    return zoo.load_registry(entry_points=False, plugins=[("loop_plugin", plugin)]).get("loopnet")
+    return zoo.load_registry(entry_points=False, plugins=[("loop_plugin", plugin)])
+
+
+@pytest.fixture(scope="module")
+def entry(registry):
+    return registry.get("loopnet")
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +134,62 @@ def test_interrupted_run_resumes_to_identical_weights(entry, data, tmp_path):
         assert torch.equal(a[k], b[k]), k
     log = (tmp_path / "cut" / "log.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in log] == list(range(1, 13))
+
+
+class _Crash(BaseException):
+    """A process death at a chosen write: nothing after it runs (not even except-Exception handlers)."""
+
+
+def test_a_crash_between_any_two_checkpoint_writes_resumes_to_identical_weights(registry, entry, data, tmp_path,
+                                                                               monkeypatch):
+    import zoo.checkpoint as ckpt
+    from zoo.checkpoint import load_checkpoint
+
+    def run(out, **kw):
+        return train(entry, entry.make_config(), data, steps=6, out_dir=out, device=torch.device("cpu"), seed=3,
+                     checkpoint_every=2, workers=0, progress=False, **kw)
+
+    run(tmp_path / "straight")
+    final = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    real_write = ckpt.atomic_write_bytes
+    calls = []
+
+    def counting(path, data_):
+        calls.append(Path(path).name)
+        real_write(path, data_)
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", counting)
+    run(tmp_path / "count")
+    writes = list(calls)
+    # checkpoints at steps 2, 3 (end of stage "first"), 4 and 6, three files each
+    assert writes == ["state.pt", "model.safetensors", "model.json"] * 4
+    for k in range(len(writes)):
+        out = tmp_path / f"crash{k}"
+        calls.clear()
+
+        def crashing(path, data_):
+            if len(calls) == k:
+                raise _Crash
+            calls.append(path)
+            real_write(path, data_)
+
+        monkeypatch.setattr(ckpt, "atomic_write_bytes", crashing)
+        with pytest.raises(_Crash):
+            run(out)
+        monkeypatch.setattr(ckpt, "atomic_write_bytes", real_write)
+        if (out / "model.json").is_file():  # a pair torn by the crash is refused, never used
+            meta = json.loads((out / "model.json").read_text())
+            stamp = ckpt._header(out / "model.safetensors")[0]
+            if stamp["steps"] != str(meta["steps"]):
+                with pytest.raises(ZooError, match="torn"):
+                    load_checkpoint(out / "model.safetensors", registry)
+        run(out)  # the same command again
+        resumed = load_file(str(out / "model.safetensors"))
+        assert resumed.keys() == final.keys()
+        assert all(torch.equal(resumed[n], final[n]) for n in final), f"crash before write {k} ({writes[k]})"
+        assert load_checkpoint(out / "model.safetensors", registry).meta["steps"] == 6
+        log = [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()]
+        assert log == list(range(1, 7))
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(entry, data, tmp_path):

@@ -2,7 +2,11 @@
 
 ``model.safetensors`` + ``model.json``. Loading never unpickles anything: safetensors holds only tensors,
 and the JSON names a registered model whose builder makes the module. Every write is atomic (temporary
-file, then ``os.replace``), so a crash leaves either the old checkpoint or the new one, never half of one.
+file, then ``os.replace``), so a crash leaves either the old file or the new one, never half of one.
+
+The two files are two writes, so a crash between them pairs new weights with old metadata. A checkpoint of
+a training run therefore stamps its run key and step into the safetensors header, and loading compares
+the stamp with the sidecar: a torn pair is refused, never used (``zoo.training`` rewrites it on resume).
 """
 
 from __future__ import annotations
@@ -20,21 +24,43 @@ from torch import nn
 from zoo.errors import ZooError
 
 FORMAT = "zoo-checkpoint/1"
+STAMP_KEYS = ("run_key", "steps")  # sidecar fields copied into the safetensors header (as strings)
+
+
+def _umask() -> int:
+    # /proc reads it without changing it; os.umask() can only be read by setting it (racy with threads)
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` all at once or not at all, with the mode a plain ``open`` would give (the umask's:
+    mkstemp alone makes every file 0600, unreadable by a team sharing a cache). A failure (read-only or
+    full disk) is one line, and no temporary file is left behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ZooError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 
@@ -51,7 +77,7 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _state_bytes(model: nn.Module) -> bytes:
+def _state_bytes(model: nn.Module, metadata: dict[str, str] | None = None) -> bytes:
     from safetensors.torch import _remove_duplicate_names, save
 
     state = model.state_dict()
@@ -60,7 +86,7 @@ def _state_bytes(model: nn.Module) -> bytes:
     for kept, dropped in to_remove.items():
         for name in dropped:
             del state[name]
-    return save({k: v.detach().contiguous().cpu() for k, v in state.items()})
+    return save({k: v.detach().contiguous().cpu() for k, v in state.items()}, metadata=metadata)
 
 
 def sidecar(path: Path) -> Path:
@@ -80,9 +106,31 @@ def save_checkpoint(path: Path, model: nn.Module, meta: dict[str, Any]) -> Path:
 
     info = {"format": FORMAT, **meta,
             "versions": {"zoo": zoo.__version__, "torch": torch.__version__, **meta.get("versions", {})}}
-    atomic_write_bytes(path, _state_bytes(model))
+    stamp = {k: str(meta[k]) for k in STAMP_KEYS if k in meta}
+    atomic_write_bytes(path, _state_bytes(model, stamp or None))
     atomic_write_json(sidecar(path), info)
     return path
+
+
+def _header(path: Path) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """The safetensors header of ``path``: (metadata, name -> shape), read without loading any tensor."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {}), {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:  # not a safetensors file, or a torn one
+        raise ZooError(f"cannot read weights from {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+
+
+def torn(path: Path, meta: dict[str, Any]) -> str | None:
+    """Why the weights in ``path`` are not the ones its sidecar ``meta`` describes, or None when they are
+    (or when the file carries no stamp: a checkpoint from elsewhere)."""
+    stamp, _ = _header(path)
+    for key in STAMP_KEYS:
+        if key in stamp and key in meta and stamp[key] != str(meta[key]):
+            return f"its weights are of {key} {stamp[key]} but {sidecar(path).name} says {meta[key]}"
+    return None
 
 
 @dataclass
@@ -105,8 +153,13 @@ def read_meta(path: Path) -> dict[str, Any]:
         meta = json.loads(side.read_text())
     except json.JSONDecodeError as exc:
         raise ZooError(f"checkpoint metadata {side} is not valid JSON: {exc}") from None
-    if meta.get("format") != FORMAT:
-        raise ZooError(f"{side} is not a zoo checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ZooError(f"{side} is not a zoo checkpoint (format {found!r}, expected {FORMAT!r})")
+    if not isinstance(meta.get("model"), str) or not meta["model"]:
+        raise ZooError(f"{side}: 'model' must name a registered model, got {meta.get('model')!r}")
+    if not isinstance(meta.get("config", {}), dict):
+        raise ZooError(f"{side}: 'config' must be a table of settings, got {meta.get('config')!r}")
     return meta
 
 
@@ -129,6 +182,11 @@ def load_checkpoint(path: Path, registry=None, device: torch.device | str = "cpu
         raise ZooError(f"checkpoint {path.name} is for model '{meta['model']}', which is not registered here "
                        f"({exc})") from None
     config = apply_overrides(entry.config(), meta.get("config", {}), where=f"checkpoint {path.name}")
+    problem = torn(path, meta)
+    if problem:
+        raise ZooError(f"checkpoint {path} is torn ({problem}: a crash between its two writes); rerun the "
+                       f"training command to repair it")
+    _check_shapes_before_building(entry, config, path)
     model = entry.build(config)
     try:
         state = load_file(str(path))
@@ -137,6 +195,30 @@ def load_checkpoint(path: Path, registry=None, device: torch.device | str = "cpu
     _load_strict(model, state, path)
     model.to(device).eval()
     return LoadedCheckpoint(model=model, meta=meta, entry=entry, config=config, path=path)
+
+
+def _check_shapes_before_building(entry, config, path: Path) -> None:
+    """Compare the file's tensors with the model the config describes, built on the meta device (no
+    memory): a sidecar whose config would allocate terabytes is refused before anything is allocated."""
+    _, shapes = _header(path)
+    try:
+        with torch.device("meta"):
+            model = entry.build(config)
+    except Exception:  # a builder that cannot run on the meta device: the real build and load check it
+        return
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    # Tied tensors are stored once under one of their names: any name of the group will do.
+    group: dict[int, list[str]] = {}
+    for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        group.setdefault(id(t), []).append(name)
+    twins = {n: names for names in group.values() for n in names}
+    wrong = [f"{k}: file {shapes[k]} vs model {v}" for k, v in expected.items() if k in shapes and shapes[k] != v]
+    unexpected = [k for k in shapes if k not in expected]
+    missing = [k for k in expected if k not in shapes and not any(t in shapes for t in twins.get(k, ()))]
+    if wrong or unexpected or missing:
+        detail = "; ".join(wrong[:3] + [f"unexpected {k}" for k in unexpected[:3]]
+                           + [f"missing {k}" for k in missing[:3]])
+        raise ZooError(f"checkpoint {path.name} does not fit model config: {detail}")
 
 
 def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

@@ -7,7 +7,9 @@ or given as a path. Relative data paths in a suite are relative to the suite fil
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,17 +78,22 @@ def find_suite(spec: str) -> Path:
 
 
 def load_suite(spec: str) -> Suite:
+    """The suite ``spec`` (a name or a TOML path), every key checked for its type and range: a wrong suite is
+    one line naming the key before anything runs (models and override fields: :func:`check_models`)."""
     path = find_suite(spec)
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ZooError(f"suite {path} is not valid TOML: {exc}") from None
-    known = {f.name for f in dataclasses.fields(Suite)}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZooError(f"cannot read suite {path}: {exc}") from None
+    known = {f.name for f in dataclasses.fields(Suite)} - {"source"}
     unknown = set(raw) - known
-    if unknown:
-        raise ZooError(f"suite {path}: unknown keys {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
     if "scale" in raw:
         raise ZooError(f"suite {path}: use 'scales = [2]', a list")
+    if unknown:
+        raise ZooError(f"suite {path}: unknown keys {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    _check_types(raw, f"suite {path}")
     suite = Suite(**{**raw, "name": raw.get("name", path.stem), "source": str(path)})
     base = path.parent
     suite.train = _resolve(suite.train, base)
@@ -103,15 +110,87 @@ def _resolve(spec: str, base: Path) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
+_TYPE_NAMES = {str: "a string", int: "an integer"}
+
+
+def _type_name(annotation) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is list:
+        return f"a list of {_type_name(args[0]).split(' ', 1)[1]}s"
+    if origin is dict:
+        if typing.get_origin(args[1]) is dict:
+            return "a table of tables (key = value)"
+        return f"a table of {_type_name(args[1]).split(' ', 1)[1]}s"
+    return _TYPE_NAMES.get(annotation, str(annotation))
+
+
+def _has_type(value, annotation) -> bool:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return True
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) and _has_type(v, args[1]) for k, v in value.items())
+    return True
+
+
+def _check_types(values: dict[str, Any], where: str) -> None:
+    hints = typing.get_type_hints(Suite)
+    for key, value in values.items():
+        if key in hints and not _has_type(value, hints[key]):
+            raise ZooError(f"{where}: '{key}' must be {_type_name(hints[key])}, got {value!r}")
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
 def validate(suite: Suite) -> None:
+    """Types and ranges of every setting (also after command-line overrides)."""
+    where = f"suite '{suite.name}'"
+    _check_types({f.name: getattr(suite, f.name) for f in dataclasses.fields(Suite)}, where)
+    if not _NAME_RE.match(suite.name) or ".." in suite.name:
+        raise ZooError(f"{where}: 'name' must be a plain folder name (letters, digits, '.', '_', '-'), since it "
+                       f"names the run folder runs/<name>-<time>")
     if suite.order not in ORDERS:
-        raise ZooError(f"suite '{suite.name}': order must be one of {', '.join(ORDERS)}, got '{suite.order}'")
-    if not suite.scales or any(int(s) != s or s < 1 for s in suite.scales):
-        raise ZooError(f"suite '{suite.name}': scales must be positive integers, got {suite.scales}")
+        raise ZooError(f"{where}: order must be one of {', '.join(ORDERS)}, got '{suite.order}'")
+    if not suite.scales or any(not 1 <= s <= 16 for s in suite.scales):
+        raise ZooError(f"{where}: scales must be integers from 1 to 16, got {suite.scales}")
     from zoo.training import PRECISIONS
 
     if suite.precision not in PRECISIONS:
-        raise ZooError(f"suite '{suite.name}': precision must be one of {', '.join(PRECISIONS)}, "
-                       f"got '{suite.precision}'")
-    if suite.steps < 1:
-        raise ZooError(f"suite '{suite.name}': steps must be at least 1")
+        raise ZooError(f"{where}: precision must be one of {', '.join(PRECISIONS)}, got '{suite.precision}'")
+    for key in ("steps", "checkpoint_every"):
+        if getattr(suite, key) < 1:
+            raise ZooError(f"{where}: '{key}' must be at least 1, got {getattr(suite, key)}")
+    if suite.sample_images < 0:
+        raise ZooError(f"{where}: 'sample_images' must be at least 0, got {suite.sample_images}")
+    for name, steps in suite.steps_per_model.items():
+        if steps < 1:
+            raise ZooError(f"{where}: steps_per_model.{name} must be at least 1, got {steps}")
+    for key in ("train", "test", "metrics"):
+        if not getattr(suite, key):
+            raise ZooError(f"{where}: '{key}' must not be empty")
+
+
+def check_models(suite: Suite, registry) -> None:
+    """What needs the registry: every model named by ``overrides`` and ``steps_per_model`` is registered, and
+    every override is a field of that model's config with a valid value (at the suite's preset)."""
+    where = f"suite '{suite.name}'"
+    for table, names in (("overrides", suite.overrides), ("steps_per_model", suite.steps_per_model)):
+        for name in names:
+            try:
+                registry.get(name)
+            except ZooError as exc:  # unknown (with did-you-mean), withdrawn or claimed twice
+                raise ZooError(f"{where}: [{table}.{name}]: {exc}") from None
+    for name, overrides in suite.overrides.items():
+        entry = registry.get(name)
+        preset = suite.preset if suite.preset in entry.presets else None
+        try:
+            entry.make_config(preset, {**overrides, **({"scale": suite.scales[0]} if entry.task == "sr" else {})})
+        except ZooError as exc:
+            raise ZooError(f"{where}: [overrides.{name}]: {exc}") from None

@@ -142,32 +142,64 @@ def default_workers() -> int:
 
 def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.device, seed: int = 0,
           data_scale: int = 1, checkpoint_every: int = 100, workers: int | None = None, precision: str = "auto",
-          channels_last: bool | None = None, progress: bool = True, extra_meta: dict[str, Any] | None = None) -> TrainResult:
+          channels_last: bool | None = None, progress: bool = True, extra_meta: dict[str, Any] | None = None,
+          force: bool = False) -> TrainResult:
     """Train ``entry`` (a trainable ModelEntry) with ``config`` on ``dataset`` for ``steps`` steps.
 
     ``data_scale``: colorizers learn on the colour LR images, i.e. the data downscaled by the benchmark's
-    SR scale; SR models take their scale from ``config.scale``. Continues a run found in ``out_dir``.
+    SR scale; SR models take their scale from ``config.scale``. Continues a run found in ``out_dir``; a folder
+    holding another run or foreign files is refused unless ``force`` (:func:`zoo.folders.claim_train_dir`).
+    One process at a time trains in ``out_dir``: another one waits for it, then finds the run finished.
     """
-    from zoo.data import make_train_loader
-    from zoo.models import count_parameters
+    from zoo.folders import claim_train_dir, locked
 
     if entry.recipe is None:
         raise ZooError(f"model '{entry.name}' has nothing to train (it is a fixed baseline)")
     if steps < 1:
         raise ZooError(f"steps must be at least 1, got {steps}")
+    if checkpoint_every < 1:
+        raise ZooError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "model.safetensors"
+    key = run_key(entry, config, dataset.fingerprint(), seed, steps, data_scale, precision, channels_last)
+    resolve_precision(precision, device)  # an impossible precision fails before any file is touched
+    finished = _finished_run(ckpt_path, key, steps)
+    if finished is not None:  # nothing to build or load: a warm benchmark only needs the file
+        return TrainResult(ckpt_path, steps, 0.0, steps, finished, trained=False)
+    claim_train_dir(out_dir, key, force)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ZooError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+
+    def waiting():
+        import sys
+
+        print(f"zoo: {entry.name}: another process is training this run in {out_dir}; waiting for it",
+              file=sys.stderr, flush=True)
+
+    with locked(out_dir / ".lock", on_wait=waiting):
+        finished = _finished_run(ckpt_path, key, steps)  # the process we waited for may have finished it
+        if finished is not None:
+            return TrainResult(ckpt_path, steps, 0.0, steps, finished, trained=False)
+        return _train_here(entry, config, dataset, steps=steps, out_dir=out_dir, device=device, seed=seed,
+                           data_scale=data_scale, checkpoint_every=checkpoint_every, workers=workers,
+                           precision=precision, channels_last=channels_last, progress=progress,
+                           extra_meta=extra_meta, key=key)
+
+
+def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_scale, checkpoint_every, workers,
+                precision, channels_last, progress, extra_meta, key) -> TrainResult:
+    """The loop of :func:`train`, holding the run folder's lock."""
+    from zoo.data import make_train_loader
+    from zoo.models import count_parameters
+
     ckpt_path, state_path, log_path = out_dir / "model.safetensors", out_dir / "state.pt", out_dir / "log.jsonl"
     task = entry.task
     scale = int(getattr(config, "scale", 1)) if task == "sr" else int(data_scale)
     batch_size, patch_size = int(config.batch_size), int(config.patch_size)
     fingerprint = dataset.fingerprint()
-    key = run_key(entry, config, fingerprint, seed, steps, data_scale, precision, channels_last)
     resolved = resolve_precision(precision, device)
-    finished = _finished_run(ckpt_path, key, steps)
-    if finished is not None:  # nothing to build or load: a warm benchmark only needs the file
-        return TrainResult(ckpt_path, steps, 0.0, steps, finished, trained=False)
-
     if channels_last is None:
         channels_last = default_channels_last(device)
     seed_everything(seed)
@@ -186,10 +218,8 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
 
     start = 0
     state = _load_state(state_path, key)
-    if state is not None:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(ckpt_path), device=str(device)))
+    if state is not None:  # the weights come from state.pt, the one file that is a consistent checkpoint
+        model.load_state_dict(state["model"])
         start = int(state["step"])
         for note in state.get("notes", []):
             ctx.note(note)
@@ -204,7 +234,8 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
             "channels_last": bool(channels_last), "parameters": parameters, **(extra_meta or {}),
         }
 
-    if start >= steps:
+    if start >= steps:  # a crash after state.pt, before the weights file: publish the final weights now
+        save_checkpoint(ckpt_path, model, {**meta(start), "train_seconds": float(state["seconds"])})
         return TrainResult(ckpt_path, steps, 0.0, start, list(ctx.notes), trained=False)
 
     if start == 0:
@@ -284,24 +315,32 @@ def _set_rng(state: dict[str, Any]) -> None:
 
 def _save(model, recipe, ckpt_path: Path, state_path: Path, meta: dict, key: str, step: int, stage: str,
           seconds: float) -> None:
-    # Weights first, then the state that points at them (written last, checked by key on load).
+    """One checkpoint. ``state.pt`` is the unit a resume trusts: weights, optimisers, RNG and step in one
+    atomic file, written first. The published pair (``model.safetensors`` + ``model.json``, what ``zoo eval``
+    and the bench read) follows, each part stamped with the run key and step, so a crash between any two
+    writes leaves either a complete older checkpoint or a torn pair that is detected and rewritten."""
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save(state_path, {"key": key, "step": step, "stage": stage, "model": weights,
+                                   "recipe": recipe.state_dict(), "rng": _rng_state(),
+                                   "notes": list(meta["notes"]), "seconds": seconds})
     save_checkpoint(ckpt_path, model, meta)
-    atomic_torch_save(state_path, {"key": key, "step": step, "stage": stage, "recipe": recipe.state_dict(),
-                                   "rng": _rng_state(), "notes": list(meta["notes"]), "seconds": seconds})
 
 
 def _finished_run(ckpt_path: Path, key: str, steps: int) -> list[str] | None:
     """The notes of the run in ``ckpt_path`` if it is this run (``key``) and has all its ``steps``, else None.
 
-    The sidecar is written after the weights it describes, so a sidecar at the last step means final weights,
-    whatever became of ``state.pt`` (which holds the optimiser state and is only needed to resume).
+    The sidecar is written after the weights, and both carry the step: a sidecar at the last step whose
+    weights carry the same stamp means final weights, whatever became of ``state.pt`` (which is only needed
+    to resume). Weights without a stamp come from before stamps existed, when the same order held.
     """
-    from zoo.checkpoint import sidecar
+    from zoo.checkpoint import sidecar, torn
 
     try:
         meta = json.loads(sidecar(ckpt_path).read_text())
         done = meta.get("run_key") == key and int(meta.get("steps", -1)) >= steps and ckpt_path.is_file()
-    except (OSError, ValueError, TypeError, AttributeError):  # missing, torn or foreign: train or resume
+        if done and torn(ckpt_path, meta):
+            done = False
+    except (OSError, ValueError, TypeError, AttributeError, ZooError):  # missing, torn or foreign
         return None
     return list(meta.get("notes", [])) if done else None
 
@@ -313,25 +352,38 @@ def _load_state(state_path: Path, key: str) -> dict[str, Any] | None:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
     except Exception:  # a torn or foreign file: start afresh rather than crash
         return None
-    return state if state.get("key") == key else None
+    # A state.pt without weights predates the one-file checkpoint: its weights file may be from another
+    # step, so it cannot be resumed exactly.
+    ok = isinstance(state, dict) and state.get("key") == key and isinstance(state.get("model"), dict)
+    return state if ok else None
+
+
+def _log_lines(log_path: Path) -> list[dict[str, Any]]:
+    # A kill can cut the last line short: such a line is dropped (its step is redone on resume).
+    out = []
+    for ln in log_path.read_text().splitlines():
+        try:
+            out.append(json.loads(ln))
+        except ValueError:
+            continue
+    return out
 
 
 def _truncate_log(log_path: Path, step: int) -> None:
+    from zoo.checkpoint import atomic_write_bytes
+
     if not log_path.exists():
         return
     if step == 0:
         log_path.unlink()
         return
-    lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
-    kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
-    log_path.write_text("".join(ln + "\n" for ln in kept))
+    kept = [r for r in _log_lines(log_path) if r.get("step", 0) <= step]
+    atomic_write_bytes(log_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
 
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "log.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return _log_lines(path) if path.exists() else []
 
 
 __all__ = ["PRECISIONS", "TrainResult", "default_channels_last", "default_workers", "read_log", "resolve_precision", "run_key", "stage_plan", "train"]
