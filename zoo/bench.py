@@ -33,7 +33,7 @@ from zoo.errors import ZooError
 from zoo.failures import failures
 from zoo.suite import Suite
 
-EVAL_FORMAT = 2  # bump when evaluation code changes what a cached result would contain
+EVAL_FORMAT = 3  # bump when evaluation code changes what a cached result would contain (3: PSNR cap, size skips)
 
 
 @dataclass
@@ -84,6 +84,12 @@ class BenchPlan:
     sr: list[str]
     run_dir: Path
     cache: Path
+    notes: list[str] = field(default_factory=list)  # said before anything runs (e.g. models without the preset)
+
+    def request(self) -> dict[str, Any]:
+        """What the command asked for: a run folder holding the same request may be written again."""
+        return json.loads(json.dumps({"suite": dataclasses.asdict(self.suite), "colorizers": self.colorizers,
+                                      "sr": self.sr}, default=str))
 
 
 def _key(payload: Any) -> str:
@@ -93,14 +99,26 @@ def _key(payload: Any) -> str:
 def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None) -> BenchPlan:
     """Resolve models and data, and list every job with its content key. Nothing runs yet."""
     from zoo.data import resolve_dataset
+    from zoo.registry import did_you_mean
+    from zoo.suite import check_models
     from zoo.training import run_key
 
     for name in suite.metrics:  # an unknown metric is the suite's error: say so before any training
         registry.metric(name)
+    check_models(suite, registry)
     col_entries = registry.select(colorizers if colorizers is not None else suite.colorizers, "colorizer")
     sr_entries = registry.select(sr if sr is not None else suite.sr, "sr")
     if not col_entries and not sr_entries:
         raise ZooError("nothing to benchmark: no colorizer and no SR model selected")
+    # A model without the preset trains at its defaults (the paper's); a preset no model has is a typo.
+    trainable = [e for e in col_entries + sr_entries if e.trainable]
+    without = [e.name for e in trainable if suite.preset not in e.presets]
+    if trainable and len(without) == len(trainable):
+        known = sorted({p for e in trainable for p in e.presets})
+        raise ZooError(f"unknown preset '{suite.preset}'{did_you_mean(suite.preset, known)} (presets of the "
+                       f"selected models: {', '.join(known) or 'none'})")
+    notes = [f"preset '{suite.preset}' is not defined by {', '.join(without)}: trained at the default "
+             f"(paper) config"] if without else []
     train_set = resolve_dataset(suite.train)
     train_fp = train_set.fingerprint()
     tests = list(suite.test) + [t for t in suite.optional_test if Path(t).is_dir()]
@@ -148,7 +166,7 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                         eval_jobs.append(job("pipeline", order, refs[(c.name, scale)], refs[(s.name, scale)],
                                              samples=test == tests[0]))
     return BenchPlan(suite, train_jobs, eval_jobs, [e.name for e in col_entries], [e.name for e in sr_entries],
-                     run_dir, cache)
+                     run_dir, cache, notes)
 
 
 # -- jobs ---------------------------------------------------------------------------------------------------
@@ -176,16 +194,35 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
 
 def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> list[dict[str, Any]]:
     """Evaluate one model or pipeline on one test set; the rows are cached by the job's key."""
+    from zoo.folders import locked
+
+    cached = cache / "eval" / f"{job.key}.json"
+    pictures = cache / "eval" / f"{job.key}-samples"
+    rows = _cached_rows(cached)
+    if rows is None:
+        # one process computes an evaluation at a time; another waits, then reads its result
+        with locked(cache / "eval" / "locks" / f"{job.key}.lock"):
+            rows = _cached_rows(cached)
+            if rows is None:
+                rows = _evaluate_job(job, cache, pictures, device)
+    _copy_pictures(pictures, job.samples_dir)
+    return rows
+
+
+def _cached_rows(path: Path) -> list[dict[str, Any]] | None:
+    try:
+        return json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError, TypeError):  # absent, or not ours: compute it
+        return None
+
+
+def _evaluate_job(job: EvalJob, cache: Path, pictures: Path, device: str | None) -> list[dict[str, Any]]:
     from zoo.data import resolve_dataset
     from zoo.device import pick_device
     from zoo.evaluate import evaluate, load_model
     from zoo.registry import get_registry
 
     cached = cache / "eval" / f"{job.key}.json"
-    pictures = cache / "eval" / f"{job.key}-samples"
-    if cached.is_file():
-        _copy_pictures(pictures, job.samples_dir)
-        return json.loads(cached.read_text())["rows"]
     dev = pick_device(device)
     registry = get_registry()
 
@@ -208,11 +245,9 @@ def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> lis
     if samples:
         from zoo.pictures import comparison_grid
 
-        pictures.mkdir(parents=True, exist_ok=True)
         for name, pred, triple, intermediate in samples:
             comparison_grid(pictures / f"{name}.png", triple=triple, intermediate=intermediate, output=pred,
                             colorizer=job.colorizer.name, sr=job.sr.name, order=job.order)
-        _copy_pictures(pictures, job.samples_dir)
     base = {"stage": job.stage, "order": job.order, "test_set": test_set_label(job.test), "scale": job.scale,
             "colorizer": job.colorizer.name if job.colorizer else None,
             "sr": job.sr.name if job.sr else None, "n_images": report.n_images,
@@ -228,12 +263,11 @@ def test_set_label(test: str) -> str:
 
 
 def _copy_pictures(src: Path, dest: str) -> None:
-    import shutil
+    from zoo.checkpoint import atomic_write_bytes
 
     if dest and src.is_dir():
-        Path(dest).mkdir(parents=True, exist_ok=True)
         for f in src.glob("*.png"):
-            shutil.copyfile(f, Path(dest) / f.name)
+            atomic_write_bytes(Path(dest) / f.name, f.read_bytes())
 
 
 # -- the run --------------------------------------------------------------------------------------------
@@ -251,22 +285,30 @@ class BenchResult:
 
 def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Path | None = None,
               colorizers=None, sr=None, device: str | None = None, progress: bool = True,
-              workers: int | None = None, executor=None, log=print) -> BenchResult:
-    """Plan the grid, run its jobs with ``executor`` (default: in this process), write the run directory."""
+              workers: int | None = None, executor=None, log=print, force: bool = False) -> BenchResult:
+    """Plan the grid, run its jobs with ``executor`` (default: in this process), write the run directory.
+
+    ``out`` may be a run folder of the same request (the same command again); any other non-empty folder is
+    refused unless ``force`` (:func:`zoo.folders.claim_bench_dir`).
+    """
     from zoo.device import pick_device
     from zoo.executors import LocalExecutor
+    from zoo.folders import claim_bench_dir, ensure_writable
 
     t0 = time.perf_counter()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) if out else Path("runs") / f"{suite.name}-{stamp}"
-    run_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_root(cache_dir)
     plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr)
     executor = executor or LocalExecutor(device=device, progress=progress, workers=workers)
     dev = pick_device(device) if executor.name == "local" else (device or "auto")
+    claim_bench_dir(run_dir, plan.request(), force)  # after planning: a wrong suite leaves no empty folder
+    ensure_writable(cache)
     log(f"bench '{suite.name}': {len(plan.colorizers)} colorizers x {len(plan.sr)} SR models, "
         f"{len(plan.train_jobs)} training jobs, {len(plan.eval_jobs)} evaluations, executor {executor.name}, "
         f"device {dev}, run dir {run_dir}")
+    for note in plan.notes:
+        log(f"note: {note}")
     models, rows = executor.run(plan, log)
     trained = sum(bool(info["trained_now"]) for info in models.values())
 
@@ -295,7 +337,8 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
         "params": params,
         "versions": _versions(registry, plan.colorizers + plan.sr),
         "host": {"python": platform.python_version(), "machine": platform.machine(),
-                 "threads": torch.get_num_threads()},
+                 "threads": getattr(executor, "threads", None) or torch.get_num_threads()},
+        "request": plan.request(),
         "train_jobs": len(plan.train_jobs),
         "trained_now": trained,
         "seconds": round(time.perf_counter() - t0, 2),
@@ -329,8 +372,6 @@ def _versions(registry, names) -> dict[str, str]:
 def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
     """The loss curves of the run's trainings. The picture depends only on the finished runs (their keys), so
     it is drawn once and kept in the cache: a warm bench copies it (drawing takes seconds)."""
-    import shutil
-
     import zoo
     from zoo.checkpoint import atomic_write_bytes
     from zoo.pictures import loss_curves
@@ -341,7 +382,7 @@ def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
     drawn_by = ["curves", zoo.__version__]  # a new zoo may draw them differently
     cached = cache / "curves" / f"{_key([drawn_by, [[label, j.key] for label, j in zip(labels, jobs)]])}.png"
     if cached.is_file():
-        shutil.copyfile(cached, run_dir / "curves.png")
+        atomic_write_bytes(run_dir / "curves.png", cached.read_bytes())
         return
     logs = {label: read_log(Path(j.out_dir)) for label, j in zip(labels, jobs)}
     logs = {k: v for k, v in logs.items() if v}

@@ -197,7 +197,7 @@ def eval_cmd(sr_spec, col_spec, data_spec, scale, metrics, device, as_json):
     col = load_model(col_spec, "colorizer", scale=scale, device=dev, registry=registry) if col_spec else None
     report = evaluate(dataset=dataset, scale=scale, device=dev, colorizer=col, sr=sr, metrics=metrics)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))  # strict JSON: to_dict has no NaN
         return
     from tabulate import tabulate
 
@@ -208,8 +208,11 @@ def eval_cmd(sr_spec, col_spec, data_spec, scale, metrics, device, as_json):
     for r in report.results:
         if r.available:
             value = f"{r.value:.4f}" + (f" ± {r.std:.4f}" if r.std is not None and r.info.name == "kid" else "")
+            if r.note:
+                notes.append(f"{r.info.name}: {r.note}")
+                value += f" [{len(notes)}]"
         else:
-            notes.append(f"{r.info.name}: {r.unavailable}")
+            notes.append(f"{r.info.name}: {r.to_dict()['unavailable']}")
             value = f"n/a [{len(notes)}]"
         weights = ", ".join(f"{k}@{v}" for k, v in r.weights.items())
         rows.append([f"{r.info.name} {r.info.arrow}", value, r.info.unit, r.info.convention, weights])
@@ -247,12 +250,14 @@ precision_option = click.option(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Run directory (default: runs/train/<model>-<key>). An existing one is resumed.")
+              help="Run directory (default: runs/train/<model>-<key>). This run's is resumed; one holding "
+                   "another run or other files is refused unless --force.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--workers", type=click.IntRange(0), default=None, help="Data loader processes (default: 2 or fewer).")
+@click.option("--force", is_flag=True, help="Train in --out even if it holds another run or other files.")
 @precision_option
 def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, device, out_dir, checkpoint_every,
-              workers, precision):
+              workers, force, precision):
     """Train one model and write a checkpoint that 'zoo eval' scores.
 
     Checkpoints are written every --checkpoint-every steps and at the end; rerunning the same command after
@@ -276,7 +281,7 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision)
     out = Path(out_dir) if out_dir else Path("runs") / "train" / f"{entry.name}-{key}"
     result = train(entry, config, dataset, steps=steps, out_dir=out, device=dev, seed=seed, data_scale=scale,
-                   checkpoint_every=checkpoint_every, workers=workers, precision=precision,
+                   checkpoint_every=checkpoint_every, workers=workers, precision=precision, force=force,
                    extra_meta={"preset": preset, "dataset": dataset.name})
     if not result.trained:
         click.echo(f"already trained ({result.steps} steps): {result.checkpoint}")
@@ -344,7 +349,9 @@ def _fmt_bytes(n):
 @click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
 @click.option("--seed", type=int, default=None)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Run directory (default: runs/<suite>-<timestamp>).")
+              help="Run directory (default: runs/<suite>-<timestamp>). A non-empty one is refused unless it holds "
+                   "this same bench (the same command again) or --force.")
+@click.option("--force", is_flag=True, help="Replace the bench results in a non-empty --out.")
 @click.option("--order", type=click.Choice(["color-first", "sr-first", "both"]), default=None,
               help="Colorize then upscale (default), upscale then colorize, or rank both.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
@@ -355,9 +362,12 @@ def _fmt_bytes(n):
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 @click.option("--gpus-per-job", type=float, default=None,
               help="GPUs each Ray task asks for (default: 1 when the cluster has GPUs, else 0).")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="Intra-op threads per job (local executor; Ray runs 1 per task). --threads 1 reproduces a "
+                   "Ray run's numbers exactly.")
 @precision_option
-def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, order,
-              cache_dir, workers, executor, address, gpus_per_job, precision):
+def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, force,
+              order, cache_dir, workers, executor, address, gpus_per_job, threads, precision):
     """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
 
     A grid of C colorizers and S SR models trains C + S models (never C x S); trained models and results
@@ -384,10 +394,13 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
         col_sel = _with_baselines(registry, [], "colorizer")
     from zoo.executors import make_executor
 
-    runner = make_executor(executor, device=device, workers=workers, address=address, gpus_per_job=gpus_per_job)
+    if threads not in (None, 1) and executor == "ray":
+        raise click.UsageError("--threads is for the local executor; Ray runs one thread per task")
+    runner = make_executor(executor, device=device, workers=workers, address=address, gpus_per_job=gpus_per_job,
+                           threads=threads)
     result = run_bench(suite, registry=registry, out=Path(out_dir) if out_dir else None, cache_dir=cache_dir,
                        colorizers=col_sel, sr=sr_sel, device=device, workers=workers, executor=runner,
-                       log=click.echo)
+                       log=click.echo, force=force)
     click.echo(f"done in {result.seconds:.1f} s: {result.trained} of {result.train_jobs} models trained now, "
                f"{result.eval_jobs} evaluations")
     click.echo(f"leaderboard: {result.run_dir / 'leaderboard.md'}")
@@ -440,9 +453,9 @@ def run_cmd(inputs, out_dir, col_spec, sr_spec, run_dir, scale, preview, overwri
     registry = _registry()
     run_models = {}
     if run_dir:
-        meta = json.loads((Path(run_dir) / "run.json").read_text()) if (Path(run_dir) / "run.json").is_file() else None
-        if meta is None:
-            raise ZooError(f"{run_dir} is not a bench run directory (no run.json)")
+        from zoo.leaderboard import read_run_meta
+
+        meta = read_run_meta(Path(run_dir))
         run_models = meta.get("models", {})
         if scale is None:
             scale = (meta.get("suite", {}).get("scales") or [2])[0]
@@ -476,7 +489,9 @@ def leaderboard_cmd(run_dirs, fmt, output):
 
     text = render([Path(d) for d in run_dirs], fmt)
     if output:
-        Path(output).write_text(text)
+        from zoo.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(Path(output), text.encode())
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)

@@ -72,15 +72,15 @@ class EvalReport:
     n_images: int
     skipped: list[str]
     seconds: float
-    images_per_second: float
+    images_per_second: float | None  # None when the models took no measurable time
     models: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "dataset": self.dataset, "scale": self.scale, "n_images": self.n_images,
             "skipped": self.skipped, "seconds": round(self.seconds, 3),
-            "images_per_second": round(self.images_per_second, 3), "models": self.models,
-            "metrics": [r.to_dict() for r in self.results],
+            "images_per_second": None if self.images_per_second is None else round(self.images_per_second, 3),
+            "models": self.models, "metrics": [r.to_dict() for r in self.results],
         }
 
 
@@ -123,6 +123,9 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     shave = 0 if mode == "colorizer" else scale
     items = list(dataset.items())
     metric_objs, results = _build_metrics(list(metrics), shave, device, metric_params, registry)
+    # the side an image must have where it is scored (HR, or LR for a colorizer alone), shave included
+    need = max([getattr(m, "min_size", 1) for m in metric_objs] + [1]) + 2 * shave
+    needed_by = [m.info.name for m in metric_objs if getattr(m, "min_size", 1) + 2 * shave == need]
     skipped: list[str] = []
     n, model_seconds = 0, 0.0
     for item in items:
@@ -139,8 +142,13 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
             skipped.append(reason)
             continue
         h, w = hr.shape[-2:]
-        if h < scale or w < scale or (mode != "colorizer" and min(h, w) < 2 * scale + 1):
-            reason = f"{item.name}: {w}x{h} is too small for x{scale}"
+        scored = min(h // scale, w // scale) * (1 if mode == "colorizer" else scale)
+        if h < scale or w < scale or scored < need:
+            where = "LR" if mode == "colorizer" else "HR"
+            why = f"{', '.join(needed_by)} need{'s' if len(needed_by) == 1 else ''}" if needed_by else "needs"
+            side = need - 2 * shave
+            reason = (f"{item.name}: {w}x{h} is too small for x{scale} ({why} {side}x{side} {where} pixels"
+                      f"{f' after shaving {shave} from each border' if shave else ''})")
             warnings.warn(reason, DataWarning)
             skipped.append(reason)
             continue
@@ -183,4 +191,4 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     models = {k: f"{m.name} ({m.source})" for k, m in (("colorizer", colorizer), ("sr", sr)) if m is not None}
     return EvalReport(results=results, mode=mode, dataset=dataset.name, scale=scale, n_images=n,
                       skipped=skipped, seconds=model_seconds,
-                      images_per_second=n / model_seconds if model_seconds > 0 else float("inf"), models=models)
+                      images_per_second=n / model_seconds if model_seconds > 0 else None, models=models)

@@ -25,23 +25,34 @@ EXECUTORS = ("local", "ray")
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, *, device: str | None = None, progress: bool = True, workers: int | None = None):
-        self.device, self.progress, self.workers = device, progress, workers
+    def __init__(self, *, device: str | None = None, progress: bool = True, workers: int | None = None,
+                 threads: int | None = None):
+        # threads: intra-op threads for every job (None: torch's default). Float reductions round by thread
+        # count, so threads=1 reproduces the Ray executor (one thread per task) to the last bit.
+        self.device, self.progress, self.workers, self.threads = device, progress, workers, threads
 
     def run(self, plan, log: Callable[[str], Any]) -> tuple[dict[str, dict], list[dict]]:
+        import torch
+
         from zoo.failures import guarded_eval, guarded_train
 
         log_path = plan.run_dir / ERRORS_LOG
         models, by_key = {}, {}
-        for job in plan.train_jobs:
-            info = guarded_train(job, log_path=log_path, device=self.device, progress=self.progress,
-                                 workers=self.workers)
-            _log_train(log, job, info)
-            models[f"{job.model}@x{job.scale}"] = by_key[job.key] = info
-        rows = []
-        for job in plan.eval_jobs:
-            deps = [by_key[r.key] for r in (job.colorizer, job.sr) if r is not None and r.key in by_key]
-            rows.extend(guarded_eval(job, cache=plan.cache, log_path=log_path, trained=deps, device=self.device))
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            for job in plan.train_jobs:
+                info = guarded_train(job, log_path=log_path, device=self.device, progress=self.progress,
+                                     workers=self.workers)
+                _log_train(log, job, info)
+                models[f"{job.model}@x{job.scale}"] = by_key[job.key] = info
+            rows = []
+            for job in plan.eval_jobs:
+                deps = [by_key[r.key] for r in (job.colorizer, job.sr) if r is not None and r.key in by_key]
+                rows.extend(guarded_eval(job, cache=plan.cache, log_path=log_path, trained=deps, device=self.device))
+        finally:
+            torch.set_num_threads(before)
         return models, rows
 
 
@@ -149,7 +160,7 @@ class RayExecutor:
 
 def make_executor(name: str, **kwargs):
     if name == "local":
-        return LocalExecutor(**{k: v for k, v in kwargs.items() if k in ("device", "progress", "workers")})
+        return LocalExecutor(**{k: v for k, v in kwargs.items() if k in ("device", "progress", "workers", "threads")})
     if name == "ray":
         return RayExecutor(**{k: v for k, v in kwargs.items()
                               if k in ("address", "gpus_per_job", "num_cpus", "device", "workers")})

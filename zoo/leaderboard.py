@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from zoo.checkpoint import atomic_write_bytes, atomic_write_json
+from zoo.checkpoint import atomic_write_bytes, atomic_write_json, json_safe
 from zoo.errors import ZooError
 
 STAGE_TITLES = {
@@ -29,18 +29,56 @@ def write_run(run_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
     run_dir = Path(run_dir)
     atomic_write_json(run_dir / "run.json", meta)
     atomic_write_bytes(run_dir / "results.jsonl",
-                       "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+                       "".join(json.dumps(json_safe(r), sort_keys=True, allow_nan=False) + "\n" for r in rows).encode())
     atomic_write_bytes(run_dir / "results.csv", _flat(rows).to_csv(index=False).encode())
     atomic_write_bytes(run_dir / "leaderboard.md", render_markdown([(meta, rows)]).encode())
 
 
+_ROW_KEYS = ("stage", "test_set", "scale", "metric", "higher_is_better")  # what rendering a row needs
+
+
+def _damaged(path: Path, why: str) -> ZooError:
+    return ZooError(f"{path} {why}: the run folder is damaged (rerun the bench that wrote it)")
+
+
+def read_run_meta(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` of a bench run folder, or one line saying what is wrong with it."""
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise ZooError(f"{run_dir} is not a bench run directory (no run.json)")
+    try:
+        meta = json.loads(path.read_text())
+    except OSError as exc:
+        raise ZooError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise _damaged(path, f"is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise _damaged(path, f"holds {type(meta).__name__}, not an object")
+    return meta
+
+
 def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     run_dir = Path(run_dir)
-    results, meta = run_dir / "results.jsonl", run_dir / "run.json"
-    if not results.is_file() or not meta.is_file():
+    results = run_dir / "results.jsonl"
+    if not results.is_file() or not (run_dir / "run.json").is_file():
         raise ZooError(f"{run_dir} is not a bench run directory (needs results.jsonl and run.json)")
-    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    return json.loads(meta.read_text()), rows
+    meta = read_run_meta(run_dir)
+    try:
+        lines = results.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZooError(f"cannot read {results}: {getattr(exc, 'strerror', None) or exc}") from None
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise _damaged(results, f"line {i} is not valid JSON, maybe cut short ({exc})") from None
+        if not isinstance(row, dict) or any(k not in row for k in _ROW_KEYS):
+            raise _damaged(results, f"line {i} is not a result row (needs {', '.join(_ROW_KEYS)})")
+        rows.append(row)
+    return meta, rows
 
 
 def _flat(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -108,6 +146,11 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
             rec[key] = float(r["value"])
             if r["metric"] == "kid" and r.get("std") is not None:
                 rec[f"{key}#std"] = float(r["std"])
+            if r.get("note"):  # e.g. capped PSNR: the number stands, with its footnote
+                note = f"{r['metric']}: {r['note']}"
+                if note not in footnotes:
+                    footnotes.append(note)
+                rec[f"{key}#note"] = footnotes.index(note) + 1
         rec["img/s"] = r.get("images_per_second")
     df = pd.DataFrame(list(records.values()))
     # Sort by the first ranked metric with values, best first.
@@ -132,7 +175,9 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
             text = _fmt(v, c.split()[0])
             if f"{c}#std" in df and not pd.isna(df.at[idx, f"{c}#std"]):
                 text += f" ± {_fmt(df.at[idx, f'{c}#std'], 'kid')}"
-            cells.append(f"**{text}**" if best is not None and v == best else text)
+            text = f"**{text}**" if best is not None and v == best else text
+            note = df.at[idx, f"{c}#note"] if f"{c}#note" in df else None
+            cells.append(f"{text} [{int(note)}]" if note is not None and not pd.isna(note) else text)
         out[c] = cells
     extra = []
     for idx in df.index:

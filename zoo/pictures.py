@@ -58,10 +58,7 @@ def comparison_grid(path: Path, *, triple, output: torch.Tensor, intermediate: t
         x = PAD + i * (size[0] + PAD)
         draw.text((x, LABEL_H + 2), label, fill=(60, 60, 60), font=_font(12))
         canvas.paste(_to_pil(img, size), (x, 2 * LABEL_H + PAD // 2))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, optimize=True)
-    return path
+    return _write_png(path, lambda f: canvas.save(f, format="PNG", optimize=True))
 
 
 def _smooth(values: list[float], alpha: float = 0.1) -> list[float]:
@@ -112,7 +109,19 @@ def loss_curves(path: Path, logs: dict[str, list[dict]]) -> Path:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    try:
+        return _write_png(path, lambda f: fig.savefig(f, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def _write_png(path: Path, write) -> Path:
+    # in memory, then one atomic write: a full disk or a kill never leaves half a picture
+    import io
+
+    from zoo.checkpoint import atomic_write_bytes
+
+    buf = io.BytesIO()
+    write(buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)

@@ -43,24 +43,33 @@ class MetricResult:
     per_image: list[float] | None = None
     unavailable: str | None = None  # why, and how to fix it
     weights: dict[str, str] = field(default_factory=dict)  # weight file name -> sha256 prefix
+    note: str | None = None  # how the value was obtained when that needs saying (e.g. capped PSNR)
 
     @property
     def available(self) -> bool:
-        return self.value is not None and self.unavailable is None
+        return self.value is not None and self.unavailable is None and math.isfinite(self.value)
 
     def to_dict(self) -> dict:
-        return {
+        # JSON has no NaN or infinity: a non-finite value is no value, with the reason
+        finite = self.value is not None and math.isfinite(self.value)
+        unavailable = self.unavailable
+        if self.value is not None and not finite and unavailable is None:
+            unavailable = f"not a finite number ({self.value})"
+        out = {
             "metric": self.info.name,
-            "value": None if self.value is None or math.isnan(self.value) else self.value,
-            "std": self.std,
+            "value": self.value if finite else None,
+            "std": self.std if self.std is not None and math.isfinite(self.std) else None,
             "n": self.n,
             "higher_is_better": self.info.higher_is_better,
             "ranked": self.info.ranked,
             "unit": self.info.unit,
             "convention": self.info.convention,
-            "unavailable": self.unavailable,
+            "unavailable": unavailable,
             "weights": dict(self.weights),
         }
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 class MetricUnavailable(ZooError):
@@ -71,6 +80,9 @@ class Metric:
     """Base class: subclasses set ``info`` and implement ``update`` and ``compute``."""
 
     info: MetricInfo
+    # The smallest side (in pixels, after any shave) of an image this metric can score; the evaluation
+    # skips smaller images with a warning naming them instead of failing on them.
+    min_size: int = 1
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         raise NotImplementedError

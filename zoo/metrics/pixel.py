@@ -19,7 +19,9 @@ Convention, applied to both prediction and target (RGB in [0, 1], (B, 3, H, W), 
    R = G = B and is evaluated on 16-235 Y. So pass grey files as 1-channel targets (the prediction may
    have 3 channels). ``gray='y'`` always uses 16-235 Y;
 3. ``shave`` pixels removed from every border (usually the SR scale);
-4. PSNR = 10 log10(255^2 / MSE), per image, float64 (infinite for identical images);
+4. PSNR = 10 log10(255^2 / MSE), per image, float64 (infinite for identical images: :func:`psnr` returns
+   that, as skimage and BasicSR do; the registered metric caps each image at ``PSNR_CAP`` = 100 dB before
+   the set mean, so one flat or identical image cannot turn the mean into infinity, and says so);
    SSIM of Wang et al. 2004 with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
    L = 255, computed only where the window fits (valid filtering, no padding: MATLAB ``ssim_index``,
    BasicSR ``_ssim``), mean of the SSIM map (local statistics filtered in float32 on mean-centred
@@ -417,6 +419,7 @@ class PixelMetric(Metric):
             name=name, higher_is_better=True, unit="dB" if kind == "psnr" else "", convention=convention,
             description=desc,
         )
+        self.min_size = 11 if kind == "ssim" else 1  # the SSIM window only scores where it fits
         self._values: list[float] = []
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -430,14 +433,26 @@ class PixelMetric(Metric):
             return MetricResult(info=self.info, value=None, n=0, per_image=[],
                                 unavailable="no images were evaluated")
         vals = torch.tensor(self._values, dtype=torch.float64, device="cpu")
+        note = None
+        if self.kind == "psnr":
+            capped = int((vals > PSNR_CAP).sum())  # inf for an image identical to its target
+            if capped:
+                vals = vals.clamp(max=PSNR_CAP)
+                note = (f"{capped} of {n} images scored above {PSNR_CAP:g} dB (identical or nearly identical to "
+                        f"the target; identical gives infinity) and count as {PSNR_CAP:g} dB in the mean")
         finite = torch.isfinite(vals)
-        mean = float(vals.mean())  # +inf when some image is identical to its target
+        mean = float(vals.mean())  # NaN when a prediction held NaN
         std = float(vals.std(unbiased=False)) if bool(finite.all()) else math.nan
-        return MetricResult(info=self.info, value=mean, std=std, n=n, per_image=list(self._values))
+        return MetricResult(info=self.info, value=mean, std=std, n=n, per_image=vals.tolist(), note=note)
 
     def reset(self) -> None:
         self._values = []
 
+
+# The cap of a per-image PSNR in the set mean (dB): identical images (MSE 0) have infinite PSNR. 100 dB is the
+# value many SR evaluation scripts return for MSE 0. Images that are nearly identical can score above it too
+# (one level off in one pixel of a megapixel image: about 128 dB on Y) and are capped alike.
+PSNR_CAP = 100.0
 
 _KINDS = {"psnr": ("psnr", "y"), "ssim": ("ssim", "y"), "psnr_rgb": ("psnr", "rgb"), "ssim_rgb": ("ssim", "rgb")}
 
