@@ -11,13 +11,14 @@ the stamp with the sidecar: a torn pair is refused, never used (``zoo.training``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import torch
 from torch import nn
@@ -42,18 +43,26 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``path`` all at once or not at all, with the mode a plain ``open`` would give (the umask's:
-    mkstemp alone makes every file 0600, unreadable by a team sharing a cache). A failure (read-only or
-    full disk) is one line, and no temporary file is left behind."""
-    path = Path(path)
+@contextlib.contextmanager
+def atomic_open(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` when the block ends, or never exists if it raises. Its mode is
+    what a plain ``open`` would give (the umask's: mkstemp alone makes every file 0600, unreadable by a team
+    sharing a cache). A failure (read-only or full disk) is one line, and no temporary file is left."""
+    path = Path(os.path.realpath(path))  # through a symlink, as open() would: the link stays a link
+    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout) cannot be replaced, only written
+        try:
+            with open(path, "wb") as f:
+                yield f
+        except OSError as exc:
+            raise ZooError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o666 & ~_umask())
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -63,6 +72,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise ZooError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` all at once or not at all (see :func:`atomic_open`)."""
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def json_safe(obj: Any) -> Any:

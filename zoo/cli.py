@@ -440,8 +440,10 @@ def _with_baselines(registry, names, task):
 def run_cmd(inputs, out_dir, col_spec, sr_spec, run_dir, scale, preview, overwrite, tile, color_size, device):
     """Colorize and upscale your own photographs (files or folders) with trained models.
 
-    Each input is used as grayscale. Large images are processed in overlapping tiles, so memory stays
-    bounded. Unreadable files are skipped and named; existing outputs are kept unless --overwrite.
+    Each input is used as grayscale. Large images are processed in overlapping tiles and streamed into the
+    output, so memory stays bounded. Outputs mirror the input folders; an input file is never replaced, even
+    with -o the input folder. Unreadable files are skipped and named; existing outputs (and previews) are
+    kept unless --overwrite.
     """
     from zoo.apply import RunOptions, collect_inputs, run_pipeline
     from zoo.device import pick_device
@@ -472,10 +474,13 @@ def run_cmd(inputs, out_dir, col_spec, sr_spec, run_dir, scale, preview, overwri
                            f"(it has: {', '.join(sorted(run_models)) or 'none'})")
         return load_model(spec, task, scale=scale, device=dev, registry=registry).module
 
+    files = collect_inputs(list(inputs))
+    for reason in files.skipped:
+        warnings.warn(reason)
     colorizer, sr = resolve(col_spec, "colorizer"), resolve(sr_spec, "sr")
-    summary = run_pipeline(collect_inputs(list(inputs)), Path(out_dir), colorizer=colorizer, sr=sr, device=dev,
+    summary = run_pipeline(files, Path(out_dir), colorizer=colorizer, sr=sr, device=dev,
                            options=RunOptions(color_size=color_size, tile=tile, preview=preview,
-                                              overwrite=overwrite), log=click.echo)
+                                              overwrite=overwrite), log=click.echo, skipped=files.skipped)
     click.echo(f"{len(summary.written)} written to {out_dir}, {len(summary.skipped)} skipped")
 
 

@@ -105,6 +105,7 @@ holds at most its share of the budget plus the image being cropped and the prefe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -206,19 +207,52 @@ def _decode(source, path, *, with_mode: bool = False):
 
     ``with_mode=True`` returns ``(pixels, stored mode)``: the benchmarks score greyscale *files* on their
     raw grey values, as the published SR tables do."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    with _pillow_errors(path):
+        img = _open_oriented(source, path)
+        try:
+            arr = _to_rgb_array(img, path)
+            return (arr, img.mode) if with_mode else arr
+        finally:
+            img.close()
+
+
+def open_image(path):
+    """``path`` as a decoded, EXIF-oriented Pillow image, for reading a big image in windows
+    (:func:`image_window`) instead of as one array; failures as :func:`read_image`'s."""
+    with _pillow_errors(path):
+        return _open_oriented(path, path)
+
+
+def image_window(img, box: tuple[int, int, int, int], path) -> np.ndarray:
+    """Pixels (h, w, 3) of ``box`` (left, top, right, bottom) of an :func:`open_image`, by :func:`read_image`'s
+    rules."""
+    with _pillow_errors(path):
+        return _to_rgb_array(img.crop(box), path)
+
+
+def _open_oriented(source, path):
+    from PIL import Image, ImageOps
+
+    img = Image.open(source)
+    try:
+        img.load()  # decodes everything: a truncated file raises here
+        try:
+            ImageOps.exif_transpose(img, in_place=True)  # in place: no second copy of a big image
+        except Exception as exc:  # a broken EXIF block should not cost the pixels
+            warnings.warn(f"{path}: EXIF orientation unreadable, image used as stored ({exc})", DataWarning,
+                          stacklevel=4)
+    except BaseException:
+        img.close()
+        raise
+    return img
+
+
+@contextlib.contextmanager
+def _pillow_errors(path):
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(source) as img:
-            img.load()  # decodes everything: a truncated file raises here
-            try:
-                oriented = ImageOps.exif_transpose(img)
-            except Exception as exc:  # a broken EXIF block should not cost the pixels
-                warnings.warn(f"{path}: EXIF orientation unreadable, image used as stored ({exc})", DataWarning,
-                              stacklevel=3)
-                oriented = img
-            arr = _to_rgb_array(oriented, path)
-            return (arr, img.mode) if with_mode else arr
+        yield
     except BadImageError:
         raise
     except MemoryError:
