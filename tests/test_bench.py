@@ -138,15 +138,14 @@ def test_ray_executor_gives_identical_results(first_run, smoke, tmp_path):
     assert distributed.trained == 4
     assert json.loads((distributed.run_dir / "run.json").read_text())["executor"] == "ray"
     # Ray runs every task with one intra-op thread. Float reductions split over more threads round
-    # differently, so "identical" is against a local run with one thread too (what xdist workers have).
+    # differently, so "identical" is against a local run with one thread per job too: `zoo bench --threads 1`
+    # (what xdist workers have anyway).
     if torch.get_num_threads() != 1:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            result = run_bench(smoke, registry=get_registry(), out=tmp_path / "local1", cache_dir=tmp_path / "c1",
-                               progress=False, workers=0, log=lambda *_: None)
-        finally:
-            torch.set_num_threads(threads)
+        from zoo.executors import LocalExecutor
+
+        result = run_bench(smoke, registry=get_registry(), out=tmp_path / "local1", cache_dir=tmp_path / "c1",
+                           progress=False, workers=0, log=lambda *_: None,
+                           executor=LocalExecutor(progress=False, workers=0, threads=1))
     local, remote = _values(result.run_dir), _values(distributed.run_dir)
     assert local.keys() == remote.keys()
     assert local == remote, {k: (local[k], remote[k]) for k in local if local[k] != remote[k]}  # every metric value, exactly

@@ -230,8 +230,9 @@ def test_bench_with_small_and_flat_test_images_writes_its_leaderboard(tmp_path):
     flat(test / "flat.png")
     out = tmp_path / "run"
     res = ok(zoo("bench", "--suite", "smoke", "--colorizer", "gray", "--sr", "bicubic", "--test", test,
-                 "--out", out, "--cache", tmp_path / "cache"))
+                 "--out", out, "--cache", tmp_path / "cache", "--threads", "1"))
     assert "small" in res.err and (out / "leaderboard.md").is_file()
+    assert strict_json((out / "run.json").read_text())["host"]["threads"] == 1
     rows = [strict_json(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert all(r.get("failed") is None for r in rows)
     assert all(r["value"] is None or np.isfinite(r["value"]) for r in rows)
@@ -263,6 +264,12 @@ def test_a_wrong_suite_is_one_line_before_anything_runs(tmp_path, monkeypatch, l
     suite.write_text('colorizers = ["gray"]\nsr = ["bicubic", "edsr"]\n' + line + "\n")
     refused(zoo("bench", "--suite", suite, "--cache", tmp_path / "cache"), SUITE_ERRORS[line])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]  # no run folder, no cache, nothing escaped
+
+
+def test_threads_with_ray_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refused(zoo("bench", "--suite", "smoke", "--executor", "ray", "--threads", "2"), "one thread per task")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unknown_preset_is_an_error_with_did_you_mean(tmp_path, monkeypatch):
@@ -433,6 +440,18 @@ def test_unwritable_bench_folder_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("x")
     refused(zoo("bench", "--suite", "smoke", "--colorizer", "gray", "--sr", "bicubic", "--out",
                 tmp_path / "file" / "run", "--cache", tmp_path / "cache"), "file")
+
+
+def test_bench_on_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
+    test = tmp_path / "test"
+    photo(test / "a.png", size=(64, 64))
+    with full_disk(3000):  # smaller than the results files
+        res = zoo("bench", "--suite", "smoke", "--colorizer", "gray", "--sr", "bicubic", "--test", test,
+                  "--out", tmp_path / "run", "--cache", tmp_path / "cache")
+    refused(res, "cannot write", "File too large")
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.name.endswith(".tmp")]
+    assert not (tmp_path / "run" / "run.json").exists()  # written last: the folder is no half run
 
 
 @pytest.fixture(scope="module")

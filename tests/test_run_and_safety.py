@@ -57,6 +57,43 @@ def test_colour_is_joined_to_the_full_resolution_lightness(tmp_path):
     assert (l_out - l_in).abs().median() < 0.5
 
 
+def test_streamed_run_equals_the_whole_image_computation(tmp_path):
+    # zoo run streams tiles and bands; the result is the one of colorizing and upscaling the whole image at once
+    from zoo.apply import colorize
+
+    torch.manual_seed(0)
+    col = get_registry().get("unet_vae").create("tiny").eval()
+    sr = load_model("bicubic", "sr", scale=2, device=CPU).module
+    src = _photo(tmp_path / "in.png", size=(301, 223))
+    summary = run_pipeline([src], tmp_path / "out", colorizer=col, sr=sr, device=CPU,
+                           options=RunOptions(color_size=64, tile=64, preview=True))
+    got = np.asarray(Image.open(summary.written[0]))
+    with torch.inference_mode():
+        l, _ = split_lab(read_image(src)[None])
+        from zoo.color import join_lab
+
+        whole = upscale_tiled(join_lab(l, colorize(l, col, 64)).clamp(0, 1), sr, 64, 16).clamp(0, 1)
+    expected = (whole[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert got.shape == expected.shape == (446, 602, 3)
+    assert np.abs(got.astype(int) - expected).max() <= 1  # float rounding of the per-tile upsampling at most
+    assert Image.open(tmp_path / "out" / "in_preview.png").size == (691 * 2 + 8, 512)
+
+
+@pytest.mark.parametrize("width,rows", [(1, 1), (37, 5), (64, 33)])
+def test_streamed_png_decodes_to_its_rows(tmp_path, width, rows):
+    import io
+
+    from zoo.pngstream import PngWriter
+
+    arr = np.random.default_rng(width).integers(0, 256, (rows, width, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    png = PngWriter(buf, width, rows)
+    for y in range(0, rows, 4):  # bands of any height
+        png.write(arr[y:y + 4])
+    png.close()
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(buf.getvalue()))), arr)
+
+
 def test_cli_run_skips_bad_files_and_never_overwrites(tmp_path):
     inputs = tmp_path / "photos"
     inputs.mkdir()

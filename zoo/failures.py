@@ -34,11 +34,14 @@ def log_traceback(log_path: Path | str | None, title: str, exc: BaseException) -
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     text = f"=== {stamp} {title}\n{''.join(traceback.format_exception(exc))}\n"
     # One write with O_APPEND: entries from parallel Ray workers do not interleave.
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)  # the umask decides
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    except OSError:  # a full or read-only disk: the failure row still says what failed
+        pass
 
 
 def guarded_train(job, *, log_path=None, **kwargs) -> dict[str, Any]:

@@ -70,9 +70,10 @@ def claim_bench_dir(run_dir: Path, request: dict, force: bool = False) -> None:
         raise ZooError(f"--out {run_dir} is a file, not a folder")
     entries = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
     if entries:
-        same = False
+        # ours: a run of the same request, or what a bench that stopped before writing run.json left
+        same = "run.json" not in entries and all(name in BENCH_FILES for name in entries)
         try:
-            same = json.loads((run_dir / "run.json").read_text()).get("request") == request
+            same = same or json.loads((run_dir / "run.json").read_text()).get("request") == request
         except (OSError, ValueError, AttributeError):
             pass
         if not same and not force:

@@ -27,11 +27,11 @@ SMALL_N_FOR_FID = 2048
 
 def write_run(run_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     run_dir = Path(run_dir)
-    atomic_write_json(run_dir / "run.json", meta)
     atomic_write_bytes(run_dir / "results.jsonl",
                        "".join(json.dumps(json_safe(r), sort_keys=True, allow_nan=False) + "\n" for r in rows).encode())
     atomic_write_bytes(run_dir / "results.csv", _flat(rows).to_csv(index=False).encode())
     atomic_write_bytes(run_dir / "leaderboard.md", render_markdown([(meta, rows)]).encode())
+    atomic_write_json(run_dir / "run.json", meta)  # last: a folder with run.json holds a complete run
 
 
 _ROW_KEYS = ("stage", "test_set", "scale", "metric", "higher_is_better")  # what rendering a row needs

@@ -1,7 +1,10 @@
-"""Section 4: peak RSS of training on 10 vs 100 training images of the same size.
+"""Section 4: peak RSS of training on 10 vs 100 training images of the same size, and of `zoo run` on a
+2000x2000 vs an 8000x8000 photo.
 
-Measured on `zoo train` (the loop `zoo bench` runs for each model), so the figure is the training's own: a
-whole `zoo bench` run peaks in evaluation (the Inception network on full-size test images), which hides it.
+Training is measured on `zoo train` (the loop `zoo bench` runs for each model), so the figure is the
+training's own: a whole `zoo bench` run peaks in evaluation (the Inception network on full-size test images),
+which hides it. `zoo run` streams tiles into its output (issue 20, section 5): its peak must not grow with
+the image beyond the decoded picture itself.
 """
 
 from __future__ import annotations
@@ -84,3 +87,35 @@ def training_memory(counts=(10, 100), steps: int = 200) -> list[Row]:
                           f"training images of {SIDE}x{SIDE}", f"{peaks[b]:.0f} MiB", f"{peaks[a]:.0f} MiB",
                 ratio, "ratio <= 1.2", ok=ratio <= 1.2,
                 note="images are streamed from disk; the decoded-image cache is bounded (256 MB by default)")]
+
+
+def write_photo(path: Path, side: int, seed: int = 0) -> None:
+    """A side x side PNG: an embedded sample photograph scaled up, with noise (so it compresses like a photo)."""
+    from PIL import Image
+
+    from zoo.data import resolve_dataset
+
+    base = Image.open(resolve_dataset("samples:test")[0].path).convert("RGB").resize((side, side), Image.BICUBIC)
+    arr = np.asarray(base).astype(np.int16) + np.random.default_rng(seed).integers(-3, 4, (side, side, 3))
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path, compress_level=1)
+
+
+def run_memory(sides=(2000, 8000)) -> list[Row]:
+    """Peak RSS of `zoo run --colorizer gray --sr bicubic` (x2) on photos of each side."""
+    peaks = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in sides:
+            src = Path(tmp) / f"photo{side}.png"
+            write_photo(src, side)
+            peaks[side], rc = peak_rss_mib(["run", str(src), "-o", str(Path(tmp) / f"out{side}"), "--colorizer",
+                                            "gray", "--sr", "bicubic"])
+            if rc != 0:
+                return [Row("memory", f"zoo run on a {side}x{side} photo", "failed", note=f"exit code {rc}")]
+            src.unlink()
+    small, big = sides
+    ratio = peaks[big] / peaks[small]
+    return [Row("memory", f"peak RSS of zoo run (gray + bicubic x2, tile 256) on a {big}x{big} vs a "
+                          f"{small}x{small} photo", f"{peaks[big]:.0f} MiB", f"{peaks[small]:.0f} MiB", ratio,
+                "ratio <= 1.5", ok=ratio <= 1.5,
+                note=f"{(big / small) ** 2:.0f}x the pixels; tiles streamed into the PNG; what grows is the decoded "
+                     "input (Pillow keeps 4 bytes per pixel)")]
