@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -47,3 +53,66 @@ def run_zoo(*args: str, pythonpath: list[Path] = (), env: dict | None = None, ch
     if check and proc.returncode != 0:
         raise AssertionError(f"zoo {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+# -- the command line in this process, and what a hostile-use test asserts about it ---------------------
+
+
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
+
+    def __str__(self):
+        return f"exit {self.rc}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
+
+
+def zoo_cli(*args: str, err: io.StringIO | None = None) -> Result:
+    """``zoo ARGS`` in this process: exit code, stdout, stderr (into ``err`` if given, to watch it from another
+    thread). An exception that escapes the CLI fails the test with its traceback, as it would show a user."""
+    from zoo.cli import main
+
+    out, err = io.StringIO(), err if err is not None else io.StringIO()
+    rc = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return Result(rc, out.getvalue(), err.getvalue())
+
+
+def refused(res: Result, *needles: str, rc: int = 2) -> str:
+    """Assert ``res`` is one ``zoo: error:`` line (containing ``needles``) and no traceback; return it."""
+    assert res.rc == rc, res
+    assert "Traceback" not in res.err + res.out, res
+    lines = [ln for ln in res.err.splitlines() if ln.startswith("zoo: error:")]
+    assert len(lines) == 1, res
+    for needle in needles:
+        assert needle in lines[0], res
+    return lines[0]
+
+
+def ok(res: Result) -> Result:
+    assert res.rc == 0 and "Traceback" not in res.err, res
+    return res
+
+
+def snapshot(*roots: Path) -> dict[str, tuple]:
+    """Content, mode and mtime of every file under ``roots``: equal snapshots mean nothing was touched."""
+    state = {}
+    for root in roots:
+        for p in sorted([root] if root.is_file() else root.rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                st = p.stat()
+                state[str(p)] = (hashlib.sha256(p.read_bytes()).hexdigest(), st.st_mode, st.st_mtime_ns)
+    return state
+
+
+def strict_json(text: str):
+    def bad(token):
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=bad)

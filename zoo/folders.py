@@ -29,8 +29,9 @@ BENCH_FILES = ("run.json", "results.jsonl", "results.csv", "leaderboard.md", "cu
 
 
 def _ours(name: str, owned: tuple[str, ...]) -> bool:
-    # temporary files of an interrupted atomic write (.model.json.x1y2.tmp) are ours too
-    return name in owned or (name.startswith(".") and name.endswith(".tmp"))
+    # Hidden files are nobody's work: our lock and the temporary files of an interrupted atomic write
+    # (.model.json.x1y2.tmp), NFS's .nfsXXXX of a deleted open file, a desktop's .DS_Store.
+    return name in owned or name.startswith(".")
 
 
 def claim_train_dir(out_dir: Path, key: str, force: bool = False) -> None:
@@ -68,7 +69,7 @@ def claim_bench_dir(run_dir: Path, request: dict, force: bool = False) -> None:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ZooError(f"--out {run_dir} is a file, not a folder")
-    entries = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    entries = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")) if run_dir.is_dir() else []
     if entries:
         # ours: a run of the same request, or what a bench that stopped before writing run.json left
         same = "run.json" not in entries and all(name in BENCH_FILES for name in entries)
