@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -78,6 +79,12 @@ def render(rows: list[Row], info: dict[str, str], command: str, seconds: float) 
     return "\n".join(lines) + "\n"
 
 
+def _from_earlier(note: str) -> str:
+    # once: a row kept across several runs is still just "from the earlier run"
+    base = re.sub(r"(; )?from the earlier run", "", note)
+    return (base + "; " if base else "") + "from the earlier run"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections ({', '.join(SECTIONS)})")
@@ -114,8 +121,7 @@ def main(argv=None) -> int:
                       f"{'' if r.ratio is None else f'{r.ratio:.2f}'} | {r.note}", file=sys.stderr, flush=True)
             rows += section
     if earlier:
-        rows += [Row(**{**r.__dict__, "note": (r.note + "; " if r.note else "") + "from the earlier run"})
-                 for r in earlier if r.section not in chosen]
+        rows += [Row(**{**r.__dict__, "note": _from_earlier(r.note)}) for r in earlier if r.section not in chosen]
         rows.sort(key=lambda r: SECTIONS.index(r.section) if r.section in SECTIONS else len(SECTIONS))
     text = render(rows, machine(), command.strip(), time.perf_counter() - t0)
     print(text)
