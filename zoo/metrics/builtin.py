@@ -24,6 +24,13 @@ _BUILTIN = {
     "colorfulness": ("zoo.metrics.perceptual", True, "", False, "Hasler-Süsstrunk colourfulness of the outputs"),
     "colorfulness_gt": ("zoo.metrics.perceptual", True, "", False,
                         "Hasler-Süsstrunk colourfulness of the ground truth"),
+    "colorfulness_gap": ("zoo.metrics.colorization", False, "", True,
+                         "|colourfulness(output) - colourfulness(ground truth)| per image"),
+    "auc_raw": ("zoo.metrics.colorization", True, "%", True,
+                "AuC of the ab error curve, thresholds 0-150, all pixels (Zhang et al. 2016)"),
+    "auc_rebal": ("zoo.metrics.colorization", True, "%", True,
+                  "AuC of the ab error curve, each colour class weighted equally (Zhang et al. 2016)"),
+    "deltae2000": ("zoo.metrics.colorization", False, "ΔE00", True, "mean CIEDE2000 difference to the ground truth"),
 }
 
 
