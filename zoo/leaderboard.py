@@ -23,6 +23,7 @@ STAGE_TITLES = {
     "sr": "Super-resolution alone: true colour LR -> HR, compared with HR",
 }
 SMALL_N_FOR_FID = 2048
+RANK_FIRST = {"colorizer": "auc_rebal"}
 
 
 def write_run(run_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
@@ -111,7 +112,11 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
         rec["img/s"] = r.get("images_per_second")
     df = pd.DataFrame(list(records.values()))
     # Sort by the first ranked metric with values, best first.
-    primary = next((c for c in columns if direction[c][1] and df[c].notna().any()), None)
+    # Sort by the stage's colour-aware metric when it was computed (pixel metrics favour ab = 0 there),
+    # else by the first ranked metric with values, best first.
+    ranked = [c for c in columns if direction[c][1] and df[c].notna().any()]
+    preferred = [c for c in ranked if c.split()[0] == RANK_FIRST.get(stage)]
+    primary = (preferred or ranked or [None])[0]
     if primary is not None:
         df = df.sort_values(primary, ascending=not direction[primary][0], na_position="last", kind="stable")
     out = pd.DataFrame({i: df[i].fillna("-") for i in ident})
