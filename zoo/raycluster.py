@@ -119,7 +119,8 @@ def check(target: Target, timeout: float = DEFAULT_TIMEOUT) -> None:
     if lines and lines[-1].startswith("{"):
         result = json.loads(lines[-1])
     else:
-        result = {"error": f"the check exited {proc.returncode}", "message": proc.stderr.strip()[-300:]}
+        result = {"error": f"the check exited {proc.returncode}",
+                  "message": (proc.stderr.strip().splitlines() or [""])[-1][:300]}
     if result.get("alive"):
         return
     if result.get("error") == "AuthenticationError":
