@@ -5,7 +5,9 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import socket
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,10 @@ os.environ["TORCH_HOME"] = os.path.join(_SESSION_TMP, "torch-empty")
 os.environ["ZOO_CACHE"] = os.path.join(_SESSION_TMP, "cache")
 for _var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS"):
     os.environ.pop(_var, None)
+# Nor the user's Ray clusters: no RAY_ADDRESS, and Ray's temp folder (its sessions, and the record of the
+# last 'ray start' cluster) is the session's own.
+os.environ.pop("RAY_ADDRESS", None)
+os.environ["RAY_TMPDIR"] = os.path.join(_SESSION_TMP, "r")
 
 # Under pytest-xdist each worker is one process on a 2-core machine: one intra-op thread each, or small
 # convolutions slow down 10x or more from oversubscription.
@@ -38,3 +44,18 @@ def registry_factory():
                              plugins=[(getattr(p, "__name__", f"test-plugin-{i}"), p) for i, p in enumerate(plugins)])
 
     return make
+
+
+@pytest.fixture
+def dead_ray_cluster(monkeypatch):
+    """``(RAY_TMPDIR, port)``: a Ray temp folder whose record of the last 'ray start' cluster names a loopback
+    port nothing listens on, what a cluster that died without 'ray stop' leaves behind."""
+    root = tempfile.mkdtemp(prefix="zr-")  # short: Ray's socket paths go under it
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (Path(root) / "ray").mkdir()
+    (Path(root) / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{port}")
+    monkeypatch.setenv("RAY_TMPDIR", root)
+    yield root, port
+    shutil.rmtree(root, ignore_errors=True)

@@ -259,6 +259,7 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     t0 = time.perf_counter()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) if out else Path("runs") / f"{suite.name}-{stamp}"
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_root(cache_dir)
     plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr)
@@ -267,7 +268,12 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     log(f"bench '{suite.name}': {len(plan.colorizers)} colorizers x {len(plan.sr)} SR models, "
         f"{len(plan.train_jobs)} training jobs, {len(plan.eval_jobs)} evaluations, executor {executor.name}, "
         f"device {dev}, run dir {run_dir}")
-    models, rows = executor.run(plan, log)
+    try:
+        models, rows = executor.run(plan, log)
+    except BaseException:
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # e.g. the Ray cluster did not answer: leave no empty run behind
+        raise
     trained = sum(bool(info["trained_now"]) for info in models.values())
 
     from zoo.leaderboard import write_run

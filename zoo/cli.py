@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from zoo.errors import ZooError
 
@@ -352,12 +353,17 @@ def _fmt_bytes(n):
 @click.option("--workers", type=click.IntRange(0), default=None, help="Data loader processes per training.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Run jobs in this process, or as Ray tasks (pip install 'zoo[ray]').")
-@click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
+@click.option("--address", default=None, envvar="RAY_ADDRESS", show_envvar=True,
+              metavar="local|auto|HOST:PORT|ray://HOST:PORT",
+              help="Ray to run on: local = a private Ray instance started for the bench (the default); auto = the "
+                   "cluster 'ray start' started on this machine; HOST:PORT = a cluster's GCS; ray://... = Ray Client.")
+@click.option("--ray-timeout", type=click.FloatRange(0, min_open=True), default=30, show_default=True,
+              metavar="SECONDS", help="How long to wait for the Ray cluster at --address to answer.")
 @click.option("--gpus-per-job", type=float, default=None,
               help="GPUs each Ray task asks for (default: 1 when the cluster has GPUs, else 0).")
 @precision_option
 def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, order,
-              cache_dir, workers, executor, address, gpus_per_job, precision):
+              cache_dir, workers, executor, address, ray_timeout, gpus_per_job, precision):
     """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
 
     A grid of C colorizers and S SR models trains C + S models (never C x S); trained models and results
@@ -384,7 +390,10 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
         col_sel = _with_baselines(registry, [], "colorizer")
     from zoo.executors import make_executor
 
-    runner = make_executor(executor, device=device, workers=workers, address=address, gpus_per_job=gpus_per_job)
+    # RAY_ADDRESS counts as --address (Ray's convention, and what 'ray job submit' sets), and says so in errors
+    from_env = click.get_current_context().get_parameter_source("address") is ParameterSource.ENVIRONMENT
+    runner = make_executor(executor, device=device, workers=workers, address=address, gpus_per_job=gpus_per_job,
+                           timeout=ray_timeout, address_source="RAY_ADDRESS" if from_env else "--address")
     result = run_bench(suite, registry=registry, out=Path(out_dir) if out_dir else None, cache_dir=cache_dir,
                        colorizers=col_sel, sr=sr_sel, device=device, workers=workers, executor=runner,
                        log=click.echo)
