@@ -59,6 +59,20 @@ def test_grid_trains_c_plus_s_models_and_writes_outputs(first_run, smoke):
     assert all(r["value"] is not None for r in rows if r["metric"] in ("psnr", "ssim"))
 
 
+def test_per_image_values_are_kept_and_picture_paths_work_everywhere(first_run):
+    result, _ = first_run
+    _, rows = read_run(result.run_dir)
+    psnr = next(r for r in rows if r["stage"] == "sr" and r["sr"] == "bicubic" and r["metric"] == "psnr")
+    per_image = psnr["per_image"]
+    assert len(per_image) == psnr["n_images"] == 3 and all(isinstance(v, float) for v in per_image.values())
+    assert sum(per_image.values()) / 3 == pytest.approx(psnr["value"])
+    kid = next(r for r in rows if r["metric"] == "kid")
+    assert kid["per_image"] is None  # a set metric has no per-image values
+    pictures = list((result.run_dir / "samples").rglob("*"))
+    assert any(p.suffix == ".png" for p in pictures)
+    assert not [p for p in pictures if re.search(r'[<>:"|?*]', str(p.relative_to(result.run_dir)))]
+
+
 def test_second_run_trains_nothing_and_equals_the_first(first_run, smoke, tmp_path):
     result, cache = first_run
     again = run_bench(smoke, registry=get_registry(), out=tmp_path / "again", cache_dir=cache, progress=False,

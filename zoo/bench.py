@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import platform
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from zoo.errors import ZooError
 from zoo.failures import failures
 from zoo.suite import Suite
 
-EVAL_FORMAT = 2  # bump when evaluation code changes what a cached result would contain
+EVAL_FORMAT = 3  # bump when evaluation code changes what a cached result would contain (3: per-image values)
 
 
 @dataclass
@@ -134,7 +135,7 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                            "scale": scale, "metrics": suite.metrics, "samples": suite.sample_images if samples else 0,
                            "colorizer": col and [col.name, col.key], "sr": s and [s.name, s.key]}
                 name = "__".join(x for x in (stage, order, col and col.name, s and s.name) if x)
-                sdir = str(run_dir / "samples" / f"x{scale}" / Path(test).name / name) if samples else ""
+                sdir = str(run_dir / "samples" / f"x{scale}" / safe_name(test_set_label(test)) / name) if samples else ""
                 return EvalJob(stage, order, test, scale, list(suite.metrics), col, s, _key(payload), sdir,
                                suite.sample_images if samples else 0)
 
@@ -210,16 +211,21 @@ def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> lis
 
         pictures.mkdir(parents=True, exist_ok=True)
         for name, pred, triple, intermediate in samples:
-            comparison_grid(pictures / f"{name}.png", triple=triple, intermediate=intermediate, output=pred,
+            comparison_grid(pictures / f"{safe_name(name)}.png", triple=triple, intermediate=intermediate, output=pred,
                             colorizer=job.colorizer.name, sr=job.sr.name, order=job.order)
         _copy_pictures(pictures, job.samples_dir)
     base = {"stage": job.stage, "order": job.order, "test_set": test_set_label(job.test), "scale": job.scale,
             "colorizer": job.colorizer.name if job.colorizer else None,
             "sr": job.sr.name if job.sr else None, "n_images": report.n_images,
             "images_per_second": report.images_per_second, "skipped": report.skipped}
-    rows = [{**base, **r.to_dict()} for r in report.results]
+    rows = [{**base, **r.to_dict(), "per_image": report.per_image(r)} for r in report.results]
     atomic_write_json(cached, {"job": dataclasses.asdict(job), "rows": rows})
     return rows
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file or folder name that works everywhere (Windows forbids ``<>:"/\\|?*``)."""
+    return re.sub(r'[<>:"/\\|?*\s]+', "-", text).strip("-.") or "_"
 
 
 def test_set_label(test: str) -> str:

@@ -74,13 +74,19 @@ class EvalReport:
     seconds: float
     images_per_second: float
     models: dict[str, str]
+    images: list[str] = field(default_factory=list)  # the scored images, in the order of per-image values
+
+    def per_image(self, result: MetricResult) -> dict[str, float] | None:
+        """``{image name: value}`` of a per-image metric (None for set metrics such as FID)."""
+        values = result.per_image
+        return dict(zip(self.images, values)) if values and len(values) == len(self.images) else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "dataset": self.dataset, "scale": self.scale, "n_images": self.n_images,
             "skipped": self.skipped, "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 3), "models": self.models,
-            "metrics": [r.to_dict() for r in self.results],
+            "metrics": [{**r.to_dict(), "per_image": self.per_image(r)} for r in self.results],
         }
 
 
@@ -124,6 +130,7 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     items = list(dataset.items())
     metric_objs, results = _build_metrics(list(metrics), shave, device, metric_params, registry)
     skipped: list[str] = []
+    names: list[str] = []
     n, model_seconds = 0, 0.0
     for item in items:
         try:
@@ -170,6 +177,7 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
             m.update(pred, grey_target if getattr(m, "accepts_grey_target", False) else target)
         if on_image is not None:
             on_image(item.name, pred, target, triple, intermediate)
+        names.append(item.name)
         n += 1
     if n == 0:
         raise ZooError(f"no usable image in {dataset.name}: {len(skipped)} skipped ({'; '.join(skipped[:3])})")
@@ -183,4 +191,5 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     models = {k: f"{m.name} ({m.source})" for k, m in (("colorizer", colorizer), ("sr", sr)) if m is not None}
     return EvalReport(results=results, mode=mode, dataset=dataset.name, scale=scale, n_images=n,
                       skipped=skipped, seconds=model_seconds,
-                      images_per_second=n / model_seconds if model_seconds > 0 else float("inf"), models=models)
+                      images_per_second=n / model_seconds if model_seconds > 0 else float("inf"), models=models,
+                      images=names)

@@ -46,7 +46,7 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def _flat(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
-    for col in ("weights", "skipped"):
+    for col in ("weights", "skipped", "per_image"):
         if col in df:
             df[col] = df[col].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
     return df
