@@ -99,8 +99,7 @@ def fetch(weight, *, progress: bool | None = None) -> Path:
     """
     expected = weight.expected_sha256
     if not expected or len(expected) < 8:
-        raise DownloadError(f"{weight.filename}: no published sha256 to verify a download against; place the "
-                            f"file in the hub cache by hand")
+        raise DownloadError("no published sha256 to verify a download against; place the file by hand")
     url = source_url(weight)
     host = _host(url)
     if host in _UNREACHABLE:
@@ -116,7 +115,7 @@ def fetch(weight, *, progress: bool | None = None) -> Path:
             out.flush()
             os.fsync(out.fileno())
         if not digest.startswith(expected):
-            raise DownloadError(f"{weight.filename} from {_source_label(weight)} refused: its sha256 "
+            raise DownloadError(f"the download from {_source_label(weight)} was refused: its sha256 "
                                 f"{digest[:16]}... does not match the published {expected[:16]}; nothing was kept")
         if dest.is_file():  # another process finished first: its file is verified too, keep it
             return dest
@@ -168,10 +167,10 @@ def _open(url: str, weight):
     if exc is None:
         return box["response"]
     if isinstance(exc, urllib.error.HTTPError):
-        raise DownloadError(f"{where} answered HTTP {exc.code} {exc.reason} for {weight.filename}")
+        raise DownloadError(f"{where} answered HTTP {exc.code} {exc.reason}")
     reason = getattr(exc, "reason", exc)
     if isinstance(reason, FileNotFoundError):
-        raise DownloadError(f"{weight.filename} is not in {where}")
+        raise DownloadError(f"{where} has no {weight.filename}")
     text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
     message = f"cannot reach {where}: {text}"
     _UNREACHABLE[_host(url)] = message
@@ -197,9 +196,9 @@ def _stream(url: str, out, weight, progress: bool | None) -> tuple[str, int]:
                     n += len(chunk)
                     bar.update(len(chunk))
             except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, IncompleteRead
-                raise DownloadError(f"download of {weight.filename} from {_source_label(weight)} broke off "
-                                    f"after {n} bytes ({exc.__class__.__name__}: {exc}); nothing was kept") from None
+                raise DownloadError(f"the download from {_source_label(weight)} broke off after {n} bytes "
+                                    f"({exc.__class__.__name__}: {exc}); nothing was kept") from None
     if total is not None and n != total:
-        raise DownloadError(f"download of {weight.filename} from {_source_label(weight)} broke off after "
-                            f"{n} of {total} bytes; nothing was kept")
+        raise DownloadError(f"the download from {_source_label(weight)} broke off after {n} of {total} "
+                            f"bytes; nothing was kept")
     return h.hexdigest(), n

@@ -74,13 +74,14 @@ class EvalReport:
     seconds: float
     images_per_second: float
     models: dict[str, str]
+    downloaded: list[dict[str, Any]] = field(default_factory=list)  # weight files fetched for this evaluation
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "dataset": self.dataset, "scale": self.scale, "n_images": self.n_images,
             "skipped": self.skipped, "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 3), "models": self.models,
-            "metrics": [r.to_dict() for r in self.results],
+            "metrics": [r.to_dict() for r in self.results], "downloaded": self.downloaded,
         }
 
 
@@ -110,12 +111,14 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     from zoo.color import gray_to_rgb, join_lab, split_lab
     from zoo.data import BadImageError, DataWarning
     from zoo.degrade import make_triple
+    from zoo.download import DOWNLOADED
 
     if colorizer is None and sr is None:
         raise ZooError("nothing to evaluate: give a colorizer, an SR model or both")
     mode = "pipeline" if colorizer and sr else ("sr" if sr else "colorizer")
     shave = 0 if mode == "colorizer" else scale
     items = list(dataset.items())
+    fetched_before = len(DOWNLOADED)  # metrics fetch missing weight files as they are built
     metric_objs, results = _build_metrics(list(metrics), shave, device, metric_params)
     skipped: list[str] = []
     n, model_seconds = 0, 0.0
@@ -177,4 +180,5 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     models = {k: f"{m.name} ({m.source})" for k, m in (("colorizer", colorizer), ("sr", sr)) if m is not None}
     return EvalReport(results=results, mode=mode, dataset=dataset.name, scale=scale, n_images=n,
                       skipped=skipped, seconds=model_seconds,
-                      images_per_second=n / model_seconds if model_seconds > 0 else float("inf"), models=models)
+                      images_per_second=n / model_seconds if model_seconds > 0 else float("inf"), models=models,
+                      downloaded=[d.to_dict() for d in DOWNLOADED[fetched_before:]])

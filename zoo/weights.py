@@ -218,16 +218,24 @@ def sha256_prefix(weight: WeightFile, n: int = 10) -> str | None:
     return None if p is None else file_sha256(p)[:n]
 
 
-def _known_weights(extra=()) -> list[WeightFile]:
-    """BUILTIN_WEIGHTS then ``extra`` (e.g. the ``weights`` of registered models), one row per filename."""
+def known_weights(extra=(), keys=()) -> list[WeightFile]:
+    """BUILTIN_WEIGHTS then ``extra`` (e.g. the ``weights`` of registered models), one per filename; only those
+    whose key or filename is in ``keys`` when given (an unknown one is a ZooError naming the known keys)."""
     seen: dict[str, WeightFile] = {}
     for w in (*BUILTIN_WEIGHTS, *extra):
         seen.setdefault(w.filename, w)
-    return list(seen.values())
+    files = list(seen.values())
+    if not keys:
+        return files
+    unknown = [k for k in keys if not any(k in (w.key, w.filename) for w in files)]
+    if unknown:
+        raise ZooError(f"unknown weight file '{unknown[0]}' (known: {', '.join(w.key for w in files)})")
+    return [w for w in files if w.key in keys or w.filename in keys]
 
 
-def weight_table(extra=()) -> list[dict]:
-    """Every known weight file (built-ins plus ``extra`` WeightFile objects, deduplicated by filename).
+def weight_table(extra=(), keys=()) -> list[dict]:
+    """Every known weight file (built-ins plus ``extra`` WeightFile objects, deduplicated by filename; only
+    those named in ``keys`` when given, see :func:`known_weights`).
 
     One dict per file: ``name`` (= ``key``), ``filename, purpose, url`` (upstream), ``source`` (where a
     download would come from: the mirror when ``ZOO_WEIGHTS_MIRROR`` is set, else ``url``), ``present, path``,
@@ -239,7 +247,7 @@ def weight_table(extra=()) -> list[dict]:
     from zoo.download import source_url
 
     rows = []
-    for w in _known_weights(extra):
+    for w in known_weights(extra, keys):
         p = w.find()
         status = check_weight(w)
         rows.append({
@@ -277,4 +285,4 @@ def check_weight(weight: WeightFile) -> str:
 def check_weights(extra=()) -> dict[str, str]:
     """filename -> :func:`check_weight` status for every known file (built-ins plus ``extra``); hashes every
     present file (about a second per 500 MB, then cached per path/size/mtime)."""
-    return {w.filename: check_weight(w) for w in _known_weights(extra)}
+    return {w.filename: check_weight(w) for w in known_weights(extra)}
