@@ -34,6 +34,7 @@ from zoo import download as D  # noqa: E402
 from zoo import weights as W  # noqa: E402
 
 ALEX, INCEPTION = FILENAMES["alexnet"], FILENAMES["fid_inception"]
+pytestmark = pytest.mark.filterwarnings(f"ignore:{W.TEST_HASHES_ENV} replaces")
 
 
 class Mirror:
@@ -186,6 +187,18 @@ def test_first_use_downloads_verifies_and_lpips_fid_kid_compute(online, mirror, 
     assert sorted(mirror.requests) == sorted([ALEX, INCEPTION])  # kid used fid's file, no second fetch
     assert [(d["filename"], d["source"]) for d in report.downloaded] == [(ALEX, "mirror"), (INCEPTION, "mirror")]
     assert report.downloaded[0]["sha256"] == _sha(served / ALEX)
+
+
+def test_a_loss_downloads_its_vgg19_on_first_use(online, mirror, served, monkeypatch):
+    from zoo.losses import VGGFeatureLoss
+
+    vgg19 = FILENAMES["vgg19"]
+    monkeypatch.setenv(W.TEST_HASHES_ENV, _expected(served, vgg19))
+    loss = VGGFeatureLoss.from_hub("relu2_2")
+    assert loss is not None and mirror.requests == [vgg19]
+    assert _files(online) == [vgg19] and _sha(online / vgg19) == _sha(served / vgg19)
+    x = torch.rand(1, 3, 16, 16)
+    assert loss(x, x).item() == 0 and loss(torch.rand(1, 3, 16, 16), x).item() > 0
 
 
 def test_mirror_directory_and_full_sha256(tmp_path, monkeypatch):

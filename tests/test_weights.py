@@ -151,7 +151,8 @@ def test_truncated_weight_file_is_refused_with_one_line(home):
     torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, home / W.ALEXNET.filename)
     data = (home / W.ALEXNET.filename).read_bytes()
     (home / W.ALEXNET.filename).write_bytes(data[: len(data) // 2])
-    with pytest.raises(MetricUnavailable, match=r"alexnet-owt-7be5be79.pth in \$TORCH_HOME/hub/checkpoints is not a readable weight file \("):
+    readable = r"alexnet-owt-7be5be79.pth in \$TORCH_HOME/hub/checkpoints is not a readable weight file \("
+    with pytest.raises(MetricUnavailable, match=readable):
         build_metric("lpips", device="cpu")
     with pytest.raises(W.WeightsRefused, match="not a readable weight file"):
         W.load_state_dict(W.ALEXNET)

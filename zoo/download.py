@@ -105,11 +105,12 @@ def fetch(weight, *, progress: bool | None = None) -> Path:
     if host in _UNREACHABLE:
         raise DownloadError(_UNREACHABLE[host])
     dest = weight.path
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_parts(dest)
     t0 = time.perf_counter()
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = None
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(dest)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
         with os.fdopen(fd, "wb") as out:
             digest, size = _stream(url, out, weight, progress)
             out.flush()
@@ -120,11 +121,16 @@ def fetch(weight, *, progress: bool | None = None) -> Path:
         if dest.is_file():  # another process finished first: its file is verified too, keep it
             return dest
         os.replace(tmp, dest)
+    except OSError as exc:  # the hub cache is read-only, the disk is full, ...
+        from zoo.weights import hub_dir_display
+
+        raise DownloadError(f"cannot write {dest.name} into {hub_dir_display()}: {exc.strerror or exc}") from None
     finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
     DOWNLOADED.append(Downloaded(weight.filename, digest, size, "mirror" if mirror() else "upstream",
                                  round(time.perf_counter() - t0, 2)))
     return dest

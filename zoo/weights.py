@@ -65,10 +65,16 @@ class WeightFile:
             return override
         return (self.sha256 or self.sha256_prefix or "").lower() or None
 
-    def missing_message(self, why: str | None = None) -> str:
-        """One line: the file is missing, ``why`` (or the reason this process last failed to fetch it)."""
-        why = why or _FAILED.get(_attempt_key(self)) or (
-            f"'zoo weights --download {self.key}' fetches it (from {self.url})")
+    def missing_message(self) -> str:
+        """One line: the file is missing, and why it was not downloaded (offline, or what failed)."""
+        from zoo.download import offline_reason
+
+        off = offline_reason()
+        if off:
+            why = (f"downloads are off ({off}); run 'zoo weights --download' where a network or "
+                   f"ZOO_WEIGHTS_MIRROR is reachable, or place the file there")
+        else:
+            why = _FAILED.get(_attempt_key(self)) or f"'zoo weights --download {self.key}' fetches it ({self.url})"
         return f"{self.key} weights missing: {self.filename} is not in {hub_dir_display()}; {why}"
 
     def fingerprint(self) -> str | None:
@@ -145,19 +151,14 @@ def require(weight: WeightFile) -> Path:
         return p
     from zoo import download
 
-    off = download.offline_reason()
-    if off:
-        raise WeightsMissing(weight.missing_message(
-            f"downloads are off ({off}); run 'zoo weights --download' where a network or ZOO_WEIGHTS_MIRROR "
-            f"is reachable, or place the file there"))
     key = _attempt_key(weight)
-    if key not in _FAILED:
+    if not download.offline_reason() and key not in _FAILED:
         try:
             return download.fetch(weight)
         except download.DownloadError as exc:
             _FAILED[key] = (f"{exc}; retry with 'zoo weights --download {weight.key}', set ZOO_WEIGHTS_MIRROR, "
                             f"or place the file there")
-    raise WeightsMissing(weight.missing_message(_FAILED[key]))
+    raise WeightsMissing(weight.missing_message())
 
 
 def read_state_dict(weight: WeightFile, path: Path) -> dict[str, torch.Tensor]:
