@@ -19,12 +19,15 @@ _SESSION_TMP = tempfile.mkdtemp(prefix="zoo-tests-")
 atexit.register(shutil.rmtree, _SESSION_TMP, ignore_errors=True)
 os.environ["TORCH_HOME"] = os.path.join(_SESSION_TMP, "torch-empty")
 os.environ["ZOO_CACHE"] = os.path.join(_SESSION_TMP, "cache")
-for _var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS"):
+for _var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_WEIGHTS_MIRROR", "ZOO_TEST_WEIGHTS_SHA256"):
     os.environ.pop(_var, None)
 # Nor the user's Ray clusters: no RAY_ADDRESS, and Ray's temp folder (its sessions, and the record of the
 # last 'ray start' cluster) is the session's own.
 os.environ.pop("RAY_ADDRESS", None)
 os.environ["RAY_TMPDIR"] = os.path.join(_SESSION_TMP, "r")
+# No test reaches the internet: downloads are off unless a test turns them on against its own loopback
+# server (tests/test_download.py).
+os.environ["ZOO_OFFLINE"] = "1"
 
 # Under pytest-xdist each worker is one process on a 2-core machine: one intra-op thread each, or small
 # convolutions slow down 10x or more from oversubscription.

@@ -91,3 +91,17 @@ def test_metadata_drives_the_boards():
     m = build_metric("auc_rebal", shave=2)
     assert m.info.higher_is_better and m.info.unit == "%" and "shave=2" in m.info.convention
     assert not build_metric("deltae2000").info.higher_is_better
+
+
+def test_each_image_is_scored_on_its_own_pixels_whatever_the_conversion_memo():
+    # Same-size images one after the other (as in an evaluation loop): every metric must see each image.
+    ds = resolve_dataset("samples:test").items()
+    a = ds[0].load()[None]
+    b = torch.flip(a, dims=[-1]).contiguous()
+    grey = join_lab(split_lab(a)[0], torch.zeros_like(a[:, :2]))
+    m = build_metric("deltae2000")
+    m.update(a, a)
+    m.update(grey, a)
+    m.update(b, b)
+    values = m.compute().per_image
+    assert values[0] == 0 and values[1] > 1 and values[2] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -58,3 +59,30 @@ def test_csv_and_cli(tmp_path):
 def test_missing_run_is_an_error(tmp_path):
     with pytest.raises(ZooError):
         read_run(tmp_path)
+
+
+def test_notes_name_data_relative_to_where_the_command_runs(tmp_path, monkeypatch):
+    meta, rows = read_run(GOLDEN / "run")
+    meta["suite"]["train"] = str(tmp_path / "shared" / "data" / "train")  # suites store absolute paths
+    meta["downloaded"] = [{"filename": "alexnet-owt-7be5be79.pth", "sha256": "ab" * 32, "size": 1,
+                           "source": "mirror", "seconds": 0.1}]
+    (tmp_path / "shared").mkdir()
+    monkeypatch.chdir(tmp_path / "shared")
+    md = render_markdown([(meta, rows)])
+    assert "train `data/train`" in md and str(tmp_path) not in md
+    assert ("- weight files downloaded during this run (sha256 verified): "
+            f"alexnet-owt-7be5be79.pth@{'ab' * 5} (from mirror)") in md
+
+
+def _absolute_paths(text: str) -> list[str]:
+    """Absolute filesystem paths in ``text`` (URLs are not: their '//' follows a scheme)."""
+    return re.findall(r"(?:^|[\s`(\[])((?:/[\w.~-]+){2,})", text, re.M)
+
+
+def test_published_leaderboards_carry_no_absolute_path():
+    boards = sorted((Path(__file__).resolve().parents[1] / "leaderboard").glob("*.md"))
+    assert boards
+    assert _absolute_paths("see /root/.cache/torch and `/work/shared/data/train` or https://x.org/a/b") == [
+        "/root/.cache/torch", "/work/shared/data/train"]
+    for board in boards:
+        assert _absolute_paths(board.read_text()) == [], board.name

@@ -102,8 +102,12 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
     sr_entries = registry.select(sr if sr is not None else suite.sr, "sr")
     if not col_entries and not sr_entries:
         raise ZooError("nothing to benchmark: no colorizer and no SR model selected")
+    from zoo.metrics.perceptual import weights_for_metrics
+
     train_set = resolve_dataset(suite.train)
     train_fp = train_set.fingerprint()
+    # A result computed while a weight file was missing (n/a) must not be reused once the file is there.
+    weights_present = sorted(w.filename for w in weights_for_metrics(suite.metrics) if w.find())
     tests = list(suite.test) + [t for t in suite.optional_test if Path(t).is_dir()]
     test_fps = {t: resolve_dataset(t).fingerprint() for t in tests}
 
@@ -134,6 +138,8 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                 payload = {"v": EVAL_FORMAT, "stage": stage, "order": order, "test": test_fps[test],
                            "scale": scale, "metrics": suite.metrics, "samples": suite.sample_images if samples else 0,
                            "colorizer": col and [col.name, col.key], "sr": s and [s.name, s.key]}
+                if weights_present:  # only then, so that keys of runs without such files stay as they were
+                    payload["weights"] = weights_present
                 name = "__".join(x for x in (stage, order, col and col.name, s and s.name) if x)
                 sdir = str(run_dir / "samples" / f"x{scale}" / safe_name(test_set_label(test)) / name) if samples else ""
                 return EvalJob(stage, order, test, scale, list(suite.metrics), col, s, _key(payload), sdir,
@@ -159,9 +165,11 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
     """Train (or resume, or find finished) one model. Returns what the leaderboard needs about it."""
     from zoo.data import resolve_dataset
     from zoo.device import pick_device
+    from zoo.download import DOWNLOADED
     from zoo.registry import get_registry
     from zoo.training import train
 
+    fetched_before = len(DOWNLOADED)
     entry = get_registry().get(job.model, job.task)
     config = entry.make_config(job.preset, job.overrides)
     result = train(entry, config, resolve_dataset(job.data), steps=job.steps, out_dir=Path(job.out_dir),
@@ -172,7 +180,8 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
             "train_seconds": meta.get("train_seconds"), "notes": meta.get("notes", []),
-            "parameters": meta.get("parameters"), "checkpoint": str(result.checkpoint)}
+            "parameters": meta.get("parameters"), "checkpoint": str(result.checkpoint),
+            "downloaded": [d.to_dict() for d in DOWNLOADED[fetched_before:]]}  # e.g. a loss's VGG19, on Ray too
 
 
 def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> list[dict[str, Any]]:
@@ -260,6 +269,7 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
               workers: int | None = None, executor=None, log=print) -> BenchResult:
     """Plan the grid, run its jobs with ``executor`` (default: in this process), write the run directory."""
     from zoo.device import pick_device
+    from zoo.download import DOWNLOADED
     from zoo.executors import LocalExecutor
 
     t0 = time.perf_counter()
@@ -268,6 +278,8 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_root(cache_dir)
+    fetched_before = len(DOWNLOADED)
+    _fetch_metric_weights(suite.metrics, log)
     plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr)
     executor = executor or LocalExecutor(device=device, progress=progress, workers=workers)
     dev = pick_device(device) if executor.name == "local" else (device or "auto")
@@ -310,6 +322,7 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
                  "threads": torch.get_num_threads()},
         "train_jobs": len(plan.train_jobs),
         "trained_now": trained,
+        "downloaded": _downloads(DOWNLOADED[fetched_before:], models),
         "seconds": round(time.perf_counter() - t0, 2),
     }
     failed = failures(models, rows)
@@ -326,6 +339,31 @@ def _count(entry, preset, overrides) -> int | None:
         return entry.parameter_count(preset, **overrides)
     except Exception:  # a model that cannot build has already failed its jobs; the count is informational
         return None
+
+
+def _fetch_metric_weights(metrics, log) -> None:
+    """Fetch the weight files the suite's metrics need before any job starts (once, in this process, where
+    the user sees it; Ray tasks then find them). One that cannot be fetched makes its metric n/a, with why."""
+    from zoo.download import DOWNLOADED
+    from zoo.metrics.perceptual import weights_for_metrics
+    from zoo.weights import WeightsUnavailable, require
+
+    for w in weights_for_metrics(metrics):
+        before = len(DOWNLOADED)
+        try:
+            require(w)
+        except WeightsUnavailable:
+            continue  # the metric's rows carry the reason
+        for d in DOWNLOADED[before:]:
+            log(f"  downloaded {d.note()}")
+
+
+def _downloads(here, models) -> list[dict[str, Any]]:
+    """Weight files fetched during the run: in this process, and by training jobs elsewhere (Ray)."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for d in [x.to_dict() for x in here] + [d for info in models.values() for d in info.get("downloaded", [])]:
+        out.setdefault((d["filename"], d["sha256"]), d)
+    return list(out.values())
 
 
 def _versions(registry, names) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -25,6 +26,19 @@ def _registry():
     for message in registry.conflict_messages():
         click.echo(f"zoo: error: {message}", err=True)
     return registry
+
+
+def _set_offline(ctx, param, value):
+    # An environment variable, so data-loader workers, subprocesses and Ray tasks see it too.
+    if value:
+        os.environ["ZOO_OFFLINE"] = "1"
+    return value
+
+
+offline_option = click.option(
+    "--offline", is_flag=True, expose_value=False, callback=_set_offline,
+    help="Never download weight files (as ZOO_OFFLINE=1): a missing one makes its metric n/a or its loss "
+         "term off.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -91,6 +105,7 @@ def _fmt_params(n):
               help="Comma-separated subset of: contract, presets, forward, train, save_load, seeded, params.")
 @click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@offline_option
 def check_cmd(patterns, only, device, as_json):
     """Run the plugin conformance checks on models (default: every registered model).
 
@@ -159,6 +174,15 @@ def metrics_cmd(as_json):
     click.echo(tabulate(table, headers=["name", "better", "unit", "plugin", "summary"]))
 
 
+def _echo_downloads(downloaded, err=False):
+    from zoo.download import Downloaded
+    from zoo.weights import hub_dir_display
+
+    for d in downloaded:
+        d = d if isinstance(d, Downloaded) else Downloaded(**d)
+        click.echo(f"downloaded: {d.note()}, sha256 verified, into {hub_dir_display()}", err=err)
+
+
 def _split_csv(ctx, param, value):
     if value is None:
         return None
@@ -176,12 +200,14 @@ def _split_csv(ctx, param, value):
                    "kid, colorfulness, colorfulness_gt, and any a plugin registers.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@offline_option
 def eval_cmd(sr_spec, col_spec, data_spec, scale, metrics, device, as_json):
     """Score an SR model, a colorizer, or both as a pipeline, on a test set.
 
     Convention (EDSR/SRCNN tables): HR cropped to a multiple of the scale, LR by MATLAB-compatible bicubic,
     PSNR/SSIM on the Y channel of BT.601 YCbCr with SCALE pixels shaved from each border, 8-bit outputs.
-    A colorizer alone is scored at LR resolution against the colour LR image (shave 0).
+    A colorizer alone is scored at LR resolution against the colour LR image (shave 0). A metric whose
+    pretrained weights are missing fetches them first (see 'zoo weights'), unless --offline.
     """
     from zoo.data import resolve_dataset
     from zoo.device import pick_device
@@ -219,6 +245,7 @@ def eval_cmd(sr_spec, col_spec, data_spec, scale, metrics, device, as_json):
         click.echo(f"[{i}] {note}")
     for s in report.skipped:
         click.echo(f"skipped: {s}")
+    _echo_downloads(report.downloaded)
 
 
 def _checkpoint_scale(spec):
@@ -252,6 +279,7 @@ precision_option = click.option(
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--workers", type=click.IntRange(0), default=None, help="Data loader processes (default: 2 or fewer).")
 @precision_option
+@offline_option
 def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, device, out_dir, checkpoint_every,
               workers, precision):
     """Train one model and write a checkpoint that 'zoo eval' scores.
@@ -261,6 +289,7 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     """
     from zoo.data import resolve_dataset
     from zoo.device import pick_device
+    from zoo.download import DOWNLOADED
     from zoo.training import run_key, train
 
     entry = _registry().get(model_name)
@@ -274,6 +303,7 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     dataset = resolve_dataset(data_spec)
     dev = pick_device(device)
     precision = precision or "auto"
+    fetched_before = len(DOWNLOADED)
     key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision)
     out = Path(out_dir) if out_dir else Path("runs") / "train" / f"{entry.name}-{key}"
     result = train(entry, config, dataset, steps=steps, out_dir=out, device=dev, seed=seed, data_scale=scale,
@@ -286,29 +316,72 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
         click.echo(f"trained {entry.name} for {result.steps} steps in {result.seconds:.1f} s on {dev}{resumed}")
     for note in result.notes:
         click.echo(f"note: {note}")
+    _echo_downloads(DOWNLOADED[fetched_before:])
     click.echo(f"checkpoint: {result.checkpoint}")
 
 
 @cli.command("weights")
-@click.option("--check", is_flag=True, help="Verify present files against their published sha256 prefix.")
+@click.argument("keys", nargs=-1, metavar="[KEY ...]")
+@click.option("--download", is_flag=True,
+              help="Fetch the missing files (all, or the KEYs) into the hub cache, each verified against its "
+                   "published sha256 before it is moved into place.")
+@click.option("--check", is_flag=True, help="Verify present files against their published sha256.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def weights_cmd(check, as_json):
-    """Pretrained weight files any registered model or metric can use, and where they are expected.
+@offline_option
+def weights_cmd(keys, download, check, as_json):
+    """Pretrained weight files any registered model or metric can use (all, or the KEYs), and fetching them.
 
-    Files live in the torch hub cache, $TORCH_HOME/hub/checkpoints (default ~/.cache/torch); nothing is
-    downloaded by zoo. A missing file makes only the metric or loss that needs it unavailable.
+    Files live in the torch hub cache, $TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/checkpoints),
+    under torchvision's and pytorch-fid's names. Metrics and losses also fetch a missing file on first use,
+    unless --offline, ZOO_OFFLINE=1 or HF_HUB_OFFLINE=1. ZOO_WEIGHTS_MIRROR=<base URL or directory> fetches
+    every file from there instead of upstream (same names, same verification).
     """
-    from zoo.weights import check_weights, weight_table
+    from zoo.weights import check_weight, known_weights, weight_table
 
     extra = [w for e in _registry().entries() for w in e.weights]
-    rows = weight_table(extra)
-    if check:
-        status = check_weights(extra)
-        for row in rows:
-            row["check"] = status.get(row["filename"], "")
-    if as_json:
-        click.echo(json.dumps({"weights": rows}, indent=2))
-        return
+    selected = known_weights(extra, keys)
+    failed, downloaded = _download(selected, err=as_json) if download else ([], [])
+    if as_json or check or not download:  # after a download, what it did is the report
+        rows = weight_table(extra, keys)
+        if check:
+            status = {w.filename: check_weight(w) for w in selected}
+            for row in rows:
+                row["check"] = status.get(row["filename"], "")
+        if as_json:
+            click.echo(json.dumps({"weights": rows, "downloaded": [d.to_dict() for d in downloaded]}, indent=2))
+        else:
+            _weights_table(rows, check)
+    if failed:
+        raise ZooError(f"{len(failed)} of {len(selected)} files not downloaded: {', '.join(failed)}")
+
+
+def _download(selected, err: bool):
+    """Fetch each missing file of ``selected``, saying what happened; returns (failed names, Downloaded)."""
+    from zoo.download import DOWNLOADED, DownloadError, fetch, offline_reason
+
+    off = offline_reason()
+    if off:
+        raise ZooError(f"downloads are off ({off}); unset it, or drop --offline, to download")
+    failed, before = [], len(DOWNLOADED)
+    for w in selected:
+        if w.find():
+            click.echo(f"present: {w.filename} (kept; --check verifies it)", err=err)
+            continue
+        n = len(DOWNLOADED)
+        try:
+            fetch(w)
+        except DownloadError as exc:
+            failed.append(w.filename)
+            click.echo(f"failed: {w.filename}: {exc}", err=err)
+            continue
+        if len(DOWNLOADED) > n:
+            _echo_downloads(DOWNLOADED[n:], err=err)
+        else:
+            click.echo(f"present: {w.filename} (placed by another process meanwhile)", err=err)
+    return failed, DOWNLOADED[before:]
+
+
+def _weights_table(rows, check):
     from tabulate import tabulate
 
     headers = ["name", "file", "purpose", "present", "size", "sha256", "path"] + (["check"] if check else [])
@@ -320,9 +393,10 @@ def weights_cmd(check, as_json):
     if missing:
         from zoo.weights import hub_checkpoint_dir
 
-        click.echo(f"\nMissing files go in {hub_checkpoint_dir()} ($TORCH_HOME/hub/checkpoints); zoo never downloads.")
+        click.echo(f"\nMissing files go in {hub_checkpoint_dir()} ($TORCH_HOME/hub/checkpoints): "
+                   f"'zoo weights --download' fetches them, verified, as does first use unless --offline.")
         for r in missing:
-            click.echo(f"  {r['filename']}: {r.get('url', '')}")
+            click.echo(f"  {r['filename']}: {r['source']}")
 
 
 def _fmt_bytes(n):
@@ -362,6 +436,7 @@ def _fmt_bytes(n):
 @click.option("--gpus-per-job", type=float, default=None,
               help="GPUs each Ray task asks for (default: 1 when the cluster has GPUs, else 0).")
 @precision_option
+@offline_option
 def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, order,
               cache_dir, workers, executor, address, ray_timeout, gpus_per_job, precision):
     """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
@@ -433,6 +508,7 @@ def _with_baselines(registry, names, task):
 @click.option("--color-size", type=click.IntRange(16), default=512, show_default=True,
               help="Longest side the colorizer works at; its colour is upsampled onto the full-size lightness.")
 @click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
+@offline_option
 def run_cmd(inputs, out_dir, col_spec, sr_spec, run_dir, scale, preview, overwrite, tile, color_size, device):
     """Colorize and upscale your own photographs (files or folders) with trained models.
 

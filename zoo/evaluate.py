@@ -80,6 +80,7 @@ class EvalReport:
         """``{image name: value}`` of a per-image metric (None for set metrics such as FID)."""
         values = result.per_image
         return dict(zip(self.images, values)) if values and len(values) == len(self.images) else None
+    downloaded: list[dict[str, Any]] = field(default_factory=list)  # weight files fetched for this evaluation
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +88,7 @@ class EvalReport:
             "skipped": self.skipped, "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 3), "models": self.models,
             "metrics": [{**r.to_dict(), "per_image": self.per_image(r)} for r in self.results],
+            "downloaded": self.downloaded,
         }
 
 
@@ -122,12 +124,14 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     from zoo.color import gray_to_rgb, join_lab, split_lab
     from zoo.data import BadImageError, DataWarning
     from zoo.degrade import make_triple
+    from zoo.download import DOWNLOADED
 
     if colorizer is None and sr is None:
         raise ZooError("nothing to evaluate: give a colorizer, an SR model or both")
     mode = "pipeline" if colorizer and sr else ("sr" if sr else "colorizer")
     shave = 0 if mode == "colorizer" else scale
     items = list(dataset.items())
+    fetched_before = len(DOWNLOADED)  # metrics fetch missing weight files as they are built
     metric_objs, results = _build_metrics(list(metrics), shave, device, metric_params, registry)
     skipped: list[str] = []
     names: list[str] = []
@@ -192,4 +196,4 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     return EvalReport(results=results, mode=mode, dataset=dataset.name, scale=scale, n_images=n,
                       skipped=skipped, seconds=model_seconds,
                       images_per_second=n / model_seconds if model_seconds > 0 else float("inf"), models=models,
-                      images=names)
+                      images=names, downloaded=[d.to_dict() for d in DOWNLOADED[fetched_before:]])

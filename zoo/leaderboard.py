@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -194,13 +195,16 @@ def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> 
     lines.append("")
     for meta, _ in runs:
         s = meta.get("suite", {})
-        lines.append(f"- run `{s.get('name')}` ({meta.get('created', '?')}): train `{s.get('train')}`, "
+        lines.append(f"- run `{s.get('name')}` ({meta.get('created', '?')}): train `{_data_name(s.get('train'))}`, "
                      f"preset `{s.get('preset')}`, {s.get('steps')} steps (per model: "
                      f"{s.get('steps_per_model') or 'same'}), seed {s.get('seed')}, device {meta.get('device')}, "
                      f"{meta.get('train_jobs')} training jobs ({meta.get('trained_now')} run now), "
                      f"{meta.get('seconds')} s wall.")
         weights = sorted({f"{k}@{v}" for _, rows in runs for r in rows for k, v in (r.get("weights") or {}).items()})
         lines.append(f"- weights used by metrics: {', '.join(weights) if weights else 'none'}")
+        if meta.get("downloaded"):
+            fetched = ", ".join(f"{d['filename']}@{d['sha256'][:10]} (from {d['source']})" for d in meta["downloaded"])
+            lines.append(f"- weight files downloaded during this run (sha256 verified): {fetched}")
         notes = sorted({f"{name.split('@')[0]}: {n}" for name, info in meta.get("models", {}).items()
                         for n in info.get("notes", [])})
         if notes:
@@ -218,6 +222,17 @@ def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> 
     marks = "`n/a [k]`, `failed [k]`" if any(m.get("failures") for m, _ in runs) else "`n/a [k]`"
     lines.append(f"- bold: best in column (direction from the arrow); {marks}: see note k.")
     return "\n".join(lines) + "\n"
+
+
+def _data_name(spec: str | None) -> str | None:
+    """A data folder as notes name it: relative to where the command runs (suites store absolute paths),
+    so that a published leaderboard carries no path of the machine it was made on."""
+    if not spec or spec.startswith("samples") or not os.path.isabs(spec):
+        return spec
+    try:
+        return os.path.relpath(spec)
+    except ValueError:  # another drive (Windows): the folder's name is all that is left to say
+        return Path(spec).name
 
 
 def render(run_dirs: list[Path], fmt: str = "md") -> str:
