@@ -86,3 +86,11 @@ def test_published_leaderboards_carry_no_absolute_path():
         "/root/.cache/torch", "/work/shared/data/train"]
     for board in boards:
         assert _absolute_paths(board.read_text()) == [], board.name
+
+
+def test_a_preset_changed_by_the_suite_is_named_as_it_ran():
+    meta, rows = read_run(GOLDEN / "run")
+    meta = {**meta, "suite": {**meta["suite"], "preset": "paper", "overrides": {"edsr": {"patch_size": 32, "lr": 2e-4}}}}
+    md = render_markdown([(meta, rows)])
+    assert "- preset `paper` as changed by the suite: edsr: lr=0.0002, patch_size=32" in md
+    assert "as changed by the suite" not in render([GOLDEN / "run"])  # the golden run has no overrides

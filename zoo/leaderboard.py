@@ -200,6 +200,10 @@ def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> 
                      f"{s.get('steps_per_model') or 'same'}), seed {s.get('seed')}, device {meta.get('device')}, "
                      f"{meta.get('train_jobs')} training jobs ({meta.get('trained_now')} run now), "
                      f"{meta.get('seconds')} s wall.")
+        if s.get("overrides"):  # the recipe as it ran: a preset a suite changes is no longer that preset
+            changed = "; ".join(f"{model}: " + ", ".join(f"{k}={v}" for k, v in sorted(o.items()))
+                                for model, o in sorted(s["overrides"].items()))
+            lines.append(f"- preset `{s.get('preset')}` as changed by the suite: {changed}")
         weights = sorted({f"{k}@{v}" for _, rows in runs for r in rows for k, v in (r.get("weights") or {}).items()})
         lines.append(f"- weights used by metrics: {', '.join(weights) if weights else 'none'}")
         if meta.get("downloaded"):
