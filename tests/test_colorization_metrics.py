@@ -105,3 +105,9 @@ def test_each_image_is_scored_on_its_own_pixels_whatever_the_conversion_memo():
     m.update(b, b)
     values = m.compute().per_image
     assert values[0] == 0 and values[1] > 1 and values[2] == 0
+    with torch.inference_mode():  # as evaluate() runs them
+        m = build_metric("auc_raw")
+        m.update(a.clone(), a.clone())
+        m.update(grey.clone(), a.clone())
+        values = m.compute().per_image
+    assert values[0] == 100 and values[1] < 100

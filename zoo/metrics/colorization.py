@@ -38,10 +38,12 @@ def _lab(x: torch.Tensor, shave: int, quantize: bool) -> torch.Tensor:
 
     if x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"expected RGB (B, 3, H, W), got {tuple(x.shape)}")
-    for (source, version, s, q), lab in _LAB_MEMO:  # the memo holds the tensor, so identity is reliable
-        if source is x and version == x._version and s == shave and q == quantize:
+    # The memo holds the tensor, so identity is reliable; inference tensors (evaluation) keep no version.
+    version = -1 if x.is_inference() else x._version
+    for (source, seen, s, q), lab in _LAB_MEMO:
+        if source is x and seen == version and s == shave and q == quantize:
             return lab
-    key = (x, x._version, shave, quantize)
+    key = (x, version, shave, quantize)
     x = x.detach().to(torch.float64).clamp(0, 1)
     if quantize:
         x = torch.round(x * 255) / 255
