@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import platform
-import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +31,8 @@ from zoo.cache import cache_root
 from zoo.checkpoint import atomic_write_json
 from zoo.errors import ZooError
 from zoo.failures import failures
+from zoo.report import write_report
+from zoo.runfiles import safe_name, sample_dir, test_set_label  # noqa: F401  (test_set_label: zoo.failures)
 from zoo.suite import Suite
 
 EVAL_FORMAT = 3  # bump when evaluation code changes what a cached result would contain (3: per-image values)
@@ -140,15 +141,15 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                            "colorizer": col and [col.name, col.key], "sr": s and [s.name, s.key]}
                 if weights_present:  # only then, so that keys of runs without such files stay as they were
                     payload["weights"] = weights_present
-                name = "__".join(x for x in (stage, order, col and col.name, s and s.name) if x)
-                sdir = str(run_dir / "samples" / f"x{scale}" / safe_name(test_set_label(test)) / name) if samples else ""
+                sdir = str(run_dir / sample_dir(stage, order, col and col.name, s and s.name, test_set_label(test),
+                                                scale)) if samples else ""
                 return EvalJob(stage, order, test, scale, list(suite.metrics), col, s, _key(payload), sdir,
                                suite.sample_images if samples else 0)
 
             for e in sr_entries:
-                eval_jobs.append(job("sr", s=refs[(e.name, scale)]))
+                eval_jobs.append(job("sr", s=refs[(e.name, scale)], samples=test == tests[0]))
             for e in col_entries:
-                eval_jobs.append(job("colorizer", col=refs[(e.name, scale)]))
+                eval_jobs.append(job("colorizer", col=refs[(e.name, scale)], samples=test == tests[0]))
             for order in orders:
                 for c in col_entries:
                     for s in sr_entries:
@@ -216,12 +217,7 @@ def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> lis
                       on_image=on_image if job.sample_images else None,
                       metric_params={"cache_dir": cache / "features"})  # everything under --cache
     if samples:
-        from zoo.pictures import comparison_grid
-
-        pictures.mkdir(parents=True, exist_ok=True)
-        for name, pred, triple, intermediate in samples:
-            comparison_grid(pictures / f"{safe_name(name)}.png", triple=triple, intermediate=intermediate, output=pred,
-                            colorizer=job.colorizer.name, sr=job.sr.name, order=job.order)
+        _draw_samples(job, samples, pictures)
         _copy_pictures(pictures, job.samples_dir)
     base = {"stage": job.stage, "order": job.order, "test_set": test_set_label(job.test), "scale": job.scale,
             "colorizer": job.colorizer.name if job.colorizer else None,
@@ -232,23 +228,38 @@ def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> lis
     return rows
 
 
-def safe_name(text: str) -> str:
-    """``text`` as a file or folder name that works everywhere (Windows forbids ``<>:"/\\|?*``)."""
-    return re.sub(r'[<>:"/\\|?*\s]+', "-", text).strip("-.") or "_"
+def _draw_samples(job: EvalJob, samples: list, pictures: Path) -> None:
+    """What the report's comparison view shows: each output at native pixels (``out/``), its ground truth and
+    gray input (shared by the rows of a test set: ``_truth_hr`` or ``_truth_lr``, ``_input``), and for a
+    pipeline the comparison grid."""
+    from zoo.color import gray_to_rgb
+    from zoo.pictures import comparison_grid, save_png
 
-
-def test_set_label(test: str) -> str:
-    """How a test set is named on the boards: the embedded set by its name, a folder by its last part."""
-    return test if test.startswith("samples") else Path(test).name
+    pictures.mkdir(parents=True, exist_ok=True)
+    truth = "_truth_lr" if job.stage == "colorizer" else "_truth_hr"
+    for name, pred, triple, intermediate in samples:
+        file = f"{safe_name(name)}.png"
+        save_png(pictures / "out" / file, pred)
+        save_png(pictures / truth / file, triple.lr if job.stage == "colorizer" else triple.hr)
+        save_png(pictures / "_input" / file, gray_to_rgb(triple.lr_l))
+        if job.stage == "pipeline":
+            comparison_grid(pictures / file, triple=triple, intermediate=intermediate, output=pred,
+                            colorizer=job.colorizer.name, sr=job.sr.name, order=job.order)
 
 
 def _copy_pictures(src: Path, dest: str) -> None:
+    """The job's pictures into its folder of the run; the shared ground truth and input beside it."""
     import shutil
 
-    if dest and src.is_dir():
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        for f in src.glob("*.png"):
-            shutil.copyfile(f, Path(dest) / f.name)
+    if not dest or not src.is_dir():
+        return
+    dest = Path(dest)
+    for f in src.rglob("*.png"):
+        rel = f.relative_to(src)
+        target = dest.parent / rel if rel.parts[0] in ("_truth_hr", "_truth_lr", "_input") else dest / rel
+        if target.parent != dest.parent or not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
 
 
 # -- the run --------------------------------------------------------------------------------------------
@@ -330,6 +341,7 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
         meta["failures"] = failed
     write_run(run_dir, rows, meta)
     _write_curves(run_dir, [j for j in plan.train_jobs if not models[f"{j.model}@x{j.scale}"].get("failed")], cache)
+    write_report([run_dir], run_dir)
     return BenchResult(run_dir, trained, len(plan.train_jobs), len(plan.eval_jobs), time.perf_counter() - t0, rows,
                        failed)
 

@@ -554,11 +554,22 @@ def run_cmd(inputs, out_dir, col_spec, sr_spec, run_dir, scale, preview, overwri
 @cli.command("leaderboard")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Write here instead of stdout (html: a .html file, or a folder that gets report.html).")
 def leaderboard_cmd(run_dirs, fmt, output):
     """Re-render and merge the results of one or more bench runs, without recomputing anything."""
     from zoo.leaderboard import render
 
+    if fmt == "html":  # the report page: pictures are referenced from the run folders, relative to the page
+        from zoo.report import render_html, write_report
+        from zoo.leaderboard import read_run
+
+        if output:
+            click.echo(f"wrote {write_report([Path(d) for d in run_dirs], Path(output))}")
+        else:
+            runs = [(Path(d), *read_run(Path(d))) for d in run_dirs]
+            click.echo(render_html(runs, Path.cwd()), nl=False)
+        return
     text = render([Path(d) for d in run_dirs], fmt)
     if output:
         Path(output).write_text(text)

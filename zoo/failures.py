@@ -84,7 +84,7 @@ def _describe(job) -> str:
 
 def failure_rows(job, reason: str) -> list[dict[str, Any]]:
     """One row per metric of ``job``, without a value, saying why."""
-    from zoo.bench import test_set_label
+    from zoo.runfiles import test_set_label
     from zoo.registry import get_registry
 
     registry = get_registry()

@@ -25,6 +25,20 @@ def _to_pil(img: torch.Tensor, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(arr).resize(size, Image.NEAREST)
 
 
+def save_png(path: Path, img: torch.Tensor) -> Path:
+    """(1, 3, H, W) or (3, H, W) RGB in [0, 1] as an 8-bit PNG at its own size (the pixels metrics score)."""
+    from zoo.checkpoint import atomic_write_bytes
+    import io
+
+    if img.dim() == 4:
+        img = img[0]
+    arr = (img.detach().float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
 def _font(size: int = 14):
     try:
         return ImageFont.load_default(size=size)
