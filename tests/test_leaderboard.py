@@ -41,8 +41,12 @@ def test_merging_runs_later_row_wins_and_weights_never_share_a_column(tmp_path):
     (other / "run.json").write_text(json.dumps(meta))
     (other / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in newer))
     md = render_markdown([read_run(GOLDEN / "run"), read_run(other)])
-    header = md.split("\n## Pipeline")[1].splitlines()[4]
-    assert "pt_inception.pth@abc123" in header and "other_inception.pth@ffff00" in header
+    section = md.split("\n## Pipeline")[1].split("\n## ")[0]
+    header = section.splitlines()[4]
+    assert "| kid ↓ " in header and "| kid ↓ (2) " in header  # two columns, never one
+    legend = next(line for line in section.splitlines() if line.startswith("Columns: "))
+    assert "`kid ↓` Inception pool3, weights pt_inception.pth@abc123" in legend
+    assert "`kid ↓ (2)` Inception pool3, weights other_inception.pth@ffff00" in legend
 
 
 def test_csv_and_cli(tmp_path):

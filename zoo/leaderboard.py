@@ -89,10 +89,13 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
     direction: dict[str, tuple[bool, bool]] = {}
     # A failed row has no convention of its own: it sits in the column its metric has in the other rows.
     column_of = {r["metric"]: _column_key(r) for r in rows if not r.get("failed")}
+    described: dict[str, dict[str, Any]] = {}  # column -> a row with its metadata, for the legend
     for r in rows:
         k = tuple(r.get(i) for i in ident)
         rec = records.setdefault(k, {i: r.get(i) for i in ident})
         key = column_of.get(r["metric"], _column_key(r)) if r.get("failed") else _column_key(r)
+        if not r.get("failed"):
+            described[key] = r
         if key not in columns:
             columns.append(key)
         direction[key] = (bool(r["higher_is_better"]), bool(r.get("ranked", True)))
@@ -150,7 +153,28 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
     out["params"] = [e[0] for e in extra]
     out["train s"] = [e[1] for e in extra]
     out["images/s"] = [e[2] for e in extra]
-    return out.to_markdown(index=False, disable_numparse=True)
+    headers, legend = _short_headers(columns, described)
+    out = out.rename(columns=headers)
+    return out.to_markdown(index=False, disable_numparse=True) + "\n\n" + legend
+
+
+def _short_headers(columns: list[str], described: dict[str, dict[str, Any]]) -> tuple[dict[str, str], str]:
+    """Narrow headers (``psnr ↑``) and one legend line with each column's unit and convention."""
+    headers, parts = {}, []
+    for c in columns:
+        r = described.get(c)
+        if r is None:
+            continue
+        arrow = "" if not r.get("ranked", True) else (" ↑" if r["higher_is_better"] else " ↓")
+        head = f"{r['metric']}{arrow}"
+        n = sum(1 for h in headers.values() if h.split(" (")[0] == head)
+        head = head if n == 0 else f"{head} ({n + 1})"  # same metric, other weight files
+        headers[c] = head
+        tag = _weights_tag(r.get("weights"))
+        what = ", ".join(x for x in (r.get("unit"), r.get("convention"), tag and f"weights {tag}") if x)
+        if what:
+            parts.append(f"`{head}` {what}")
+    return headers, ("Columns: " + "; ".join(parts) + ".") if parts else ""
 
 
 def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> str:
