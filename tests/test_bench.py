@@ -51,7 +51,7 @@ def test_grid_trains_c_plus_s_models_and_writes_outputs(first_run, smoke):
     pipelines = {(r["colorizer"], r["sr"]) for r in rows if r["stage"] == "pipeline"}
     assert len(pipelines) == 3 * 3  # baselines included on both axes
     assert (run / "results.csv").is_file() and (run / "curves.png").stat().st_size > 1000
-    grids = list((run / "samples").rglob("*.png"))
+    grids = [p for p in (run / "samples").rglob("*.png") if p.parent.name.startswith("pipeline__")]
     assert len(grids) == len(pipelines) * smoke.sample_images
     # LPIPS has no weights here: marked unavailable with the fix, every other number present.
     lpips = [r for r in rows if r["metric"] == "lpips"]
@@ -70,6 +70,15 @@ def test_per_image_values_are_kept_and_picture_paths_work_everywhere(first_run):
     assert kid["per_image"] is None  # a set metric has no per-image values
     pictures = list((result.run_dir / "samples").rglob("*"))
     assert any(p.suffix == ".png" for p in pictures)
+    folder = result.run_dir / "samples" / "x2" / "samples-test"
+    for stage in ("sr__bicubic", "colorizer__unet_vae", "pipeline__color-first__pix2pix__edsr"):
+        assert (folder / stage / "out").is_dir() and list((folder / stage).glob("*.png")), stage  # every stage drawn
+    assert {p.stem for p in (folder / "sr__bicubic").glob("*.png")} <= set(per_image)
+    from PIL import Image
+
+    out = Image.open(next((folder / "sr__bicubic" / "out").glob("*.png")))
+    truth = Image.open(folder / "_truth_hr" / Path(out.filename).name)
+    assert out.size == truth.size  # outputs at native size, not shrunk
     assert not [p for p in pictures if re.search(r'[<>:"|?*]', str(p.relative_to(result.run_dir)))]
 
 

@@ -242,9 +242,27 @@ def _draw_samples(job: EvalJob, samples: list, pictures: Path) -> None:
         save_png(pictures / "out" / file, pred)
         save_png(pictures / truth / file, triple.lr if job.stage == "colorizer" else triple.hr)
         save_png(pictures / "_input" / file, gray_to_rgb(triple.lr_l))
-        if job.stage == "pipeline":
-            comparison_grid(pictures / file, triple=triple, intermediate=intermediate, output=pred,
-                            colorizer=job.colorizer.name, sr=job.sr.name, order=job.order)
+        comparison_grid(pictures / file, **_grid_panels(job, triple, intermediate, pred))
+
+
+def _grid_panels(job: EvalJob, triple, intermediate, pred) -> dict[str, Any]:
+    """What each stage's picture shows: its input, what the stage adds, and the ground truth."""
+    from zoo.color import gray_to_rgb
+
+    gray = gray_to_rgb(triple.lr_l)
+    if job.stage == "sr":
+        return {"title": f"{job.sr.name}: colour LR -> HR", "truth": triple.hr,
+                "panels": [("colour LR input", triple.lr), (f"output ({job.sr.name})", pred), ("ground truth", triple.hr)]}
+    if job.stage == "colorizer":
+        return {"title": f"{job.colorizer.name}: gray LR -> colour LR", "truth": triple.lr,
+                "panels": [("gray LR input", gray), (f"output ({job.colorizer.name})", pred),
+                           ("ground truth (colour LR)", triple.lr)]}
+    col, sr = job.colorizer.name, job.sr.name
+    first = job.order == "sr-first"
+    middle = (f"upscaled gray ({sr})" if first else f"colorized LR ({col})", intermediate if intermediate is not None
+              else gray)
+    return {"title": f"{sr} -> {col} (SR first)" if first else f"{col} -> {sr}", "truth": triple.hr,
+            "panels": [("gray LR input", gray), middle, (f"output ({col} + {sr})", pred), ("ground truth", triple.hr)]}
 
 
 def _copy_pictures(src: Path, dest: str) -> None:
