@@ -9,6 +9,7 @@ import tempfile
 
 import pytest
 
+from hub_fixtures import bench_run, fake_hub, trained_checkpoints  # noqa: F401  (loopback Hub, trained models)
 from weights_fixture import test_torch_home, test_weights_dir  # noqa: F401  (pretrained-file stand-ins)
 
 # Tests must never see the user's own weights or caches: every run gets an empty TORCH_HOME and cache
@@ -18,6 +19,14 @@ atexit.register(shutil.rmtree, _SESSION_TMP, ignore_errors=True)
 os.environ["TORCH_HOME"] = os.path.join(_SESSION_TMP, "torch-empty")
 os.environ["ZOO_CACHE"] = os.path.join(_SESSION_TMP, "cache")
 for _var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS"):
+    os.environ.pop(_var, None)
+# Nothing may reach the real Hugging Face Hub: its endpoint is a closed loopback port unless a test starts the
+# stand-in (hub_server.py), and its cache and token file live in the session's directory (no user token sent).
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ["HF_HOME"] = os.path.join(_SESSION_TMP, "hf-home")
+os.environ["HF_HUB_CACHE"] = os.path.join(_SESSION_TMP, "hf-home", "hub")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+for _var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
     os.environ.pop(_var, None)
 
 # Under pytest-xdist each worker is one process on a 2-core machine: one intra-op thread each, or small

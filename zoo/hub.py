@@ -128,8 +128,10 @@ class _one_line_errors:
                        "weights with their JSON, never pickles)")
         elif isinstance(exc, HfHubHTTPError):
             message = f"{spec}: the Hub at {where} answered HTTP {status}"
-        elif isinstance(exc, OSError):
-            message = f"{spec}: cannot {'push to' if self.pushing else 'download from'} {where}: {exc}".splitlines()[0]
+        elif isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore"):
+            # connection refused, DNS, TLS, timeouts: httpx's errors are not OSErrors
+            action = "push to" if self.pushing else "download from"
+            message = f"{spec}: cannot {action} {where}: {type(exc).__name__}: {exc}".splitlines()[0]
         else:
             return False
         raise ZooError(message) from None

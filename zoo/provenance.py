@@ -20,9 +20,13 @@ PACKAGES = ("torch", "torchvision", "timm", "numpy", "lpips", "pytorch-fid")
 
 
 def command_line(argv: list[str] | None = None) -> str:
-    """The command as typed, ``zoo`` for the program however it was started (script, ``python -m zoo``)."""
+    """The command as typed, ``zoo`` for the program however it was started (script, ``python -m zoo``);
+    for ``python -c CODE`` the interpreter's own arguments, the code cut at 200 characters."""
     argv = list(sys.argv if argv is None else argv)
-    if argv and (Path(argv[0]).name in ("zoo", "__main__.py") or argv[0].endswith("zoo/__main__.py")):
+    if argv and argv[0] == "-c":
+        argv = [Path(sys.executable).name] + [a if len(a) <= 200 else a[:200] + "..."
+                                              for a in getattr(sys, "orig_argv", argv)[1:]]
+    elif argv and (Path(argv[0]).name in ("zoo", "__main__.py") or argv[0].endswith("zoo/__main__.py")):
         argv[0] = "zoo"
     return shlex.join(argv)
 

@@ -75,7 +75,7 @@ def _bench_metrics(run_dir: Path, checkpoint: Path, model: str) -> list[dict[str
         if (row["stage"], row.get(row["stage"])) not in (("sr", model), ("colorizer", model)):
             continue
         out.append({k: row.get(k) for k in ("metric", "value", "std", "n_images", "unit", "higher_is_better",
-                                            "convention", "test_set", "scale", "weights")})
+                                            "ranked", "convention", "test_set", "scale", "weights")})
     return out
 
 
@@ -88,9 +88,8 @@ def model_card(meta: dict[str, Any], repo_id: str, entry) -> str:
     lines = ["---", "library_name: zoo", "tags:", "- zoo", *[f"- {t}" for t in TASK_TAGS[task]],
              "pipeline_tag: image-to-image", "---", "",
              f"# {repo_id}", "",
-             f"A `{name}` {TASK_WORDS[task]}{scale} "
-             f"for zoo, the colorization and super-resolution model zoo: {entry.summary}"
-             + (f" ({entry.reference})" if entry.reference else "") + ".", "",
+             f"`{name}`, a {TASK_WORDS[task]}{scale} for zoo, the colorization and super-resolution model zoo. "
+             f"{entry.summary}" + (f" ({entry.reference})" if entry.reference else "") + ".", "",
              "## Use it", "", "```python", "import zoo", "",
              f'model = zoo.create_model("{name}", checkpoint="hf-hub:{repo_id}")   # a torch.nn.Module', "```", "",
              "```", f"zoo run --{'sr' if task == 'sr' else 'colorizer'} hf-hub:{repo_id} photos/ -o out/", "```", "",
@@ -112,9 +111,9 @@ def model_card(meta: dict[str, Any], repo_id: str, entry) -> str:
     if meta["metrics"]:
         lines += ["| test set | scale | metric | value | convention |", "| --- | --- | --- | --- | --- |"]
         for m in meta["metrics"]:
-            arrow = "↑" if m.get("higher_is_better") else "↓"
+            arrow = "" if not m.get("ranked", True) else (" ↑" if m.get("higher_is_better") else " ↓")
             unit = f" {m['unit']}" if m.get("unit") else ""
-            lines.append(f"| {m.get('test_set')} | x{m.get('scale')} | {m['metric']} {arrow} | "
+            lines.append(f"| {m.get('test_set')} | x{m.get('scale')} | {m['metric']}{arrow} | "
                          f"{m['value']:.4f}{unit} | {m.get('convention') or ''} |")
     else:
         lines.append("Not evaluated in the run it was pushed from: `zoo eval --"
