@@ -11,7 +11,7 @@ It answers what ``huggingface_hub`` asks for (read in its ``file_download.py``, 
   "regular": sent inline, base64, in the commit) and ``/api/models/{repo}/commit/{rev}`` (NDJSON): a real
   commit, so a pushed repository is then served to downloads.
 
-Every request is recorded in ``requests`` as ``(method, path)``.
+Every request is recorded in ``requests`` as ``(method, path)``, its ``Authorization`` header in ``auth``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class FakeHub:
     def __init__(self):
         self.repos: dict[str, dict] = {}  # repo -> {"refs": {name: sha}, "commits": {sha: {path: bytes}}}
         self.requests: list[tuple[str, str]] = []
+        self.auth: list[str | None] = []
+        self.created: list[dict] = []  # the bodies of repository creations
         self.commits: list[dict] = []  # what each commit call sent: repo, message, files
         self.lock = threading.Lock()
         hub = self
@@ -93,6 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _resolve(self, head: bool) -> None:
         path = unquote(urlsplit(self.path).path)
         self.hub.requests.append(("HEAD" if head else "GET", path))
+        self.hub.auth.append(self.headers.get("Authorization"))
         match = _RESOLVE.match(path)
         state = self.hub.repos.get(match["repo"]) if match else None
         if state is None:
@@ -122,9 +125,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         path = unquote(urlsplit(self.path).path)
         self.hub.requests.append(("POST", path))
+        self.hub.auth.append(self.headers.get("Authorization"))
         body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
         if path == "/api/repos/create":
             req = json.loads(body)
+            self.hub.created.append(req)
             repo = f"{req['organization']}/{req['name']}"
             with self.hub.lock:
                 self.hub.repos.setdefault(repo, {"refs": {}, "commits": {}})

@@ -127,7 +127,8 @@ def test_completion_offers_names_without_torch(tmp_path):
     assert proc.stdout.startswith("file,")
 
 
-def test_completion_script_is_what_the_readme_says():
-    proc = subprocess.run([sys.executable, "-m", "zoo"], capture_output=True, text=True,
-                          env={**os.environ, "_ZOO_COMPLETE": "bash_source"})
-    assert "_ZOO_COMPLETE=bash_complete" in proc.stdout and "complete -o nosort -F" in proc.stdout
+def test_completion_scripts_the_readme_names():
+    for shell, marker in (("bash", "complete -o nosort -F"), ("zsh", "compdef"), ("fish", "complete --no-files")):
+        proc = subprocess.run([sys.executable, "-m", "zoo"], capture_output=True, text=True,
+                              env={**os.environ, "_ZOO_COMPLETE": f"{shell}_source"})
+        assert f"_ZOO_COMPLETE={shell}_complete" in proc.stdout and marker in proc.stdout, shell

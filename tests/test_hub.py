@@ -123,8 +123,12 @@ def test_zoo_run_and_eval_with_hub_names(fake_hub, trained_checkpoints, tmp_path
 def test_zoo_push_uploads_weights_json_and_card_that_load_back(fake_hub, bench_run, tmp_path):
     run_dir, table = bench_run
     env = {"HF_ENDPOINT": fake_hub.url, "HF_HUB_CACHE": os.environ["HF_HUB_CACHE"]}
-    proc = run_zoo("push", str(run_dir), "test/pushed", "--model", "edsr", env=env, check=True)
+    proc = run_zoo("push", str(run_dir), "test/pushed", "--model", "edsr", "--private",
+                   env={**env, "HF_TOKEN": "hf_test_token"}, check=True)
     assert "pushed to test/pushed" in proc.stdout
+    assert set(fake_hub.auth) == {"Bearer hf_test_token"}  # the token, on every request
+    created = [(c["organization"], c["name"], c["visibility"]) for c in fake_hub.created]
+    assert created == [("test", "pushed", "private")]
     [commit] = fake_hub.commits
     assert commit["repo"] == "test/pushed" and sorted(commit["files"]) == ["README.md", "model.json",
                                                                           "model.safetensors"]

@@ -174,7 +174,8 @@ def _split_csv(ctx, param, value):
 @cli.command("eval")
 @click.option("--sr", "sr_spec", metavar="NAME|CHECKPOINT", shell_complete=complete.models("sr", files=True),
               help="SR model: a baseline name, or a checkpoint (.safetensors file, run folder, hf-hub:ORG/REPO).")
-@click.option("--colorizer", "col_spec", metavar="NAME|CHECKPOINT", shell_complete=complete.models("colorizer", files=True),
+@click.option("--colorizer", "col_spec", metavar="NAME|CHECKPOINT",
+              shell_complete=complete.models("colorizer", files=True),
               help="Colorizer: a baseline name or a checkpoint (as for --sr).")
 @click.option("--data", "data_spec", required=True, metavar="DIR|samples[:test]",
               help="Test images (colour HR ground truth): a folder, or the embedded 'samples' set.")
@@ -408,7 +409,8 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
 @cli.command("run")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--colorizer", "col_spec", metavar="NAME|CHECKPOINT", shell_complete=complete.models("colorizer", files=True),
+@click.option("--colorizer", "col_spec", metavar="NAME|CHECKPOINT",
+              shell_complete=complete.models("colorizer", files=True),
               help="Colorizer: a name (a baseline, or a model --run trained) or a checkpoint (.safetensors file, "
                    "run folder, hf-hub:ORG/REPO).")
 @click.option("--sr", "sr_spec", metavar="NAME|CHECKPOINT", shell_complete=complete.models("sr", files=True),
@@ -494,7 +496,8 @@ def push_cmd(source, repo_id, model_name, scale, private, message, out_dir):
         return
     url = push(source, repo_id, model=model_name, scale=scale, private=private, message=message, registry=registry)
     click.echo(f"pushed to {repo_id}: {url}")
-    click.echo(f"load it with: zoo.create_model(..., checkpoint='hf-hub:{repo_id}'), or --sr/--colorizer hf-hub:{repo_id}")
+    click.echo(f"use it as hf-hub:{repo_id}: zoo.create_model(NAME, checkpoint='hf-hub:{repo_id}'), or "
+               f"--sr/--colorizer hf-hub:{repo_id}")
 
 
 @cli.command("leaderboard")

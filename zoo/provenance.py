@@ -42,10 +42,12 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def git_state() -> dict[str, Any] | None:
+ZOO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.lru_cache(maxsize=4)
+def git_state(root: Path = ZOO_ROOT) -> dict[str, Any] | None:
     """``{"commit": sha, "dirty": bool}`` of the checkout zoo runs from, or None for an installed copy."""
-    root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():  # a directory in a clone, a file in a worktree
         return None
     try:

@@ -123,7 +123,8 @@ def model_card(meta: dict[str, Any], repo_id: str, entry) -> str:
     if env.get("command"):
         lines.append(f"| command | `{env['command']}` |")
     if env.get("git"):
-        lines.append(f"| zoo commit | `{env['git']['commit']}`{' (with local changes)' if env['git']['dirty'] else ''} |")
+        changed = " (with local changes)" if env["git"]["dirty"] else ""
+        lines.append(f"| zoo commit | `{env['git']['commit']}`{changed} |")
     for k, v in versions.items():
         lines.append(f"| {k} | `{v}` |")
     if env.get("cuda"):
