@@ -134,6 +134,8 @@ def test_bench_returns_the_rows_the_cli_writes(bench_run):
 def test_namespace_lists_the_api():
     for name in ("list_models", "create_model", "load", "create_metric", "bench"):
         assert name in zoo.__all__ and callable(getattr(zoo, name))
-    assert zoo.bench.run_bench  # zoo.bench is also the module
+    import zoo.bench as module
+
+    assert zoo.bench is module and zoo.bench.run_bench  # zoo.bench is also the module
     with pytest.raises(AttributeError):
         zoo.not_a_name

@@ -36,7 +36,8 @@ _EXPORTS = {
     "Recipe": "zoo.recipe", "Stage": "zoo.recipe",
     "Registry": "zoo.registry", "get_registry": "zoo.registry", "load_registry": "zoo.registry",
     "list_models": "zoo.api", "create_model": "zoo.api", "load": "zoo.api", "create_metric": "zoo.api",
-    "bench": "zoo.api",
+    # the module zoo.bench, callable as zoo.api.bench: one object whether or not zoo.bench was imported
+    "bench": "zoo.bench",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -47,7 +48,8 @@ def __getattr__(name: str):
     if module is None:
         # Submodules (zoo.data, zoo.checkpoint, ...) still import as usual; this only covers attributes.
         raise AttributeError(f"module 'zoo' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"zoo.{name}" else getattr(imported, name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -10,6 +10,9 @@ model alone, and every pipeline) that depend on them. Jobs are plain data and co
   order and metrics; its result is cached as JSON.
 
 The default executor runs jobs in this process, in dependency order.
+
+From Python, ``zoo.bench(suite=..., colorizers=..., srs=...)`` (this module is callable) runs
+:func:`zoo.api.bench` and returns the results as a pandas DataFrame.
 """
 
 from __future__ import annotations
