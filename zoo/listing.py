@@ -131,7 +131,6 @@ def _build(key: str) -> Listing:
         warnings.simplefilter("always")
         registry = get_registry()
     data = {"key": key, "models": [_row(e) for e in registry.entries()], "metrics": registry.metric_names(),
-            "presets": {e.name: sorted(e.presets) for e in registry.entries()},
             "warnings": list(dict.fromkeys(str(w.message) for w in caught)),
             "conflicts": registry.conflict_messages()}
     return Listing(data, registry)
