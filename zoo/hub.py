@@ -3,9 +3,9 @@
 A zoo repository holds ``model.safetensors``, ``model.json`` (what :mod:`zoo.checkpoint` writes) and a
 ``README.md`` model card. Downloading goes through ``huggingface_hub``'s cache, so a name is fetched once;
 both files come from the same commit, and loading applies the rules of local files (safetensors only, a
-registered model, tensors that fit, the weights' sha256). ``HF_ENDPOINT``, ``HF_HUB_CACHE``/``HF_HOME``,
-``HF_HUB_OFFLINE`` and ``HF_TOKEN`` are read when a name is used (not when huggingface_hub is imported), so
-they can change within a process.
+registered model, tensors that fit, the weights' sha256). zoo reads ``HF_ENDPOINT``, ``HF_HUB_CACHE`` /
+``HF_HOME`` and ``HF_HUB_OFFLINE`` itself each time a name is used (huggingface_hub reads them once, at
+import), so setting them within a process takes effect; ``HF_TOKEN`` is huggingface_hub's, read per request.
 """
 
 from __future__ import annotations
