@@ -127,6 +127,10 @@ def test_bench_returns_the_rows_the_cli_writes(bench_run):
     assert table.to_csv(index=False) == written.to_csv(index=False)
     assert set(table.sr.dropna()) == {"bicubic", "edsr"} and set(table.colorizer.dropna()) == {"gray"}
     assert {"value", "metric", "convention", "higher_is_better", "unit"} <= set(table.columns)
+    # a metric from zoo.create_metric carries the metadata its column has on the boards
+    row = table[(table.stage == "sr") & (table.metric == "ssim")].iloc[0]
+    ssim = zoo.create_metric("ssim", shave=int(row.scale))
+    assert (ssim.convention, ssim.higher_is_better) == (row.convention, bool(row.higher_is_better))
     with pytest.raises(ZooError, match="no option 'stpes'"):
         zoo.bench(suite="smoke", stpes=3)
 
