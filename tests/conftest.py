@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from weights_fixture import test_torch_home, test_weights_dir  # noqa: F401  (pretrained-file stand-ins)
-
 # Tests must never see the user's own weights or caches: every run gets an empty TORCH_HOME and cache
 # (tests that need weights build their own, see weights_fixture.py).
 _SESSION_TMP = tempfile.mkdtemp(prefix="zoo-tests-")
@@ -28,6 +26,18 @@ os.environ["RAY_TMPDIR"] = os.path.join(_SESSION_TMP, "r")
 # No test reaches the internet: downloads are off unless a test turns them on against its own loopback
 # server (tests/test_download.py).
 os.environ["ZOO_OFFLINE"] = "1"
+# Nothing may reach the real Hugging Face Hub: its endpoint is a closed loopback port unless a test starts the
+# stand-in (hub_server.py), and its cache and token file live in the session's directory (no user token sent).
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ["HF_HOME"] = os.path.join(_SESSION_TMP, "hf-home")
+os.environ["HF_HUB_CACHE"] = os.path.join(_SESSION_TMP, "hf-home", "hub")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+for _var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
+    os.environ.pop(_var, None)
+
+# After the environment above: huggingface_hub reads some of it when first imported.
+from hub_fixtures import bench_run, fake_hub, trained_checkpoints  # noqa: E402,F401  (loopback Hub, trained models)
+from weights_fixture import test_torch_home, test_weights_dir  # noqa: E402,F401  (pretrained-file stand-ins)
 
 # Under pytest-xdist each worker is one process on a 2-core machine: one intra-op thread each, or small
 # convolutions slow down 10x or more from oversubscription.

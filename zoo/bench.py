@@ -10,6 +10,9 @@ model alone, and every pipeline) that depend on them. Jobs are plain data and co
   order and metrics; its result is cached as JSON.
 
 The default executor runs jobs in this process, in dependency order.
+
+From Python, ``zoo.bench(suite=..., colorizers=..., srs=...)`` (this module is callable) runs
+:func:`zoo.api.bench` and returns the results as a pandas DataFrame.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import dataclasses
 import hashlib
 import json
 import platform
+import sys
 import time
+import types
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -52,6 +57,7 @@ class TrainJob:
     key: str = ""
     out_dir: str = ""
     precision: str = "auto"
+    command: str = ""  # the bench's command line, recorded in the checkpoint (a Ray worker has its own argv)
 
 
 @dataclass
@@ -159,6 +165,42 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                      run_dir, cache)
 
 
+def configure(suite_spec: str, *, registry, colorizers=(), srs=(), scale: int | None = None,
+              train_data: str | None = None, tests=(), preset: str | None = None, steps: int | None = None,
+              seed: int | None = None, order: str | None = None, precision: str | None = None):
+    """The suite with the command line's (or ``zoo.bench()``'s) options applied, and the model selection:
+    ``(suite, colorizers or None, SR models or None)``, None meaning the suite's own."""
+    from zoo.suite import load_suite, validate
+
+    suite = load_suite(str(suite_spec))
+    tests = [str(t) for t in tests]
+    suite = suite.replace(train=str(train_data) if train_data else None, test=tests or None, preset=preset,
+                          steps=steps, seed=seed, order=order, scales=[scale] if scale else None, precision=precision)
+    if tests:
+        suite.optional_test = []
+    validate(suite)
+    col_names, sr_names = _names(colorizers), _names(srs)
+    col_sel = _with_baselines(registry, col_names, "colorizer") if col_names else None
+    sr_sel = _with_baselines(registry, sr_names, "sr") if sr_names else None
+    # Selecting one axis keeps the other axis's baselines, unless the suite leaves that axis out entirely
+    # (sr-classic has no colorizers).
+    if col_names and not sr_names and suite.sr:
+        sr_sel = _with_baselines(registry, [], "sr")
+    if sr_names and not col_names and suite.colorizers:
+        col_sel = _with_baselines(registry, [], "colorizer")
+    return suite, col_sel, sr_sel
+
+
+def _names(values) -> list[str]:
+    return [n.strip() for v in values or () for n in v.split(",") if n.strip()]
+
+
+def _with_baselines(registry, names, task):
+    """The selection plus every reference baseline of the task (models with nothing to train)."""
+    baselines = [e.name for e in registry.entries(task=task) if not e.trainable]
+    return list(dict.fromkeys(baselines + list(names)))
+
+
 # -- jobs ---------------------------------------------------------------------------------------------------
 
 def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = True,
@@ -176,7 +218,7 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
     result = train(entry, config, resolve_dataset(job.data), steps=job.steps, out_dir=Path(job.out_dir),
                    device=pick_device(device), seed=job.seed, data_scale=job.scale,
                    checkpoint_every=job.checkpoint_every, workers=workers, progress=progress,
-                   precision=job.precision,
+                   precision=job.precision, command=job.command or None,
                    extra_meta={"preset": job.preset})
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
@@ -310,6 +352,10 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     fetched_before = len(DOWNLOADED)
     _fetch_metric_weights(suite.metrics, log)
     plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr)
+    from zoo.provenance import command_line, environment
+
+    for job in plan.train_jobs:
+        job.command = command_line()
     executor = executor or LocalExecutor(device=device, progress=progress, workers=workers)
     dev = pick_device(device) if executor.name == "local" else (device or "auto")
     log(f"bench '{suite.name}': {len(plan.colorizers)} colorizers x {len(plan.sr)} SR models, "
@@ -349,6 +395,7 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
         "versions": _versions(registry, plan.colorizers + plan.sr),
         "host": {"python": platform.python_version(), "machine": platform.machine(),
                  "threads": torch.get_num_threads()},
+        "environment": environment(dev if executor.name == "local" else None),
         "train_jobs": len(plan.train_jobs),
         "trained_now": trained,
         "downloaded": _downloads(DOWNLOADED[fetched_before:], models),
@@ -430,3 +477,16 @@ def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
             warnings.simplefilter("ignore")
             loss_curves(run_dir / "curves.png", logs)
         atomic_write_bytes(cached, (run_dir / "curves.png").read_bytes())
+
+
+class _CallableModule(types.ModuleType):
+    """``zoo.bench`` is this module (``zoo.bench.run_bench``) and the Python API ``zoo.bench(suite=...)``
+    (:func:`zoo.api.bench`): a package attribute cannot be both, so the module is callable."""
+
+    def __call__(self, *args, **kwargs):
+        from zoo.api import bench
+
+        return bench(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

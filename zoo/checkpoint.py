@@ -1,15 +1,15 @@
 """Checkpoints: weights as safetensors plus a JSON sidecar (model, config, recipe, data, versions).
 
 ``model.safetensors`` + ``model.json``. Loading never unpickles anything: safetensors holds only tensors,
-and the JSON names a registered model whose builder makes the module. Every write is atomic (temporary
-file, then ``os.replace``), so a crash leaves either the old checkpoint or the new one, never half of one.
+and the JSON names a registered model whose builder makes the module. The JSON records the weights' sha256,
+checked on every load, so weights truncated, swapped or damaged in transit are refused. Every write is
+atomic (temporary file, then ``os.replace``), so a crash leaves either the old checkpoint or the new one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,28 +18,9 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.files import atomic_write_bytes, atomic_write_json  # noqa: F401  (re-exported)
 
 FORMAT = "zoo-checkpoint/1"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
@@ -78,9 +59,10 @@ def save_checkpoint(path: Path, model: nn.Module, meta: dict[str, Any]) -> Path:
             raise ValueError(f"checkpoint meta needs '{key}'")
     import zoo
 
-    info = {"format": FORMAT, **meta,
+    data = _state_bytes(model)
+    info = {"format": FORMAT, **meta, "sha256": hashlib.sha256(data).hexdigest(),
             "versions": {"zoo": zoo.__version__, "torch": torch.__version__, **meta.get("versions", {})}}
-    atomic_write_bytes(path, _state_bytes(model))
+    atomic_write_bytes(path, data)
     atomic_write_json(sidecar(path), info)
     return path
 
@@ -112,7 +94,7 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 def load_checkpoint(path: Path, registry=None, device: torch.device | str = "cpu") -> LoadedCheckpoint:
     """Rebuild the registered model named in the sidecar and load its weights (strictly)."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_bytes
 
     from zoo.config import apply_overrides
     from zoo.registry import get_registry
@@ -130,8 +112,13 @@ def load_checkpoint(path: Path, registry=None, device: torch.device | str = "cpu
                        f"({exc})") from None
     config = apply_overrides(entry.config(), meta.get("config", {}), where=f"checkpoint {path.name}")
     model = entry.build(config)
+    data = path.read_bytes()
+    expected = meta.get("sha256")  # absent in checkpoints written before it was recorded
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise ZooError(f"checkpoint {path.name}: the weights' sha256 differs from the one recorded in "
+                       f"{sidecar(path).name} (a damaged or swapped file); refusing to load it")
     try:
-        state = load_file(str(path))
+        state = load_bytes(data)
     except Exception as exc:
         raise ZooError(f"cannot read weights from {path}: {exc}") from None
     _load_strict(model, state, path)

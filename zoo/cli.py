@@ -11,7 +11,11 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from zoo import completion as complete
 from zoo.errors import ZooError
+
+# Only click and the standard library at import time: torch loads inside the commands that need it, so
+# --help, `zoo list` (from its cache, zoo.listing) and shell completion stay fast.
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -50,34 +54,37 @@ def cli():
     """
 
 
+LIST_KEYS = ("name", "task", "params", "distribution", "version", "presets", "trainable", "summary", "reference")
+
+
 @cli.command("list")
-@click.argument("pattern", required=False)
+@click.argument("pattern", required=False, shell_complete=complete.models())
 @click.option("--task", type=click.Choice(["colorizer", "sr"]), help="Only models of this task.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (documented in the README).")
-def list_models(pattern, task, as_json):
+@click.option("--refresh", is_flag=True, help="Import every plugin again instead of reading the cached listing.")
+def list_models(pattern, task, as_json, refresh):
     """List registered models, optionally filtered by a glob PATTERN such as 'edsr*'.
 
-    Parameter counts are for each model's default (paper) configuration.
+    Parameter counts are for each model's default (paper) configuration. The listing is cached until a
+    plugin (or zoo) changes, so only the first run after a change imports the plugins and torch.
     """
-    registry = _registry()
-    rows = []
-    for entry in registry.entries(pattern, task):
-        try:
-            params = entry.parameter_count()
-        except Exception as exc:  # a plugin's builder is the plugin's bug: report, keep listing
-            warnings.warn(f"model '{entry.name}' ({entry.distribution}) failed to build: {exc}")
-            params = None
-        rows.append({
-            "name": entry.name,
-            "task": entry.task,
-            "params": params,
-            "distribution": entry.distribution,
-            "version": entry.version,
-            "presets": sorted(entry.presets),
-            "trainable": entry.trainable,
-            "summary": entry.summary,
-            "reference": entry.reference,
-        })
+    import fnmatch
+
+    from zoo.listing import load_listing
+
+    listing = load_listing(refresh)
+    for message in listing.warnings:
+        warnings.warn(message)
+    for message in listing.conflicts:
+        click.echo(f"zoo: error: {message}", err=True)
+    chosen = [r for r in listing.models
+              if (task is None or r["task"] == task) and (pattern is None or fnmatch.fnmatchcase(r["name"], pattern))]
+    if listing.count(chosen):
+        listing.save()
+    for row in chosen:
+        if row.get("build_error"):
+            warnings.warn(row["build_error"])
+    rows = [{k: r[k] for k in LIST_KEYS} for r in chosen]
     if as_json:
         click.echo(json.dumps({"models": rows}, indent=2))
     else:
@@ -89,7 +96,7 @@ def list_models(pattern, task, as_json):
             click.echo(tabulate(table, headers=["name", "task", "params", "plugin", "summary"]))
         else:
             click.echo("no models match" + (f" '{pattern}'" if pattern else ""))
-    if registry.conflicts:
+    if listing.conflicts:
         sys.exit(1)
 
 
@@ -100,7 +107,7 @@ def _fmt_params(n):
 
 
 @cli.command("check")
-@click.argument("patterns", nargs=-1, metavar="[NAME|GLOB]...")
+@click.argument("patterns", nargs=-1, metavar="[NAME|GLOB]...", shell_complete=complete.models())
 @click.option("--only", "only", callback=lambda c, p, v: _split_csv(c, p, v), default=None, metavar="CHECKS",
               help="Comma-separated subset of: contract, presets, forward, train, save_load, seeded, params.")
 @click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
@@ -190,12 +197,15 @@ def _split_csv(ctx, param, value):
 
 
 @cli.command("eval")
-@click.option("--sr", "sr_spec", metavar="NAME|CHECKPOINT", help="SR model: a baseline name or a .safetensors checkpoint.")
-@click.option("--colorizer", "col_spec", metavar="NAME|CHECKPOINT", help="Colorizer: a baseline name or a checkpoint.")
+@click.option("--sr", "sr_spec", metavar="NAME|CHECKPOINT", shell_complete=complete.models("sr", files=True),
+              help="SR model: a baseline name, or a checkpoint (.safetensors file, run folder, hf-hub:ORG/REPO).")
+@click.option("--colorizer", "col_spec", metavar="NAME|CHECKPOINT",
+              shell_complete=complete.models("colorizer", files=True),
+              help="Colorizer: a baseline name or a checkpoint (as for --sr).")
 @click.option("--data", "data_spec", required=True, metavar="DIR|samples[:test]",
               help="Test images (colour HR ground truth): a folder, or the embedded 'samples' set.")
 @click.option("--scale", type=click.IntRange(1, 16), default=None, help="SR scale (default: 2, or the checkpoint's).")
-@click.option("--metrics", callback=_split_csv, default="psnr,ssim", show_default=True,
+@click.option("--metrics", callback=_split_csv, default="psnr,ssim", show_default=True, shell_complete=complete.metrics,
               help="Comma-separated metric names (see 'zoo metrics'): psnr, ssim, psnr_rgb, ssim_rgb, lpips, fid, "
                    "kid, colorfulness, colorfulness_gt, and any a plugin registers.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available).")
@@ -249,11 +259,14 @@ def eval_cmd(sr_spec, col_spec, data_spec, scale, metrics, device, as_json):
 
 
 def _checkpoint_scale(spec):
-    if not spec or not spec.endswith(".safetensors"):
+    from zoo.locate import looks_like_checkpoint
+
+    if not spec or not looks_like_checkpoint(spec) or spec.endswith((".pth", ".pt")):
         return None
     from zoo.checkpoint import read_meta
+    from zoo.locate import locate
 
-    return read_meta(spec).get("config", {}).get("scale")
+    return read_meta(locate(spec)).get("config", {}).get("scale")
 
 
 # zoo.training.PRECISIONS, spelled out so that building the CLI does not import torch
@@ -264,8 +277,10 @@ precision_option = click.option(
 
 
 @cli.command("train")
-@click.option("--model", "model_name", required=True, help="A registered trainable model (see 'zoo list').")
-@click.option("--preset", default=None, help="Named configuration, e.g. paper or tiny (default: the config defaults).")
+@click.option("--model", "model_name", required=True, shell_complete=complete.models(),
+              help="A registered trainable model (see 'zoo list').")
+@click.option("--preset", default=None, shell_complete=complete.presets,
+              help="Named configuration, e.g. paper or tiny (default: the config defaults).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field; repeatable.")
 @click.option("--data", "data_spec", default="samples:train", show_default=True, metavar="DIR|samples[:train]",
               help="Training images (colour HR).")
@@ -407,14 +422,17 @@ def _fmt_bytes(n):
 
 @cli.command("bench")
 @click.option("--suite", "suite_spec", default="default", show_default=True, metavar="NAME|PATH",
-              help="A suite in benchmark/suites/ or a TOML file.")
+              shell_complete=complete.suites, help="A suite in benchmark/suites/ or a TOML file.")
 @click.option("--colorizer", "colorizers", multiple=True, metavar="NAMES|GLOB",
+              shell_complete=complete.models("colorizer", commas=True),
               help="Colorizers to run (comma-separated or repeated; globs allowed). Default: the suite's.")
-@click.option("--sr", "srs", multiple=True, metavar="NAMES|GLOB", help="SR models to run. Default: the suite's.")
+@click.option("--sr", "srs", multiple=True, metavar="NAMES|GLOB", shell_complete=complete.models("sr", commas=True),
+              help="SR models to run. Default: the suite's.")
 @click.option("--scale", type=click.IntRange(1, 16), default=None, help="Override the suite's scale(s).")
 @click.option("--data", "train_data", default=None, metavar="DIR", help="Training images (overrides the suite).")
 @click.option("--test", "tests", multiple=True, metavar="DIR", help="Test set(s) (override the suite's).")
-@click.option("--preset", default=None, help="Model preset for every trained model (tiny, paper, ...).")
+@click.option("--preset", default=None, shell_complete=complete.presets,
+              help="Model preset for every trained model (tiny, paper, ...).")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Training steps per model.")
 @click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
 @click.option("--seed", type=int, default=None)
@@ -445,24 +463,12 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
     are cached by content, so rerunning trains nothing, and an interrupted run continues. The reference
     baselines (models with nothing to train) are always included.
     """
-    from zoo.bench import run_bench
-    from zoo.suite import load_suite, validate
+    from zoo.bench import configure, run_bench
 
-    suite = load_suite(suite_spec)
-    suite = suite.replace(train=train_data, test=list(tests) or None, preset=preset, steps=steps, seed=seed,
-                          order=order, scales=[scale] if scale else None, precision=precision)
-    if tests:
-        suite.optional_test = []
-    validate(suite)
     registry = _registry()
-    col_sel = _with_baselines(registry, _names(colorizers), "colorizer") if colorizers else None
-    sr_sel = _with_baselines(registry, _names(srs), "sr") if srs else None
-    # Selecting one axis keeps the other axis's baselines, unless the suite leaves that axis out entirely
-    # (sr-classic has no colorizers).
-    if colorizers and not srs and suite.sr:
-        sr_sel = _with_baselines(registry, [], "sr")
-    if srs and not colorizers and suite.colorizers:
-        col_sel = _with_baselines(registry, [], "colorizer")
+    suite, col_sel, sr_sel = configure(suite_spec, registry=registry, colorizers=colorizers, srs=srs, scale=scale,
+                                       train_data=train_data, tests=tests, preset=preset, steps=steps, seed=seed,
+                                       order=order, precision=precision)
     from zoo.executors import make_executor
 
     # RAY_ADDRESS counts as --address (Ray's convention, and what 'ray job submit' sets), and says so in errors
@@ -484,21 +490,15 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
         sys.exit(1)
 
 
-def _names(values):
-    return [n.strip() for v in values for n in v.split(",") if n.strip()]
-
-
-def _with_baselines(registry, names, task):
-    """The selection plus every reference baseline of the task (models with nothing to train)."""
-    baselines = [e.name for e in registry.entries(task=task) if not e.trainable]
-    return list(dict.fromkeys(baselines + list(names)))
-
-
 @cli.command("run")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--colorizer", "col_spec", metavar="NAME|CHECKPOINT", help="Colorizer (name in --run, or a checkpoint).")
-@click.option("--sr", "sr_spec", metavar="NAME|CHECKPOINT", help="SR model (name in --run, or a checkpoint).")
+@click.option("--colorizer", "col_spec", metavar="NAME|CHECKPOINT",
+              shell_complete=complete.models("colorizer", files=True),
+              help="Colorizer: a name (a baseline, or a model --run trained) or a checkpoint (.safetensors file, "
+                   "run folder, hf-hub:ORG/REPO).")
+@click.option("--sr", "sr_spec", metavar="NAME|CHECKPOINT", shell_complete=complete.models("sr", files=True),
+              help="SR model: a name or a checkpoint, as for --colorizer.")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="A bench run directory: model names resolve to the checkpoints it trained.")
 @click.option("--scale", type=click.IntRange(1, 16), default=None, help="SR scale (default: the run's or 2).")
@@ -549,6 +549,40 @@ def run_cmd(inputs, out_dir, col_spec, sr_spec, run_dir, scale, preview, overwri
                            options=RunOptions(color_size=color_size, tile=tile, preview=preview,
                                               overwrite=overwrite), log=click.echo)
     click.echo(f"{len(summary.written)} written to {out_dir}, {len(summary.skipped)} skipped")
+
+
+@cli.command("push")
+@click.argument("source", metavar="CHECKPOINT|RUN_DIR", type=click.Path(exists=True))
+@click.argument("repo_id", metavar="ORG/REPO")
+@click.option("--model", "model_name", default=None, shell_complete=complete.models(),
+              help="The model to push from a bench run that trained several.")
+@click.option("--scale", type=click.IntRange(1, 16), default=None, help="Its scale, if the run trained several.")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option("--message", default=None, help="Commit message (default: says what is pushed).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write the repository's files here and upload nothing (to look at them first).")
+def push_cmd(source, repo_id, model_name, scale, private, message, out_dir):
+    """Share a trained model on the Hugging Face Hub as ORG/REPO; others load it as hf-hub:ORG/REPO.
+
+    Uploads model.safetensors, model.json (model, config, training data fingerprint, the metrics a bench
+    run measured, zoo and plugin versions, command line, git commit, library versions) and a generated model
+    card (README.md). CHECKPOINT is a .safetensors file or a training run folder; from a bench run folder the
+    card also lists the numbers it measured. Log in first: 'hf auth login', or set HF_TOKEN.
+    """
+    from zoo import hub
+    from zoo.push import prepare, push
+
+    repo_id = hub.check_repo_id(repo_id)
+    registry = _registry()
+    if out_dir:
+        meta = prepare(source, repo_id, Path(out_dir), model=model_name, scale=scale, registry=registry)
+        click.echo(f"wrote model.safetensors, model.json, README.md for '{meta['model']}' to {out_dir} "
+                   f"({len(meta['metrics'])} metric values); nothing uploaded")
+        return
+    url = push(source, repo_id, model=model_name, scale=scale, private=private, message=message, registry=registry)
+    click.echo(f"pushed to {repo_id}: {url}")
+    click.echo(f"use it as hf-hub:{repo_id}: zoo.create_model(NAME, checkpoint='hf-hub:{repo_id}'), or "
+               f"--sr/--colorizer hf-hub:{repo_id}")
 
 
 @cli.command("leaderboard")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
 import torch
@@ -39,21 +38,21 @@ class LoadedModel:
 
 
 def load_model(spec: str, task: str, *, scale: int, device: torch.device, registry=None) -> LoadedModel:
-    """``spec`` is a registered model name (baselines run as they are) or a ``.safetensors`` checkpoint."""
+    """``spec`` is a registered model name (baselines run as they are) or a checkpoint: a ``.safetensors``
+    file, a run folder or a Hub name ``hf-hub:ORG/REPO`` (:mod:`zoo.locate`)."""
     from zoo.checkpoint import load_checkpoint
+    from zoo.locate import locate, looks_like_checkpoint
     from zoo.registry import get_registry
 
     registry = registry or get_registry()
-    path = Path(spec)
-    if spec.endswith((".safetensors", ".pth", ".pt")) or path.is_file() or path.is_dir():
-        if path.is_dir():
-            path = path / "model.safetensors"
+    if looks_like_checkpoint(spec):
+        path = locate(spec)
         loaded = load_checkpoint(path, registry, device)
         if loaded.entry.task != task:
-            raise ZooError(f"checkpoint {path} is a {loaded.entry.task} model, not a {task} model")
+            raise ZooError(f"checkpoint {spec} is a {loaded.entry.task} model, not a {task} model")
         if task == "sr" and loaded.model.scale != scale:
-            raise ZooError(f"checkpoint {path} upscales x{loaded.model.scale}, but --scale is {scale}")
-        return LoadedModel(loaded.entry.name, task, loaded.model, str(path), loaded.meta)
+            raise ZooError(f"checkpoint {spec} upscales x{loaded.model.scale}, but --scale is {scale}")
+        return LoadedModel(loaded.entry.name, task, loaded.model, str(spec), loaded.meta)
     entry = registry.get(spec, task)
     if entry.trainable:
         raise ZooError(f"model '{spec}' has to be trained first: 'zoo train --model {spec} ...' writes a checkpoint "

@@ -32,7 +32,7 @@ def write_run(run_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
     atomic_write_json(run_dir / "run.json", meta)
     atomic_write_bytes(run_dir / "results.jsonl",
                        "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
-    atomic_write_bytes(run_dir / "results.csv", _flat(rows).to_csv(index=False).encode())
+    atomic_write_bytes(run_dir / "results.csv", results_frame(rows).to_csv(index=False).encode())
     atomic_write_bytes(run_dir / "leaderboard.md", render_markdown([(meta, rows)]).encode())
 
 
@@ -45,7 +45,8 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return json.loads(meta.read_text()), rows
 
 
-def _flat(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as ``results.csv`` holds them (what ``zoo.bench()`` returns): nested values as JSON text."""
     df = pd.DataFrame(rows)
     for col in ("weights", "skipped", "per_image"):
         if col in df:
@@ -269,7 +270,7 @@ def render(run_dirs: list[Path], fmt: str = "md") -> str:
         return render_markdown(runs)
     rows = [r for _, rs in runs for r in rs]
     if fmt == "csv":
-        return _flat(rows).to_csv(index=False)
+        return results_frame(rows).to_csv(index=False)
     if fmt == "html":
         md = render_markdown(runs)
         try:
@@ -277,5 +278,5 @@ def render(run_dirs: list[Path], fmt: str = "md") -> str:
 
             return markdown.markdown(md, extensions=["tables"])
         except ImportError:
-            return _flat(rows).to_html(index=False)
+            return results_frame(rows).to_html(index=False)
     raise ZooError(f"unknown format '{fmt}' (md, csv, html)")

@@ -142,11 +142,13 @@ def default_workers() -> int:
 
 def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.device, seed: int = 0,
           data_scale: int = 1, checkpoint_every: int = 100, workers: int | None = None, precision: str = "auto",
-          channels_last: bool | None = None, progress: bool = True, extra_meta: dict[str, Any] | None = None) -> TrainResult:
+          channels_last: bool | None = None, progress: bool = True, extra_meta: dict[str, Any] | None = None,
+          command: str | None = None) -> TrainResult:
     """Train ``entry`` (a trainable ModelEntry) with ``config`` on ``dataset`` for ``steps`` steps.
 
     ``data_scale``: colorizers learn on the colour LR images, i.e. the data downscaled by the benchmark's
     SR scale; SR models take their scale from ``config.scale``. Continues a run found in ``out_dir``.
+    ``command``: the command line recorded in the checkpoint (default: this process's own).
     """
     from zoo.data import make_train_loader
     from zoo.models import count_parameters
@@ -194,6 +196,10 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
         for note in state.get("notes", []):
             ctx.note(note)
 
+    from zoo.provenance import environment
+
+    env = environment(device, command)
+
     def meta(step: int) -> dict[str, Any]:
         return {
             "model": entry.name, "task": task, "distribution": entry.distribution,
@@ -201,7 +207,8 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
             "recipe": f"{entry.recipe.__module__}.{entry.recipe.__qualname__}",
             "data": fingerprint, "seed": seed, "steps": step, "target_steps": steps, "data_scale": data_scale,
             "run_key": key, "notes": list(ctx.notes), "device": str(device), "precision": resolved,
-            "channels_last": bool(channels_last), "parameters": parameters, **(extra_meta or {}),
+            "channels_last": bool(channels_last), "parameters": parameters,
+            "versions": {entry.distribution: entry.version}, "environment": env, **(extra_meta or {}),
         }
 
     if start >= steps:

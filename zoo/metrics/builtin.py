@@ -7,6 +7,7 @@ the metric is first built.
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from zoo.entries import MetricEntry
 from zoo.hookspecs import hookimpl
@@ -40,11 +41,20 @@ class _Lazy:
     def __init__(self, module: str, name: str):
         self.module, self.name = module, name
 
-    def __call__(self, **params):
+    def _factory(self):
         from zoo.metrics.base import _FACTORIES
 
         importlib.import_module(self.module)
-        return _FACTORIES[self.name](self.name, **params)
+        return _FACTORIES[self.name]
+
+    def __call__(self, **params):
+        return self._factory()(self.name, **params)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        # The settings the metric takes (zoo.create_metric checks them), without its leading name argument.
+        sig = inspect.signature(self._factory())
+        return sig.replace(parameters=list(sig.parameters.values())[1:])
 
 
 @hookimpl
