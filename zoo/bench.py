@@ -93,8 +93,10 @@ def _key(payload: Any) -> str:
 def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None) -> BenchPlan:
     """Resolve models and data, and list every job with its content key. Nothing runs yet."""
     from zoo.data import resolve_dataset
+    from zoo.suitefiles import check_data_root
     from zoo.training import run_key
 
+    check_data_root(suite)
     for name in suite.metrics:  # an unknown metric is the suite's error: say so before any training
         registry.metric(name)
     col_entries = registry.select(colorizers if colorizers is not None else suite.colorizers, "colorizer")
@@ -259,10 +261,10 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     t0 = time.perf_counter()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) if out else Path("runs") / f"{suite.name}-{stamp}"
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_root(cache_dir)
     plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr)
+    created = not run_dir.exists()  # after planning: a suite that cannot run leaves no empty run behind
+    run_dir.mkdir(parents=True, exist_ok=True)
     executor = executor or LocalExecutor(device=device, progress=progress, workers=workers)
     dev = pick_device(device) if executor.name == "local" else (device or "auto")
     log(f"bench '{suite.name}': {len(plan.colorizers)} colorizers x {len(plan.sr)} SR models, "

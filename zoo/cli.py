@@ -331,9 +331,36 @@ def _fmt_bytes(n):
     return f"{n / 2**20:.1f} MiB"
 
 
+@cli.command("suites")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def suites_cmd(as_json):
+    """Built-in suites: name, description, the data each needs and whether it is present here.
+
+    Data under $ZOO_DATA is looked for in the folder ZOO_DATA names (from a checkout, by default
+    ../shared/data beside it). Any suite's data can be replaced with --data and --test.
+    """
+    from zoo.suite import load_suite
+    from zoo.suitefiles import builtin_suites, data_root, describe
+
+    rows = [describe(name, load_suite(name)) for name in sorted(builtin_suites())]
+    root, where = data_root()
+    if as_json:
+        click.echo(json.dumps({"suites": rows, "zoo_data": str(root) if root else None}, indent=2))
+        return
+    from tabulate import tabulate
+
+    def data(row):
+        return "\n".join(f"{d['role']}: {d['spec']} ({'present' if d['present'] else 'MISSING'})"
+                         for d in row["data"])
+
+    table = [[r["name"], r["description"], data(r), "yes" if r["ready"] else "no"] for r in rows]
+    click.echo(tabulate(table, headers=["name", "description", "data", "ready"], maxcolwidths=[None, 40, None, None]))
+    click.echo(f"\n$ZOO_DATA: {root} ({where})" if root else f"\n$ZOO_DATA: none ({where})")
+
+
 @cli.command("bench")
 @click.option("--suite", "suite_spec", default="default", show_default=True, metavar="NAME|PATH",
-              help="A suite in benchmark/suites/ or a TOML file.")
+              help="A built-in suite (see 'zoo suites') or a TOML file.")
 @click.option("--colorizer", "colorizers", multiple=True, metavar="NAMES|GLOB",
               help="Colorizers to run (comma-separated or repeated; globs allowed). Default: the suite's.")
 @click.option("--sr", "srs", multiple=True, metavar="NAMES|GLOB", help="SR models to run. Default: the suite's.")
