@@ -7,7 +7,8 @@ model alone, and every pipeline) that depend on them. Jobs are plain data and co
   its run directory in the cache holds the checkpoint, so a second bench trains nothing and a changed
   config retrains only that model; an interrupted training resumes from its last checkpoint;
 - an evaluation job's key covers the keys of the models it runs, the test set's fingerprint, the scale,
-  order and metrics; its result is cached as JSON.
+  order and metrics, and what changes the numbers beyond them: the device type it runs on and the PSNR/SSIM
+  backend there (so CPU and GPU results never mix in a shared cache); its result is cached as JSON.
 
 The default executor runs jobs in this process, in dependency order.
 """
@@ -50,6 +51,7 @@ class TrainJob:
     key: str = ""
     out_dir: str = ""
     precision: str = "auto"
+    deterministic: bool = False
 
 
 @dataclass
@@ -73,6 +75,9 @@ class EvalJob:
     key: str = ""
     samples_dir: str = ""  # where to write comparison grids ("" = none)
     sample_images: int = 0
+    device: str = "cpu"  # the device type it is keyed for (set_eval_device)
+    key_payload: dict = field(default_factory=dict)  # what the key hashes, but the device
+    deterministic: bool = False
 
 
 @dataclass
@@ -90,8 +95,11 @@ def _key(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None) -> BenchPlan:
-    """Resolve models and data, and list every job with its content key. Nothing runs yet."""
+def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None,
+               eval_device: str = "cpu", deterministic: bool = False) -> BenchPlan:
+    """Resolve models and data, and list every job with its content key. Nothing runs yet.
+
+    ``eval_device``: the device type the evaluations will run on (their keys depend on it)."""
     from zoo.data import resolve_dataset
     from zoo.suitefiles import check_data_root
     from zoo.training import run_key
@@ -120,11 +128,14 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                 overrides["scale"] = scale
             preset = suite.preset if suite.preset in entry.presets else None
             config = entry.make_config(preset, overrides)
+            entry.recipe.check_config(config)  # a config the recipe cannot train stops the bench before it starts
             steps = int(suite.steps_per_model.get(entry.name, suite.steps))
-            key = run_key(entry, config, train_fp, suite.seed, steps, scale, suite.precision)
+            key = run_key(entry, config, train_fp, suite.seed, steps, scale, suite.precision,
+                          deterministic=deterministic)
             out = cache / "train" / f"{entry.name}-{key}"
             train_jobs.append(TrainJob(entry.name, entry.task, preset, overrides, suite.train, scale, steps,
-                                       suite.seed, suite.checkpoint_every, key, str(out), suite.precision))
+                                       suite.seed, suite.checkpoint_every, key, str(out), suite.precision,
+                                       deterministic))
             refs[(entry.name, scale)] = ModelRef(entry.name, str(out / "model.safetensors"), key)
 
     orders = ["color-first", "sr-first"] if suite.order == "both" else [suite.order]
@@ -135,10 +146,13 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                 payload = {"v": EVAL_FORMAT, "stage": stage, "order": order, "test": test_fps[test],
                            "scale": scale, "metrics": suite.metrics, "samples": suite.sample_images if samples else 0,
                            "colorizer": col and [col.name, col.key], "sr": s and [s.name, s.key]}
+                if deterministic:
+                    payload["deterministic"] = True
                 name = "__".join(x for x in (stage, order, col and col.name, s and s.name) if x)
                 sdir = str(run_dir / "samples" / f"x{scale}" / Path(test).name / name) if samples else ""
-                return EvalJob(stage, order, test, scale, list(suite.metrics), col, s, _key(payload), sdir,
-                               suite.sample_images if samples else 0)
+                return EvalJob(stage, order, test, scale, list(suite.metrics), col, s, "", sdir,
+                               suite.sample_images if samples else 0, key_payload=payload,
+                               deterministic=deterministic)
 
             for e in sr_entries:
                 eval_jobs.append(job("sr", s=refs[(e.name, scale)]))
@@ -149,8 +163,22 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                     for s in sr_entries:
                         eval_jobs.append(job("pipeline", order, refs[(c.name, scale)], refs[(s.name, scale)],
                                              samples=test == tests[0]))
-    return BenchPlan(suite, train_jobs, eval_jobs, [e.name for e in col_entries], [e.name for e in sr_entries],
+    plan = BenchPlan(suite, train_jobs, eval_jobs, [e.name for e in col_entries], [e.name for e in sr_entries],
                      run_dir, cache)
+    set_eval_device(plan, eval_device)
+    return plan
+
+
+def set_eval_device(plan: BenchPlan, device_type: str) -> None:
+    """Key the plan's evaluations for the device type they run on, and the PSNR/SSIM backend there: the
+    numbers differ in the last bits between devices and backends, so their results are cached apart."""
+    from zoo.metrics.pixel import backend_on
+
+    device_type = device_type.partition(":")[0]
+    backend = backend_on(device_type)
+    for job in plan.eval_jobs:
+        job.device = device_type
+        job.key = _key({**job.key_payload, "device": device_type, "backend": backend})
 
 
 # -- jobs ---------------------------------------------------------------------------------------------------
@@ -168,7 +196,7 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
     result = train(entry, config, resolve_dataset(job.data), steps=job.steps, out_dir=Path(job.out_dir),
                    device=pick_device(device), seed=job.seed, data_scale=job.scale,
                    checkpoint_every=job.checkpoint_every, workers=workers, progress=progress,
-                   precision=job.precision,
+                   precision=job.precision, deterministic=job.deterministic,
                    extra_meta={"preset": job.preset})
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
@@ -189,6 +217,11 @@ def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> lis
         _copy_pictures(pictures, job.samples_dir)
         return json.loads(cached.read_text())["rows"]
     dev = pick_device(device)
+    if dev.type != job.device:  # the key says which device the numbers come from: never store others under it
+        raise ZooError(f"evaluation keyed for {job.device} asked to run on {dev}")
+    from zoo.determinism import configure
+
+    configure(job.deterministic, dev)
     registry = get_registry()
 
     def load(ref: ModelRef | None, task: str):
@@ -253,7 +286,7 @@ class BenchResult:
 
 def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Path | None = None,
               colorizers=None, sr=None, device: str | None = None, progress: bool = True,
-              workers: int | None = None, executor=None, log=print) -> BenchResult:
+              workers: int | None = None, executor=None, log=print, deterministic: bool = False) -> BenchResult:
     """Plan the grid, run its jobs with ``executor`` (default: in this process), write the run directory."""
     from zoo.device import pick_device
     from zoo.executors import LocalExecutor
@@ -262,10 +295,13 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) if out else Path("runs") / f"{suite.name}-{stamp}"
     cache = cache_root(cache_dir)
-    plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr)
+    executor = executor or LocalExecutor(device=device, progress=progress, workers=workers)
+    # the ray executor re-keys the evaluations for its tasks' device once it knows the cluster
+    eval_device = pick_device(device).type if executor.name == "local" else "cpu"
+    plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr,
+                      eval_device=eval_device, deterministic=deterministic)
     created = not run_dir.exists()  # after planning: a suite that cannot run leaves no empty run behind
     run_dir.mkdir(parents=True, exist_ok=True)
-    executor = executor or LocalExecutor(device=device, progress=progress, workers=workers)
     dev = pick_device(device) if executor.name == "local" else (device or "auto")
     log(f"bench '{suite.name}': {len(plan.colorizers)} colorizers x {len(plan.sr)} SR models, "
         f"{len(plan.train_jobs)} training jobs, {len(plan.eval_jobs)} evaluations, executor {executor.name}, "

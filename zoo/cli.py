@@ -236,6 +236,12 @@ precision_option = click.option(
          "(fast on CPUs with AMX / AVX512-BF16); fp16 = CUDA only.")
 
 
+deterministic_option = click.option(
+    "--deterministic", is_flag=True,
+    help="Deterministic algorithms and fixed cuDNN choices: on CUDA, the same numbers every run (slower). "
+         "CPU runs are reproducible without it.")
+
+
 @cli.command("train")
 @click.option("--model", "model_name", required=True, help="A registered trainable model (see 'zoo list').")
 @click.option("--preset", default=None, help="Named configuration, e.g. paper or tiny (default: the config defaults).")
@@ -250,10 +256,12 @@ precision_option = click.option(
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run directory (default: runs/train/<model>-<key>). An existing one is resumed.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--workers", type=click.IntRange(0), default=None, help="Data loader processes (default: 2 or fewer).")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Data loader processes (default: none on 2 CPU cores, the cores per GPU on CUDA).")
 @precision_option
+@deterministic_option
 def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, device, out_dir, checkpoint_every,
-              workers, precision):
+              workers, precision, deterministic):
     """Train one model and write a checkpoint that 'zoo eval' scores.
 
     Checkpoints are written every --checkpoint-every steps and at the end; rerunning the same command after
@@ -274,11 +282,11 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     dataset = resolve_dataset(data_spec)
     dev = pick_device(device)
     precision = precision or "auto"
-    key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision)
+    key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision, deterministic=deterministic)
     out = Path(out_dir) if out_dir else Path("runs") / "train" / f"{entry.name}-{key}"
     result = train(entry, config, dataset, steps=steps, out_dir=out, device=dev, seed=seed, data_scale=scale,
                    checkpoint_every=checkpoint_every, workers=workers, precision=precision,
-                   extra_meta={"preset": preset, "dataset": dataset.name})
+                   deterministic=deterministic, extra_meta={"preset": preset, "dataset": dataset.name})
     if not result.trained:
         click.echo(f"already trained ({result.steps} steps): {result.checkpoint}")
     else:
@@ -389,8 +397,9 @@ def suites_cmd(as_json):
 @click.option("--gpus-per-job", type=float, default=None,
               help="GPUs each Ray task asks for (default: 1 when the cluster has GPUs, else 0).")
 @precision_option
+@deterministic_option
 def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, order,
-              cache_dir, workers, executor, address, ray_timeout, gpus_per_job, precision):
+              cache_dir, workers, executor, address, ray_timeout, gpus_per_job, precision, deterministic):
     """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
 
     A grid of C colorizers and S SR models trains C + S models (never C x S); trained models and results
@@ -423,7 +432,7 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
                            timeout=ray_timeout, address_source="RAY_ADDRESS" if from_env else "--address")
     result = run_bench(suite, registry=registry, out=Path(out_dir) if out_dir else None, cache_dir=cache_dir,
                        colorizers=col_sel, sr=sr_sel, device=device, workers=workers, executor=runner,
-                       log=click.echo)
+                       log=click.echo, deterministic=deterministic)
     click.echo(f"done in {result.seconds:.1f} s: {result.trained} of {result.train_jobs} models trained now, "
                f"{result.eval_jobs} evaluations")
     click.echo(f"leaderboard: {result.run_dir / 'leaderboard.md'}")
