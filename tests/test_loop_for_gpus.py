@@ -296,7 +296,7 @@ def test_deterministic_sets_the_flags_records_the_run_and_keys_it(entry, data, t
 def test_cli_has_deterministic_and_dry_run():
     from zoo.cli import cli
 
-    assert {"deterministic"} <= {p.name for p in cli.commands["bench"].params}
+    assert {"deterministic", "dry_run"} <= {p.name for p in cli.commands["bench"].params}
     assert "deterministic" in {p.name for p in cli.commands["train"].params}
 
 

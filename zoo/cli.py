@@ -398,8 +398,11 @@ def suites_cmd(as_json):
               help="GPUs each Ray task asks for (default: 1 when the cluster has GPUs, else 0).")
 @precision_option
 @deterministic_option
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (each job, and which are cached) and a measured estimate of the training time "
+                   "on the chosen device; run and write nothing.")
 def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, order,
-              cache_dir, workers, executor, address, ray_timeout, gpus_per_job, precision, deterministic):
+              cache_dir, workers, executor, address, ray_timeout, gpus_per_job, precision, deterministic, dry_run):
     """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
 
     A grid of C colorizers and S SR models trains C + S models (never C x S); trained models and results
@@ -424,6 +427,14 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
         sr_sel = _with_baselines(registry, [], "sr")
     if srs and not colorizers and suite.colorizers:
         col_sel = _with_baselines(registry, [], "colorizer")
+    if dry_run:
+        from zoo.dryrun import dry_run as run_dry
+
+        run_dry(suite, registry=registry, out=Path(out_dir) if out_dir else None, cache_dir=cache_dir,
+                colorizers=col_sel, sr=sr_sel, device=device, workers=workers, deterministic=deterministic,
+                executor=executor, log=click.echo)
+        return
+
     from zoo.executors import make_executor
 
     # RAY_ADDRESS counts as --address (Ray's convention, and what 'ray job submit' sets), and says so in errors

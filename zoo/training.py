@@ -163,11 +163,11 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     entry.recipe.check_config(config)
     fingerprint = dataset.fingerprint()
     key = run_key(entry, config, fingerprint, seed, steps, data_scale, precision, channels_last, deterministic)
-    facts = devicefacts.gather(device)
-    resolved = resolve_precision(precision, device, facts)
     finished = _finished_run(ckpt_path, key, steps)
     if finished is not None:  # nothing to build or load: a warm benchmark only needs the file
         return TrainResult(ckpt_path, steps, 0.0, steps, finished, trained=False)
+    facts = devicefacts.gather(device)  # after the check above: asking CUDA about a device starts CUDA
+    resolved = resolve_precision(precision, device, facts)
 
     if channels_last is None:
         channels_last = default_channels_last(device)
