@@ -82,7 +82,7 @@ class Recipe:
     1. ``recipe = RecipeClass(model, config, ctx)``;
     2. ``prepare(batches)`` once before the first step of a fresh run (e.g. a colour prior from data);
     3. for each stage: ``start_stage(stage)`` (build its optimisers), then ``training_step(batch, stage, step)``
-       repeatedly, which returns float losses to log;
+       repeatedly, which returns the losses to log (floats, or 0-dim tensors left on the device);
     4. ``state_dict()`` / ``load_state_dict()`` for checkpoints (optimisers, schedulers, auxiliary nets).
     """
 
@@ -110,7 +110,7 @@ class Recipe:
     def start_stage(self, stage: Stage) -> None:
         raise NotImplementedError
 
-    def training_step(self, batch: dict[str, torch.Tensor], stage: Stage, step: int) -> dict[str, float]:
+    def training_step(self, batch: dict[str, torch.Tensor], stage: Stage, step: int) -> dict[str, Any]:
         raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------------------------------

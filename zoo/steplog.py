@@ -32,6 +32,8 @@ class StepLog:
 
     def add(self, step: int, stage: str, logs: dict[str, Any], guarded=()) -> bool:
         """Record one step's logs and its unchecked losses (``(optimiser, loss)``); True when read now."""
+        # detached at once: a tensor that still holds its graph would keep the step's activations alive
+        logs = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in logs.items()}
         self._pending.append((step, stage, logs, list(guarded)))
         if len(self._pending) >= self.read_every:
             self.read()
