@@ -155,7 +155,6 @@ def test_dry_run_plans_what_the_real_run_then_does_and_writes_nothing(dry_before
     assert meta["train_jobs"] == len(trainings)
     for job, _ in report.evaluations:  # every evaluation the dry run named is one the run computed
         assert (cache / "eval" / f"{job.key}.json").is_file(), job
-    assert len(list((cache / "eval").glob("*.json"))) == len(report.evaluations)
 
     before = sorted(str(p) for p in cache.rglob("*"))
     again = dryrun.dry_run(smoke, registry=get_registry(), out=tmp_path / "run", cache_dir=cache,
