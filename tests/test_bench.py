@@ -29,9 +29,25 @@ def smoke():
 
 
 @pytest.fixture(scope="module")
-def first_run(smoke, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
+def dry_before(smoke, tmp_path_factory):
+    """``(report, log lines, cache, out)``: --dry-run against the empty cache the first run then fills."""
+    from zoo import dryrun
+
+    cache = tmp_path_factory.mktemp("cache") / "zoo"
     out = tmp_path_factory.mktemp("runs") / "first"
+    lines = []
+    before, dryrun.MAX_TIMED = dryrun.MAX_TIMED, 2  # the timing rule is tested elsewhere: keep it short
+    try:
+        report = dryrun.dry_run(smoke, registry=get_registry(), out=out, cache_dir=cache, log=lines.append)
+    finally:
+        dryrun.MAX_TIMED = before
+    assert not cache.exists() and not out.exists()  # it wrote nothing: no cache, no run folder
+    return report, lines, cache, out
+
+
+@pytest.fixture(scope="module")
+def first_run(smoke, dry_before):
+    _, _, cache, out = dry_before
     result = run_bench(smoke, registry=get_registry(), out=out, cache_dir=cache, progress=False, workers=0,
                        log=lambda *_: None)
     return result, cache
@@ -136,6 +152,39 @@ def test_interrupted_bench_resumes_to_the_same_leaderboard(first_run, smoke, tmp
                         progress=False, workers=0, log=lambda *_: None)
     assert 0 < resumed.trained < 4
     assert _values(resumed.run_dir) == _values(result.run_dir)
+
+
+def test_dry_run_plans_what_the_real_run_then_does_and_writes_nothing(dry_before, first_run, smoke, tmp_path):
+    from zoo import dryrun
+
+    report, lines, cache, out = dry_before  # made on the empty cache before the first run, writing nothing
+    trainings = {f"{t.job.model}@x{t.job.scale}": t for t in report.trainings}
+    assert set(trainings) == {"unet_vae@x2", "pix2pix@x2", "edsr@x2", "srgan@x2"}
+    assert {t.status for t in trainings.values()} == {"to train"}
+    for t in trainings.values():
+        assert t.error is None and t.peak_bytes is not None and t.seconds > 0
+        assert [s.name for s in t.stages] == [s.name for s in get_registry().get(t.job.model).recipe.stages]
+        assert sum(s.steps for s in t.stages) == t.job.steps and all(s.timed >= 1 for s in t.stages)
+    assert report.seconds == pytest.approx(sum(t.seconds for t in trainings.values()))
+    assert len(report.evaluations) == 15 and not any(cached for _, cached in report.evaluations)
+    text = "\n".join(lines)
+    assert "plan: 4 training jobs (0 cached, 0 to resume, 4 to train), 15 evaluations (0 cached, 15 to run)" in text
+    assert "srresnet:" in text and "pipeline color-first  pix2pix + srgan" in text
+    assert "estimated training time on cpu" in text
+
+    meta = json.loads((out / "run.json").read_text())  # the first run, made after the dry run
+    assert {k for k, v in meta["models"].items() if v["trained_now"]} == set(trainings)
+    assert {k: v["key"] for k, v in meta["models"].items()} == {k: t.job.key for k, t in trainings.items()}
+    assert meta["train_jobs"] == len(trainings)
+    for job, _ in report.evaluations:  # every evaluation the dry run named is one the run computed
+        assert (cache / "eval" / f"{job.key}.json").is_file(), job
+
+    before = sorted(str(p) for p in cache.rglob("*"))
+    again = dryrun.dry_run(smoke, registry=get_registry(), out=tmp_path / "run", cache_dir=cache,
+                           log=lambda *_: None)
+    assert {t.status for t in again.trainings} == {"cached"} and all(c for _, c in again.evaluations)
+    assert again.seconds == 0 and not any(t.stages for t in again.trainings)
+    assert sorted(str(p) for p in cache.rglob("*")) == before and not (tmp_path / "run").exists()
 
 
 def test_readme_main_job_is_zoo_bench_on_default():

@@ -7,7 +7,8 @@ model alone, and every pipeline) that depend on them. Jobs are plain data and co
   its run directory in the cache holds the checkpoint, so a second bench trains nothing and a changed
   config retrains only that model; an interrupted training resumes from its last checkpoint;
 - an evaluation job's key covers the keys of the models it runs, the test set's fingerprint, the scale,
-  order and metrics; its result is cached as JSON.
+  order and metrics, and what changes the numbers beyond them: the device type it runs on and the PSNR/SSIM
+  backend there (so CPU and GPU results never mix in a shared cache); its result is cached as JSON.
 
 The default executor runs jobs in this process, in dependency order.
 
@@ -58,6 +59,7 @@ class TrainJob:
     out_dir: str = ""
     precision: str = "auto"
     command: str = ""  # the bench's command line, recorded in the checkpoint (a Ray worker has its own argv)
+    deterministic: bool = False
 
 
 @dataclass
@@ -81,6 +83,9 @@ class EvalJob:
     key: str = ""
     samples_dir: str = ""  # where to write comparison grids ("" = none)
     sample_images: int = 0
+    device: str = "cpu"  # the device type it is keyed for (set_eval_device)
+    key_payload: dict = field(default_factory=dict)  # what the key hashes, but the device
+    deterministic: bool = False
 
 
 @dataclass
@@ -98,11 +103,16 @@ def _key(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None) -> BenchPlan:
-    """Resolve models and data, and list every job with its content key. Nothing runs yet."""
+def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None,
+               eval_device: str = "cpu", deterministic: bool = False) -> BenchPlan:
+    """Resolve models and data, and list every job with its content key. Nothing runs yet.
+
+    ``eval_device``: the device type the evaluations will run on (their keys depend on it)."""
     from zoo.data import resolve_dataset
+    from zoo.suitefiles import check_data_root
     from zoo.training import run_key
 
+    check_data_root(suite)
     for name in suite.metrics:  # an unknown metric is the suite's error: say so before any training
         registry.metric(name)
     col_entries = registry.select(colorizers if colorizers is not None else suite.colorizers, "colorizer")
@@ -130,11 +140,14 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                 overrides["scale"] = scale
             preset = suite.preset if suite.preset in entry.presets else None
             config = entry.make_config(preset, overrides)
+            entry.recipe.check_config(config)  # a config the recipe cannot train stops the bench before it starts
             steps = int(suite.steps_per_model.get(entry.name, suite.steps))
-            key = run_key(entry, config, train_fp, suite.seed, steps, scale, suite.precision)
+            key = run_key(entry, config, train_fp, suite.seed, steps, scale, suite.precision,
+                          deterministic=deterministic)
             out = cache / "train" / f"{entry.name}-{key}"
             train_jobs.append(TrainJob(entry.name, entry.task, preset, overrides, suite.train, scale, steps,
-                                       suite.seed, suite.checkpoint_every, key, str(out), suite.precision))
+                                       suite.seed, suite.checkpoint_every, key, str(out), suite.precision,
+                                       deterministic))
             refs[(entry.name, scale)] = ModelRef(entry.name, str(out / "model.safetensors"), key)
 
     orders = ["color-first", "sr-first"] if suite.order == "both" else [suite.order]
@@ -147,10 +160,13 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                            "colorizer": col and [col.name, col.key], "sr": s and [s.name, s.key]}
                 if weights_present:  # only then, so that keys of runs without such files stay as they were
                     payload["weights"] = weights_present
+                if deterministic:
+                    payload["deterministic"] = True
                 sdir = str(run_dir / sample_dir(stage, order, col and col.name, s and s.name, test_set_label(test),
                                                 scale)) if samples else ""
-                return EvalJob(stage, order, test, scale, list(suite.metrics), col, s, _key(payload), sdir,
-                               suite.sample_images if samples else 0)
+                return EvalJob(stage, order, test, scale, list(suite.metrics), col, s, "", sdir,
+                               suite.sample_images if samples else 0, key_payload=payload,
+                               deterministic=deterministic)
 
             for e in sr_entries:
                 eval_jobs.append(job("sr", s=refs[(e.name, scale)], samples=test == tests[0]))
@@ -161,8 +177,22 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                     for s in sr_entries:
                         eval_jobs.append(job("pipeline", order, refs[(c.name, scale)], refs[(s.name, scale)],
                                              samples=test == tests[0]))
-    return BenchPlan(suite, train_jobs, eval_jobs, [e.name for e in col_entries], [e.name for e in sr_entries],
+    plan = BenchPlan(suite, train_jobs, eval_jobs, [e.name for e in col_entries], [e.name for e in sr_entries],
                      run_dir, cache)
+    set_eval_device(plan, eval_device)
+    return plan
+
+
+def set_eval_device(plan: BenchPlan, device_type: str) -> None:
+    """Key the plan's evaluations for the device type they run on, and the PSNR/SSIM backend there: the
+    numbers differ in the last bits between devices and backends, so their results are cached apart."""
+    from zoo.metrics.pixel import backend_on
+
+    device_type = device_type.partition(":")[0]
+    backend = backend_on(device_type)
+    for job in plan.eval_jobs:
+        job.device = device_type
+        job.key = _key({**job.key_payload, "device": device_type, "backend": backend})
 
 
 def configure(suite_spec: str, *, registry, colorizers=(), srs=(), scale: int | None = None,
@@ -218,7 +248,7 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
     result = train(entry, config, resolve_dataset(job.data), steps=job.steps, out_dir=Path(job.out_dir),
                    device=pick_device(device), seed=job.seed, data_scale=job.scale,
                    checkpoint_every=job.checkpoint_every, workers=workers, progress=progress,
-                   precision=job.precision, command=job.command or None,
+                   precision=job.precision, command=job.command or None, deterministic=job.deterministic,
                    extra_meta={"preset": job.preset})
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
@@ -240,6 +270,11 @@ def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> lis
         _copy_pictures(pictures, job.samples_dir)
         return json.loads(cached.read_text())["rows"]
     dev = pick_device(device)
+    if dev.type != job.device:  # the key says which device the numbers come from: never store others under it
+        raise ZooError(f"evaluation keyed for {job.device} asked to run on {dev}")
+    from zoo.determinism import configure
+
+    configure(job.deterministic, dev)
     registry = get_registry()
 
     def load(ref: ModelRef | None, task: str):
@@ -337,7 +372,7 @@ class BenchResult:
 
 def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Path | None = None,
               colorizers=None, sr=None, device: str | None = None, progress: bool = True,
-              workers: int | None = None, executor=None, log=print) -> BenchResult:
+              workers: int | None = None, executor=None, log=print, deterministic: bool = False) -> BenchResult:
     """Plan the grid, run its jobs with ``executor`` (default: in this process), write the run directory."""
     from zoo.device import pick_device
     from zoo.download import DOWNLOADED
@@ -346,17 +381,20 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     t0 = time.perf_counter()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) if out else Path("runs") / f"{suite.name}-{stamp}"
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_root(cache_dir)
     fetched_before = len(DOWNLOADED)
     _fetch_metric_weights(suite.metrics, log)
-    plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr)
+    executor = executor or LocalExecutor(device=device, progress=progress, workers=workers)
+    # the ray executor re-keys the evaluations for its tasks' device once it knows the cluster
+    eval_device = pick_device(device).type if executor.name == "local" else "cpu"
+    plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr,
+                      eval_device=eval_device, deterministic=deterministic)
     from zoo.provenance import command_line, environment
 
     for job in plan.train_jobs:
         job.command = command_line()
-    executor = executor or LocalExecutor(device=device, progress=progress, workers=workers)
+    created = not run_dir.exists()  # after planning: a suite that cannot run leaves no empty run behind
+    run_dir.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device) if executor.name == "local" else (device or "auto")
     log(f"bench '{suite.name}': {len(plan.colorizers)} colorizers x {len(plan.sr)} SR models, "
         f"{len(plan.train_jobs)} training jobs, {len(plan.eval_jobs)} evaluations, executor {executor.name}, "

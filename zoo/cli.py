@@ -276,6 +276,12 @@ precision_option = click.option(
          "(fast on CPUs with AMX / AVX512-BF16); fp16 = CUDA only.")
 
 
+deterministic_option = click.option(
+    "--deterministic", is_flag=True,
+    help="Deterministic algorithms and fixed cuDNN choices: on CUDA, the same numbers every run (slower). "
+         "CPU runs are reproducible without it.")
+
+
 @cli.command("train")
 @click.option("--model", "model_name", required=True, shell_complete=complete.models(),
               help="A registered trainable model (see 'zoo list').")
@@ -292,11 +298,13 @@ precision_option = click.option(
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run directory (default: runs/train/<model>-<key>). An existing one is resumed.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--workers", type=click.IntRange(0), default=None, help="Data loader processes (default: 2 or fewer).")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Data loader processes (default: none on 2 CPU cores, the cores per GPU on CUDA).")
 @precision_option
 @offline_option
+@deterministic_option
 def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, device, out_dir, checkpoint_every,
-              workers, precision):
+              workers, precision, deterministic):
     """Train one model and write a checkpoint that 'zoo eval' scores.
 
     Checkpoints are written every --checkpoint-every steps and at the end; rerunning the same command after
@@ -319,11 +327,11 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     dev = pick_device(device)
     precision = precision or "auto"
     fetched_before = len(DOWNLOADED)
-    key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision)
+    key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision, deterministic=deterministic)
     out = Path(out_dir) if out_dir else Path("runs") / "train" / f"{entry.name}-{key}"
     result = train(entry, config, dataset, steps=steps, out_dir=out, device=dev, seed=seed, data_scale=scale,
                    checkpoint_every=checkpoint_every, workers=workers, precision=precision,
-                   extra_meta={"preset": preset, "dataset": dataset.name})
+                   deterministic=deterministic, extra_meta={"preset": preset, "dataset": dataset.name})
     if not result.trained:
         click.echo(f"already trained ({result.steps} steps): {result.checkpoint}")
     else:
@@ -420,9 +428,36 @@ def _fmt_bytes(n):
     return f"{n / 2**20:.1f} MiB"
 
 
+@cli.command("suites")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def suites_cmd(as_json):
+    """Built-in suites: name, description, the data each needs and whether it is present here.
+
+    Data under $ZOO_DATA is looked for in the folder ZOO_DATA names (from a checkout, by default
+    ../shared/data beside it). Any suite's data can be replaced with --data and --test.
+    """
+    from zoo.suite import load_suite
+    from zoo.suitefiles import builtin_suites, data_root, describe
+
+    rows = [describe(name, load_suite(name)) for name in sorted(builtin_suites())]
+    root, where = data_root()
+    if as_json:
+        click.echo(json.dumps({"suites": rows, "zoo_data": str(root) if root else None}, indent=2))
+        return
+    from tabulate import tabulate
+
+    def data(row):
+        return "\n".join(f"{d['role']}: {d['spec']} ({'present' if d['present'] else 'MISSING'})"
+                         for d in row["data"])
+
+    table = [[r["name"], r["description"], data(r), "yes" if r["ready"] else "no"] for r in rows]
+    click.echo(tabulate(table, headers=["name", "description", "data", "ready"], maxcolwidths=[None, 40, None, None]))
+    click.echo(f"\n$ZOO_DATA: {root} ({where})" if root else f"\n$ZOO_DATA: none ({where})")
+
+
 @cli.command("bench")
 @click.option("--suite", "suite_spec", default="default", show_default=True, metavar="NAME|PATH",
-              shell_complete=complete.suites, help="A suite in benchmark/suites/ or a TOML file.")
+              shell_complete=complete.suites, help="A built-in suite (see 'zoo suites') or a TOML file.")
 @click.option("--colorizer", "colorizers", multiple=True, metavar="NAMES|GLOB",
               shell_complete=complete.models("colorizer", commas=True),
               help="Colorizers to run (comma-separated or repeated; globs allowed). Default: the suite's.")
@@ -455,8 +490,12 @@ def _fmt_bytes(n):
               help="GPUs each Ray task asks for (default: 1 when the cluster has GPUs, else 0).")
 @precision_option
 @offline_option
+@deterministic_option
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (each job, and which are cached) and a measured estimate of the training time "
+                   "on the chosen device; run and write nothing.")
 def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, order,
-              cache_dir, workers, executor, address, ray_timeout, gpus_per_job, precision):
+              cache_dir, workers, executor, address, ray_timeout, gpus_per_job, precision, deterministic, dry_run):
     """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
 
     A grid of C colorizers and S SR models trains C + S models (never C x S); trained models and results
@@ -469,6 +508,14 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
     suite, col_sel, sr_sel = configure(suite_spec, registry=registry, colorizers=colorizers, srs=srs, scale=scale,
                                        train_data=train_data, tests=tests, preset=preset, steps=steps, seed=seed,
                                        order=order, precision=precision)
+    if dry_run:
+        from zoo.dryrun import dry_run as run_dry
+
+        run_dry(suite, registry=registry, out=Path(out_dir) if out_dir else None, cache_dir=cache_dir,
+                colorizers=col_sel, sr=sr_sel, device=device, workers=workers, deterministic=deterministic,
+                executor=executor, log=click.echo)
+        return
+
     from zoo.executors import make_executor
 
     # RAY_ADDRESS counts as --address (Ray's convention, and what 'ray job submit' sets), and says so in errors
@@ -477,7 +524,7 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
                            timeout=ray_timeout, address_source="RAY_ADDRESS" if from_env else "--address")
     result = run_bench(suite, registry=registry, out=Path(out_dir) if out_dir else None, cache_dir=cache_dir,
                        colorizers=col_sel, sr=sr_sel, device=device, workers=workers, executor=runner,
-                       log=click.echo)
+                       log=click.echo, deterministic=deterministic)
     click.echo(f"done in {result.seconds:.1f} s: {result.trained} of {result.train_jobs} models trained now, "
                f"{result.eval_jobs} evaluations")
     click.echo(f"leaderboard: {result.run_dir / 'leaderboard.md'}")

@@ -1,10 +1,13 @@
 """Executors run a bench plan's jobs: training jobs first, then evaluation jobs that depend on them.
 
 - ``local`` (default): in this process, one job at a time, in dependency order. No extra dependency.
-- ``ray``: each job is a Ray task (``pip install 'zoo[ray]'``), on a private local Ray instance or an existing
-  cluster (``--address``, see zoo.raycluster). Training tasks start at once; each evaluation is submitted as
-  soon as the models it needs are trained. With GPUs, each task asks for ``gpus_per_job`` of them. The driver
-  prints one progress line per finished job (done / running / failed); Ray's own logs stay in its log folder.
+- ``ray``: each training job is a Ray task (``pip install 'zoo[ray]'``), on a private local Ray instance or an
+  existing cluster (``--address``, see zoo.raycluster). Training tasks start at once; evaluations are
+  submitted as soon as the models they need are trained, several to a task (Ray starts a fresh process for
+  each GPU task, so a task per evaluation would import torch and build the metric networks every time).
+  What each task asks for (GPUs, CPUs for its loader processes) is decided from the cluster's nodes by
+  :func:`zoo.devicefacts.ray_plan`, which refuses settings the cluster cannot honour. The driver prints one
+  progress line per finished job (done / running / failed); Ray's own logs stay in its log folder.
 
 Jobs are plain data and every artefact goes to the run directory and the cache, so both executors produce
 the same numbers. On a cluster those two folders must be on storage every node sees (a shared filesystem):
@@ -83,24 +86,26 @@ def _train_task(job, device, workers, threads, log_path):
     from zoo.failures import guarded_train
 
     torch.set_num_threads(threads)
-    yield guarded_train(job, log_path=log_path, device=device, progress=False, workers=workers)
+    yield 0, guarded_train(job, log_path=log_path, device=device, progress=False, workers=workers)
 
 
-def _eval_task(job, cache, device, threads, log_path):
+def _eval_task(jobs, cache, device, threads, log_path):
+    """Several evaluations in one process: the metric networks (Inception) are built once for all of them."""
     yield STARTED
     import torch
 
     from zoo.failures import guarded_eval
 
     torch.set_num_threads(threads)
-    yield guarded_eval(job, cache=Path(cache), log_path=log_path, device=device)
+    for i, job in enumerate(jobs):
+        yield i, guarded_eval(job, cache=Path(cache), log_path=log_path, device=device)
 
 
 class RayExecutor:
     name = "ray"
 
     def __init__(self, *, address: str | None = None, gpus_per_job: float | None = None, num_cpus: int | None = None,
-                 device: str | None = None, workers: int | None = 0, timeout: float | None = None,
+                 device: str | None = None, workers: int | None = None, timeout: float | None = None,
                  address_source: str = "--address"):
         try:
             import ray  # noqa: F401
@@ -126,20 +131,21 @@ class RayExecutor:
     def _run(self, plan, log, logs: str) -> tuple[dict[str, dict], list[dict]]:
         import ray
 
-        from zoo.bench import TrainJob
+        from zoo.bench import TrainJob, set_eval_device
+        from zoo.devicefacts import ray_plan
 
-        gpus = self.gpus_per_job
-        if gpus is None:
-            gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        device = self.device or ("cuda" if gpus else "cpu")
-        # One intra-op thread per task: Ray runs one task per CPU, so more would oversubscribe the cores.
-        threads = 1
+        rp = ray_plan(_nodes(), gpus_per_job=self.gpus_per_job, device=self.device, workers=self.workers)
+        for note in rp.notes:
+            log(f"  ray: {note}")
+        log(f"  ray: each training asks for {rp.train_gpus:g} GPU and {rp.train_cpus} CPU ({rp.workers} loader "
+            f"processes), evaluations {rp.eval_gpus:g} GPU, up to {rp.eval_group} per task; device {rp.device}")
+        set_eval_device(plan, rp.device)  # the evaluations' cache keys name the device they run on
         problem = ray.get(ray.remote(_check_paths).remote([str(plan.run_dir.resolve()), str(plan.cache.resolve())]))
         if problem:
             raise ZooError(f"{problem}: on a cluster, --out and --cache must be on storage every node sees")
-        options = {"num_cpus": 1, "num_gpus": gpus, "max_retries": 0, "num_returns": "streaming"}
-        train_remote = ray.remote(**options)(_train_task)
-        eval_remote = ray.remote(**options)(_eval_task)
+        common = {"max_retries": 0, "num_returns": "streaming"}
+        train_remote = ray.remote(num_cpus=rp.train_cpus, num_gpus=rp.train_gpus, **common)(_train_task)
+        eval_remote = ray.remote(num_cpus=rp.eval_cpus, num_gpus=rp.eval_gpus, **common)(_eval_task)
         progress = _Progress(len(plan.train_jobs) + len(plan.eval_jobs), log)
         log_path = str((plan.run_dir / ERRORS_LOG).resolve())
         # An evaluation is submitted once the models it needs are trained; one whose model failed never runs
@@ -147,34 +153,15 @@ class RayExecutor:
         train_keys = {job.key for job in plan.train_jobs}
         needs = {id(job): {r.key for r in (job.colorizer, job.sr) if r is not None} & train_keys
                  for job in plan.eval_jobs}
-        pending = {train_remote.remote(job, device, self.workers, threads, log_path): job for job in plan.train_jobs}
+        # each pending task: its generator -> the jobs it runs, and which of them have reported
+        pending = {train_remote.remote(job, rp.device, rp.workers, rp.train_threads, log_path): [job]
+                   for job in plan.train_jobs}
+        reported: dict[Any, set[int]] = {gen: set() for gen in pending}
         waiting = list(plan.eval_jobs)
         trained, evaluated = {}, {}
-        while pending or waiting:
-            for job in [j for j in waiting if not needs[id(j)] - trained.keys()]:
-                waiting.remove(job)
-                broken = [trained[k] for k in needs[id(job)] if trained[k].get("failed")]
-                if broken:
-                    evaluated[id(job)] = guarded_eval(job, cache=plan.cache, trained=broken)  # rows, not run
-                    progress.skip(f"not run: {_label(job)} (needs a model whose training failed)")
-                else:
-                    pending[eval_remote.remote(job, str(plan.cache), device, threads, log_path)] = job
-            if not pending:
-                continue
-            [gen], _ = ray.wait(list(pending), num_returns=1)
-            job = pending[gen]
+
+        def finish(job, value) -> None:
             is_train = isinstance(job, TrainJob)
-            try:
-                value = ray.get(next(gen))
-            except (ray.exceptions.RayError, StopIteration) as exc:  # the task died: a node, a worker, memory
-                reason = f"Ray task failed: {_one_line(exc)} (Ray's logs: {logs})"
-                append_log(log_path, _label(job), re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))  # no colours
-                value = failed_training(job, reason) if is_train else failure_rows(job, reason)
-            else:
-                if value == STARTED:
-                    progress.start(job)
-                    continue
-            del pending[gen]
             failed = value.get("failed") if is_train else next((r["failed"] for r in value if r.get("failed")), None)
             if failed:
                 progress.fail(job, f"FAILED {_label(job)}: {failed}")
@@ -184,8 +171,69 @@ class RayExecutor:
                 trained[job.key] = value
             else:
                 evaluated[id(job)] = value
+
+        while pending or waiting:
+            ready = []
+            for job in [j for j in waiting if not needs[id(j)] - trained.keys()]:
+                waiting.remove(job)
+                broken = [trained[k] for k in needs[id(job)] if trained[k].get("failed")]
+                if broken:
+                    evaluated[id(job)] = guarded_eval(job, cache=plan.cache, trained=broken)  # rows, not run
+                    progress.skip(f"not run: {_label(job)} (needs a model whose training failed)")
+                else:
+                    ready.append(job)
+            for group in _groups(ready, rp.eval_group):
+                gen = eval_remote.remote(group, str(plan.cache), rp.device, rp.eval_threads, log_path)
+                pending[gen], reported[gen] = group, set()
+            if not pending:
+                continue
+            [gen], _ = ray.wait(list(pending), num_returns=1)
+            jobs = pending[gen]
+            try:
+                value = ray.get(next(gen))
+            except (ray.exceptions.RayError, StopIteration) as exc:  # the task died: a node, a worker, memory
+                reason = f"Ray task failed: {_one_line(exc)} (Ray's logs: {logs})"
+                for i, job in enumerate(jobs):
+                    if i in reported[gen]:
+                        continue
+                    append_log(log_path, _label(job), re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))  # no colours
+                    finish(job, failed_training(job, reason) if isinstance(job, TrainJob) else failure_rows(job, reason))
+                del pending[gen], reported[gen]
+                continue
+            if value == STARTED:
+                for job in jobs:
+                    progress.start(job)
+                continue
+            i, result = value
+            reported[gen].add(i)
+            finish(jobs[i], result)
+            if len(reported[gen]) == len(jobs):
+                del pending[gen], reported[gen]
         models = {f"{job.model}@x{job.scale}": trained[job.key] for job in plan.train_jobs}
         return models, [row for job in plan.eval_jobs for row in evaluated[id(job)]]
+
+
+def _nodes():
+    """The alive nodes' CPUs and GPUs (ray_plan's facts)."""
+    import ray
+
+    from zoo.devicefacts import NodeFacts
+
+    nodes = [NodeFacts(n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0))
+             for n in ray.nodes() if n.get("Alive")]
+    if not nodes:  # e.g. through Ray Client: the cluster as one node
+        total = ray.cluster_resources()
+        nodes = [NodeFacts(total.get("CPU", 0.0), total.get("GPU", 0.0))]
+    return nodes
+
+
+def _groups(jobs: list, size: int) -> list[list]:
+    """Evaluations ready together, in tasks of at most ``size``; each task's jobs share a test set and scale
+    (so a task reads one test set)."""
+    by_set: dict[tuple, list] = {}
+    for job in jobs:
+        by_set.setdefault((job.test, job.scale), []).append(job)
+    return [group[i:i + size] for group in by_set.values() for i in range(0, len(group), size)]
 
 
 class _Progress:
