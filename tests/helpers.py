@@ -116,3 +116,37 @@ def strict_json(text: str):
         raise ValueError(f"not JSON: {token}")
 
     return json.loads(text, parse_constant=bad)
+
+
+# -- a tiny trainable SR model for plugin tests ------------------------------------------------------------
+def tiny_sr_parts():
+    """``(Config, Net, Recipe)``: a one-convolution SR model that follows the plugin contract."""
+    from dataclasses import dataclass
+
+    import torch
+
+    import zoo
+
+    @dataclass
+    class TinyConfig(zoo.SRConfig, zoo.TrainConfig):
+        batch_size: int = 2
+        patch_size: int = 8
+        width: int = 4
+
+    class TinySR(zoo.SuperResolver):
+        def __init__(self, cfg):
+            super().__init__(cfg.scale)
+            self.conv = torch.nn.Conv2d(3, 3 * cfg.scale**2, 3, padding=1)
+            self.up = torch.nn.PixelShuffle(cfg.scale)
+
+        def forward(self, rgb):
+            return self.up(self.conv(rgb))
+
+    class L1Recipe(zoo.Recipe):
+        def start_stage(self, stage):
+            self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=1e-2)
+
+        def training_step(self, batch, stage, step):
+            return {"l1": self.backward_step((self.model(batch["lr"]) - batch["hr"]).abs().mean(), "main")}
+
+    return TinyConfig, TinySR, L1Recipe

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import types
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import torch
 import zoo
 from zoo.registry import get_registry
 from zoo.testing import check_model, format_results
-from helpers import REPO, make_dist, run_zoo
+from helpers import REPO, make_dist, run_zoo, tiny_sr_parts
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +37,7 @@ def test_every_builtin_model_and_the_example_pass_zoo_check(zoo_check, example_r
 
 
 # -- models that break one rule each --------------------------------------------------------------------
-@dataclass
-class Cfg(zoo.SRConfig, zoo.TrainConfig):
-    batch_size: int = 2
-    patch_size: int = 8
-
-
-class Base(zoo.SuperResolver):
-    def __init__(self, cfg):
-        super().__init__(cfg.scale)
-        self.conv = torch.nn.Conv2d(3, 3 * cfg.scale**2, 3, padding=1)
-        self.up = torch.nn.PixelShuffle(cfg.scale)
-
-    def forward(self, rgb):
-        return self.up(self.conv(rgb))
+Cfg, Base, Learns = tiny_sr_parts()
 
 
 class Raises(Base):
@@ -81,14 +67,6 @@ class UnsavedState(Base):
         if self.training:
             self.gain += 1
         return super().forward(rgb) * self.gain
-
-
-class Learns(zoo.Recipe):
-    def start_stage(self, stage):
-        self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=1e-2)
-
-    def training_step(self, batch, stage, step):
-        return {"l1": self.backward_step((self.model(batch["lr"]) - batch["hr"]).abs().mean(), "main")}
 
 
 class NeverSteps(Learns):

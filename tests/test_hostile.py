@@ -288,8 +288,6 @@ def test_plugins_that_call_sys_exit_cost_only_themselves(tmp_path):
     assert "edsr" in proc.stdout and "pix2pix" in proc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="KeyboardInterrupt from a plugin is not contained by zoo/registry.py "
-                                       "(issue 20, section 7; reported, registry.py left to its owner)")
 def test_a_plugin_raising_keyboardinterrupt_costs_only_itself(tmp_path):
     make_dist(tmp_path / "site", "ctrl-c", "ctrl_c", "raise KeyboardInterrupt\n")
     proc = run_zoo("plugins", pythonpath=[tmp_path / "site"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -40,8 +41,12 @@ def test_merging_runs_later_row_wins_and_weights_never_share_a_column(tmp_path):
     (other / "run.json").write_text(json.dumps(meta))
     (other / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in newer))
     md = render_markdown([read_run(GOLDEN / "run"), read_run(other)])
-    header = md.split("\n## Pipeline")[1].splitlines()[4]
-    assert "pt_inception.pth@abc123" in header and "other_inception.pth@ffff00" in header
+    section = md.split("\n## Pipeline")[1].split("\n## ")[0]
+    header = section.splitlines()[4]
+    assert "| kid ↓ " in header and "| kid ↓ (2) " in header  # two columns, never one
+    legend = next(line for line in section.splitlines() if line.startswith("Columns: "))
+    assert "`kid ↓` Inception pool3, weights pt_inception.pth@abc123" in legend
+    assert "`kid ↓ (2)` Inception pool3, weights other_inception.pth@ffff00" in legend
 
 
 def test_csv_and_cli(tmp_path):
@@ -58,3 +63,38 @@ def test_csv_and_cli(tmp_path):
 def test_missing_run_is_an_error(tmp_path):
     with pytest.raises(ZooError):
         read_run(tmp_path)
+
+
+def test_notes_name_data_relative_to_where_the_command_runs(tmp_path, monkeypatch):
+    meta, rows = read_run(GOLDEN / "run")
+    meta["suite"]["train"] = str(tmp_path / "shared" / "data" / "train")  # suites store absolute paths
+    meta["downloaded"] = [{"filename": "alexnet-owt-7be5be79.pth", "sha256": "ab" * 32, "size": 1,
+                           "source": "mirror", "seconds": 0.1}]
+    (tmp_path / "shared").mkdir()
+    monkeypatch.chdir(tmp_path / "shared")
+    md = render_markdown([(meta, rows)])
+    assert "train `data/train`" in md and str(tmp_path) not in md
+    assert ("- weight files downloaded during this run (sha256 verified): "
+            f"alexnet-owt-7be5be79.pth@{'ab' * 5} (from mirror)") in md
+
+
+def _absolute_paths(text: str) -> list[str]:
+    """Absolute filesystem paths in ``text`` (URLs are not: their '//' follows a scheme)."""
+    return re.findall(r"(?:^|[\s`(\[])((?:/[\w.~-]+){2,})", text, re.M)
+
+
+def test_published_leaderboards_carry_no_absolute_path():
+    boards = sorted((Path(__file__).resolve().parents[1] / "leaderboard").glob("*.md"))
+    assert boards
+    assert _absolute_paths("see /root/.cache/torch and `/work/shared/data/train` or https://x.org/a/b") == [
+        "/root/.cache/torch", "/work/shared/data/train"]
+    for board in boards:
+        assert _absolute_paths(board.read_text()) == [], board.name
+
+
+def test_a_preset_changed_by_the_suite_is_named_as_it_ran():
+    meta, rows = read_run(GOLDEN / "run")
+    meta = {**meta, "suite": {**meta["suite"], "preset": "paper", "overrides": {"edsr": {"patch_size": 32, "lr": 2e-4}}}}
+    md = render_markdown([(meta, rows)])
+    assert "- preset `paper` as changed by the suite: edsr: lr=0.0002, patch_size=32" in md
+    assert "as changed by the suite" not in render([GOLDEN / "run"])  # the golden run has no overrides

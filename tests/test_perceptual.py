@@ -121,7 +121,6 @@ def test_missing_weights_unavailable_fast_without_network(tmp_path, monkeypatch)
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    ckpt = home / "hub" / "checkpoints"
     for name, params, weight in [("lpips", {}, W.ALEXNET), ("lpips", {"net": "vgg"}, W.VGG16),
                                  ("lpips_vgg", {}, W.VGG16), ("fid", {}, W.FID_INCEPTION),
                                  ("kid", {}, W.FID_INCEPTION)]:
@@ -130,7 +129,8 @@ def test_missing_weights_unavailable_fast_without_network(tmp_path, monkeypatch)
             build_metric(name, device="cpu", **params)
         assert time.perf_counter() - t0 < 5
         msg = str(err.value)
-        assert weight.filename in msg and str(ckpt) in msg and "\n" not in msg, msg
+        assert weight.filename in msg and "$TORCH_HOME/hub/checkpoints" in msg and "\n" not in msg, msg
+        assert "downloads are off (ZOO_OFFLINE=1)" in msg and str(tmp_path) not in msg, msg
     with pytest.raises(MetricUnavailable):
         P.InceptionFeatures.get("cpu")
     assert list(home.rglob("*")) == []  # nothing created, nothing downloaded

@@ -14,29 +14,10 @@ import zoo
 from zoo.errors import PluginConflictError, PluginWarning, ZooError
 from zoo.evaluate import evaluate, load_model
 from zoo.data import resolve_dataset
+from helpers import tiny_sr_parts
 
 
-@dataclass
-class GoodConfig(zoo.SRConfig, zoo.TrainConfig):
-    width: int = 4
-
-
-class Net(zoo.SuperResolver):
-    def __init__(self, cfg):
-        super().__init__(cfg.scale)
-        self.conv = torch.nn.Conv2d(3, 3 * cfg.scale**2, 3, padding=1)
-        self.up = torch.nn.PixelShuffle(cfg.scale)
-
-    def forward(self, rgb):
-        return self.up(self.conv(rgb))
-
-
-class NetRecipe(zoo.Recipe):
-    def start_stage(self, stage):
-        self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-
-    def training_step(self, batch, stage, step):
-        return {"l1": self.backward_step((self.model(batch["lr"]) - batch["hr"]).abs().mean(), "main")}
+GoodConfig, Net, NetRecipe = tiny_sr_parts()
 
 
 def entry(name="good", **changes):

@@ -90,3 +90,69 @@ def test_random_test_weights_are_flagged_and_have_exact_architectures(test_torch
 def test_weights_fixture_leaves_the_environment_alone(test_weights_dir):
     # the session fixture builds files only; TORCH_HOME is set per test by test_torch_home
     assert W.hub_checkpoint_dir() != test_weights_dir / "hub" / "checkpoints"
+
+
+# ------------------------------------------------------------------------- files that are not plain tensors
+class _Trap:
+    """Unpickling this opens (creates) ``marker``: what a booby-trapped weight file could do instead."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _booby_trap(ckpt: Path, filename: str, marker: Path) -> Path:
+    ckpt.mkdir(parents=True, exist_ok=True)
+    path = ckpt / filename
+    torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11), "payload": _Trap(marker)}, path)
+    return path
+
+
+def test_booby_trapped_weight_files_are_refused_never_run(home, tmp_path, monkeypatch):
+    from zoo.losses import VGGFeatureLoss
+    from zoo.metrics import MetricUnavailable, build_metric
+    from helpers import run_zoo
+
+    marker = tmp_path / "code-ran"
+    for w in (W.ALEXNET, W.FID_INCEPTION, W.VGG19):
+        _booby_trap(home, w.filename, marker)
+    # the trap is live: an unsafe load (what torch.hub.load_state_dict_from_url does) runs it
+    torch.load(home / W.ALEXNET.filename, weights_only=False)
+    assert marker.exists()
+    marker.unlink()
+
+    for metric, w in (("lpips", W.ALEXNET), ("fid", W.FID_INCEPTION), ("kid", W.FID_INCEPTION)):
+        with pytest.raises(MetricUnavailable) as err:
+            build_metric(metric, device="cpu", cache_dir=tmp_path / "features")
+        msg = str(err.value)
+        assert msg.startswith(f"{w.filename} in $TORCH_HOME/hub/checkpoints refused: it holds more than "
+                              f"tensors") and "io.open" in msg and "\n" not in msg, msg
+    with pytest.raises(W.WeightsRefused, match="refused: it holds more than tensors"):
+        VGGFeatureLoss.from_hub("relu2_2")
+    assert not marker.exists()
+
+    # the CLI: that metric n/a with the reason on one line, every other number produced, no traceback
+    proc = run_zoo("eval", "--sr", "bicubic", "--data", "samples:test", "--scale", "4", "--metrics",
+                   "psnr,lpips,fid", env={"TORCH_HOME": str(home.parent.parent)}, check=True)
+    assert not marker.exists()
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("psnr") and "n/a" not in line for line in lines), proc.stdout
+    notes = [line for line in lines if line.startswith("[")]
+    assert len(notes) == 2 and all("refused: it holds more than tensors" in n for n in notes), proc.stdout
+    assert "Traceback" not in proc.stderr and "UnpicklingError" not in proc.stdout + proc.stderr
+
+
+def test_truncated_weight_file_is_refused_with_one_line(home):
+    from zoo.metrics import MetricUnavailable, build_metric
+
+    home.mkdir(parents=True)
+    torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, home / W.ALEXNET.filename)
+    data = (home / W.ALEXNET.filename).read_bytes()
+    (home / W.ALEXNET.filename).write_bytes(data[: len(data) // 2])
+    readable = r"alexnet-owt-7be5be79.pth in \$TORCH_HOME/hub/checkpoints is not a readable weight file \("
+    with pytest.raises(MetricUnavailable, match=readable):
+        build_metric("lpips", device="cpu")
+    with pytest.raises(W.WeightsRefused, match="not a readable weight file"):
+        W.load_state_dict(W.ALEXNET)

@@ -1,40 +1,59 @@
 """zoo: a plugin-based model zoo and benchmark suite for colorization and super-resolution.
 
-Everything a plugin author needs is importable from here: the hook marker, the two entries a hook
+Using models from Python (:mod:`zoo.api`)::
+
+    import zoo
+
+    zoo.list_models("edsr*")                                   # ['edsr', 'edsr_dqe']
+    sr = zoo.create_model("edsr", preset="tiny", scale=4)      # an nn.Module
+    sr = zoo.create_model("edsr", checkpoint="hf-hub:ORG/REPO")  # with its weights
+    psnr = zoo.create_metric("psnr", shave=4)                  # update/compute, or psnr(pred, target)
+    table = zoo.bench(suite="smoke", srs=["edsr"])             # the results as a pandas DataFrame
+
+Everything a plugin author needs is importable from here too: the hook marker, the two entries a hook
 registers, the config bases of the contract (:mod:`zoo.contract`), the model interfaces, the training
 recipe classes and the metric interface.
+
+Names are imported on first use (PEP 562), so ``import zoo`` -- and with it the CLI's ``--help`` and shell
+completion -- does not import torch.
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from zoo.config import bounded  # noqa: E402
-from zoo.contract import SRConfig, TrainConfig  # noqa: E402
-from zoo.entries import MetricEntry, ModelEntry  # noqa: E402
-from zoo.errors import ZooError  # noqa: E402
-from zoo.hookspecs import hookimpl  # noqa: E402
-from zoo.metrics.base import Metric, MetricInfo, MetricResult, MetricUnavailable  # noqa: E402
-from zoo.models import Colorizer, SuperResolver  # noqa: E402
-from zoo.recipe import Recipe, Stage  # noqa: E402
-from zoo.registry import Registry, get_registry, load_registry  # noqa: E402
+# public name -> module that defines it
+_EXPORTS = {
+    "bounded": "zoo.config",
+    "SRConfig": "zoo.contract", "TrainConfig": "zoo.contract",
+    "MetricEntry": "zoo.entries", "ModelEntry": "zoo.entries",
+    "ZooError": "zoo.errors",
+    "hookimpl": "zoo.hookspecs",
+    "Metric": "zoo.metrics.base", "MetricInfo": "zoo.metrics.base", "MetricResult": "zoo.metrics.base",
+    "MetricUnavailable": "zoo.metrics.base",
+    "Colorizer": "zoo.models", "SuperResolver": "zoo.models",
+    "Recipe": "zoo.recipe", "Stage": "zoo.recipe",
+    "Registry": "zoo.registry", "get_registry": "zoo.registry", "load_registry": "zoo.registry",
+    "list_models": "zoo.api", "create_model": "zoo.api", "load": "zoo.api", "create_metric": "zoo.api",
+    # the module zoo.bench, callable as zoo.api.bench: one object whether or not zoo.bench was imported
+    "bench": "zoo.bench",
+}
 
-__all__ = [
-    "Colorizer",
-    "Metric",
-    "MetricEntry",
-    "MetricInfo",
-    "MetricResult",
-    "MetricUnavailable",
-    "ModelEntry",
-    "Recipe",
-    "Registry",
-    "SRConfig",
-    "Stage",
-    "SuperResolver",
-    "TrainConfig",
-    "ZooError",
-    "__version__",
-    "bounded",
-    "get_registry",
-    "hookimpl",
-    "load_registry",
-]
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        # Submodules (zoo.data, zoo.checkpoint, ...) still import as usual; this only covers attributes.
+        raise AttributeError(f"module 'zoo' has no attribute '{name}'")
+    imported = importlib.import_module(module)
+    value = imported if module == f"zoo.{name}" else getattr(imported, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -7,94 +7,26 @@ file, then ``os.replace``), so a crash leaves either the old file or the new one
 The two files are two writes, so a crash between them pairs new weights with old metadata. A checkpoint of
 a training run therefore stamps its run key and step into the safetensors header, and loading compares
 the stamp with the sidecar: a torn pair is refused, never used (``zoo.training`` rewrites it on resume).
+The JSON also records the weights' sha256, checked on every load, so weights truncated, swapped or damaged
+in transit are refused.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
-import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.files import atomic_open, atomic_write_bytes, atomic_write_json, json_safe  # noqa: F401  (re-exported)
 
 FORMAT = "zoo-checkpoint/1"
 STAMP_KEYS = ("run_key", "steps")  # sidecar fields copied into the safetensors header (as strings)
-
-
-def _umask() -> int:
-    # /proc reads it without changing it; os.umask() can only be read by setting it (racy with threads)
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_open(path: Path) -> Iterator[BinaryIO]:
-    """A binary file that becomes ``path`` when the block ends, or never exists if it raises. Its mode is
-    what a plain ``open`` would give (the umask's: mkstemp alone makes every file 0600, unreadable by a team
-    sharing a cache). A failure (read-only or full disk) is one line, and no temporary file is left."""
-    path = Path(os.path.realpath(path))  # through a symlink, as open() would: the link stays a link
-    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout) cannot be replaced, only written
-        try:
-            with open(path, "wb") as f:
-                yield f
-        except OSError as exc:
-            raise ZooError(f"cannot write {path}: {exc.strerror or exc}") from None
-        return
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ZooError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``path`` all at once or not at all (see :func:`atomic_open`)."""
-    with atomic_open(path) as f:
-        f.write(data)
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with every NaN or infinite float replaced by None: JSON has neither, and Python's ``json``
-    would write ``NaN`` / ``Infinity``, which no other JSON reader accepts."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
-    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
@@ -133,10 +65,11 @@ def save_checkpoint(path: Path, model: nn.Module, meta: dict[str, Any]) -> Path:
             raise ValueError(f"checkpoint meta needs '{key}'")
     import zoo
 
-    info = {"format": FORMAT, **meta,
-            "versions": {"zoo": zoo.__version__, "torch": torch.__version__, **meta.get("versions", {})}}
     stamp = {k: str(meta[k]) for k in STAMP_KEYS if k in meta}
-    atomic_write_bytes(path, _state_bytes(model, stamp or None))
+    data = _state_bytes(model, stamp or None)
+    info = {"format": FORMAT, **meta, "sha256": hashlib.sha256(data).hexdigest(),
+            "versions": {"zoo": zoo.__version__, "torch": torch.__version__, **meta.get("versions", {})}}
+    atomic_write_bytes(path, data)
     atomic_write_json(sidecar(path), info)
     return path
 
@@ -194,7 +127,7 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 def load_checkpoint(path: Path, registry=None, device: torch.device | str = "cpu") -> LoadedCheckpoint:
     """Rebuild the registered model named in the sidecar and load its weights (strictly)."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_bytes
 
     from zoo.config import apply_overrides
     from zoo.registry import get_registry
@@ -217,8 +150,13 @@ def load_checkpoint(path: Path, registry=None, device: torch.device | str = "cpu
                        f"training command to repair it")
     _check_shapes_before_building(entry, config, path)
     model = entry.build(config)
+    data = path.read_bytes()
+    expected = meta.get("sha256")  # absent in checkpoints written before it was recorded
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise ZooError(f"checkpoint {path.name}: the weights' sha256 differs from the one recorded in "
+                       f"{sidecar(path).name} (a damaged or swapped file); refusing to load it")
     try:
-        state = load_file(str(path))
+        state = load_bytes(data)
     except Exception as exc:
         raise ZooError(f"cannot read weights from {path}: {exc}") from None
     _load_strict(model, state, path)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from zoo.constants import constant
+
 __all__ = [
     "XYZ_FROM_RGB",
     "RGB_FROM_XYZ",
@@ -66,7 +68,7 @@ def _check_channels(x: torch.Tensor, c: int, what: str) -> None:
 
 
 def _matrix(rows, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return torch.tensor(rows, dtype=dtype, device=like.device)
+    return constant(rows, like.device, dtype)  # cached per device and dtype: no host round trip per call
 
 
 def _apply_matrix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +130,7 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     dt = _work_dtype(rgb)
     x = rgb.to(dt)
     xyz = _apply_matrix(_matrix(XYZ_FROM_RGB, x, dt), srgb_to_linear(x))
-    white = torch.tensor(WHITE_D65, dtype=dt, device=x.device).view(3, 1, 1)
+    white = constant(WHITE_D65, x.device, dt).view(3, 1, 1)
     fx, fy, fz = _f(xyz / white).unbind(dim=-3)
     lab = torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-3)
     return lab.to(rgb.dtype)
@@ -149,7 +151,7 @@ def lab_to_rgb(lab: torch.Tensor, clamp: bool = True) -> torch.Tensor:
     fy = (L + 16.0) / 116.0
     fx = fy + a / 500.0
     fz = (fy - b / 200.0).clamp(min=0.0)
-    white = torch.tensor(WHITE_D65, dtype=dt, device=x.device).view(3, 1, 1)
+    white = constant(WHITE_D65, x.device, dt).view(3, 1, 1)
     xyz = _f_inv(torch.stack((fx, fy, fz), dim=-3)) * white
     out = linear_to_srgb(_apply_matrix(_matrix(RGB_FROM_XYZ, x, dt), xyz))
     if clamp:

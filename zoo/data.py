@@ -720,8 +720,9 @@ class PatchStream(torch.utils.data.IterableDataset):
 
     def __init__(self, items: Sequence[ImageItem], *, task: str, patch_size: int, scale: int, batch_size: int,
                  seed: int, patches_per_image: int = 4, cache_bytes: int = 256 << 20, start_step: int = 0,
-                 steps: int | None = None):
+                 steps: int | None = None, uint8: bool = False):
         super().__init__()
+        self.uint8 = bool(uint8)
         self.items = [(it.key, str(it.path), it.width, it.height) for it in items]  # light and picklable
         self.task, self.patch, self.scale = task, int(patch_size), int(scale)
         self.batch_size, self.seed = int(batch_size), _seed64(seed)
@@ -810,17 +811,28 @@ class PatchStream(torch.utils.data.IterableDataset):
         b, ppi, s, p = self.batch_size, self.ppi, self.scale, self.patch
         samples = range(k * b, (k + 1) * b)
         c = p * s if self.task == "sr" else p
-        x = np.empty((b, 3, c, c), dtype=np.float32)
-        i = 0
+        views = []
         for v, group in itertools.groupby(samples, key=lambda j: j // ppi):
             idx, crops = self._visit(v)
             arr = self._array(idx) if self.task == "sr" or s == 1 else self._lr_array(idx)
-            div = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(arr.dtype, 1.0)
             for j in group:
                 cr = crops[j % ppi]
-                view = self._augment(arr[cr.y:cr.y + c, cr.x:cr.x + c], cr).transpose(2, 0, 1)
+                views.append(self._augment(arr[cr.y:cr.y + c, cr.x:cr.x + c], cr).transpose(2, 0, 1))
+        # uint8 batches when asked for and every crop is 8-bit: the training device divides by 255 itself
+        as_uint8 = self.uint8 and all(v.dtype == np.uint8 for v in views)
+        x = np.empty((b, 3, c, c), dtype=np.uint8 if as_uint8 else np.float32)
+        for i, view in enumerate(views):
+            if as_uint8:
+                x[i] = view
+            else:
+                div = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(view.dtype, 1.0)
                 np.divide(view, np.float32(div), out=x[i], dtype=np.float32)  # == read_image's values
-                i += 1
+        if as_uint8:
+            pixels = torch.from_numpy(x)
+            if self.task != "sr":
+                return {"rgb": pixels}
+            lr = downscale(pixels.float().div_(255.0), s).clamp_(0.0, 1.0)
+            return {"lr": torch.round(lr * 255.0).to(torch.uint8), "hr": pixels}  # lr: on the uint8 grid
         hr = torch.from_numpy(x)
         if self.task == "sr":
             lr = downscale(hr, s).clamp_(0.0, 1.0)
@@ -869,7 +881,7 @@ _WARNED_SMALL: set[tuple[str, int]] = set()
 def make_train_loader(dataset, *, task: str, patch_size: int, scale: int, batch_size: int, seed: int,
                       workers: int | None = None, steps: int | None = None, start_step: int = 0,
                       patches_per_image: int = 4, cache_mb: float = 256,
-                      pin_memory: bool | None = None) -> TrainLoader:
+                      pin_memory: bool | None = None, uint8: bool = False) -> TrainLoader:
     """Endless (or ``steps``-long) stream of random training patches from ``dataset``.
 
     ``task='sr'``: ``{"lr": (B,3,p,p), "hr": (B,3,p*s,p*s)}``; a random crop of the modcropped HR, a random
@@ -877,7 +889,8 @@ def make_train_loader(dataset, *, task: str, patch_size: int, scale: int, batch_
     ``task='colorizer'``: ``{"rgb": (B,3,p,p)}``; random crops (horizontal flips only) of the colour LR
     image ``downscale(modcrop(hr, s), s)`` (the image itself when ``s == 1``).
     ``start_step`` skips that many batches (resume). ``workers`` defaults to ``min(2, cpu count)``;
-    0 reads in-process. The batches depend on ``seed`` only, never on ``workers``.
+    0 reads in-process. The batches depend on ``seed`` only, never on ``workers``. ``uint8=True``: batches of
+    8-bit images come as uint8 tensors (the same values times 255; a quarter of the bytes to copy to a GPU).
     """
     if task not in ("sr", "colorizer"):
         raise ZooError(f"unknown task '{task}' (sr, colorizer)")
@@ -917,5 +930,5 @@ def make_train_loader(dataset, *, task: str, patch_size: int, scale: int, batch_
     stream = PatchStream(usable, task=task, patch_size=int(patch_size), scale=int(scale),
                          batch_size=int(batch_size), seed=seed, patches_per_image=int(patches_per_image),
                          cache_bytes=int(cache_mb * (1 << 20)), start_step=int(start_step),
-                         steps=None if steps is None else int(steps))
+                         steps=None if steps is None else int(steps), uint8=uint8)
     return TrainLoader(stream, workers, bool(pin_memory))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
 import torch
@@ -39,21 +38,21 @@ class LoadedModel:
 
 
 def load_model(spec: str, task: str, *, scale: int, device: torch.device, registry=None) -> LoadedModel:
-    """``spec`` is a registered model name (baselines run as they are) or a ``.safetensors`` checkpoint."""
+    """``spec`` is a registered model name (baselines run as they are) or a checkpoint: a ``.safetensors``
+    file, a run folder or a Hub name ``hf-hub:ORG/REPO`` (:mod:`zoo.locate`)."""
     from zoo.checkpoint import load_checkpoint
+    from zoo.locate import locate, looks_like_checkpoint
     from zoo.registry import get_registry
 
     registry = registry or get_registry()
-    path = Path(spec)
-    if spec.endswith((".safetensors", ".pth", ".pt")) or path.is_file() or path.is_dir():
-        if path.is_dir():
-            path = path / "model.safetensors"
+    if looks_like_checkpoint(spec):
+        path = locate(spec)
         loaded = load_checkpoint(path, registry, device)
         if loaded.entry.task != task:
-            raise ZooError(f"checkpoint {path} is a {loaded.entry.task} model, not a {task} model")
+            raise ZooError(f"checkpoint {spec} is a {loaded.entry.task} model, not a {task} model")
         if task == "sr" and loaded.model.scale != scale:
-            raise ZooError(f"checkpoint {path} upscales x{loaded.model.scale}, but --scale is {scale}")
-        return LoadedModel(loaded.entry.name, task, loaded.model, str(path), loaded.meta)
+            raise ZooError(f"checkpoint {spec} upscales x{loaded.model.scale}, but --scale is {scale}")
+        return LoadedModel(loaded.entry.name, task, loaded.model, str(spec), loaded.meta)
     entry = registry.get(spec, task)
     if entry.trainable:
         raise ZooError(f"model '{spec}' has to be trained first: 'zoo train --model {spec} ...' writes a checkpoint "
@@ -74,13 +73,21 @@ class EvalReport:
     seconds: float
     images_per_second: float | None  # None when the models took no measurable time
     models: dict[str, str]
+    images: list[str] = field(default_factory=list)  # the scored images, in the order of per-image values
+
+    def per_image(self, result: MetricResult) -> dict[str, float] | None:
+        """``{image name: value}`` of a per-image metric (None for set metrics such as FID)."""
+        values = result.per_image
+        return dict(zip(self.images, values)) if values and len(values) == len(self.images) else None
+    downloaded: list[dict[str, Any]] = field(default_factory=list)  # weight files fetched for this evaluation
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "dataset": self.dataset, "scale": self.scale, "n_images": self.n_images,
             "skipped": self.skipped, "seconds": round(self.seconds, 3),
             "images_per_second": None if self.images_per_second is None else round(self.images_per_second, 3),
-            "models": self.models, "metrics": [r.to_dict() for r in self.results],
+            "models": self.models, "metrics": [{**r.to_dict(), "per_image": self.per_image(r)} for r in self.results],
+            "downloaded": self.downloaded,
         }
 
 
@@ -116,17 +123,20 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     from zoo.color import gray_to_rgb, join_lab, split_lab
     from zoo.data import BadImageError, DataWarning
     from zoo.degrade import make_triple
+    from zoo.download import DOWNLOADED
 
     if colorizer is None and sr is None:
         raise ZooError("nothing to evaluate: give a colorizer, an SR model or both")
     mode = "pipeline" if colorizer and sr else ("sr" if sr else "colorizer")
     shave = 0 if mode == "colorizer" else scale
     items = list(dataset.items())
+    fetched_before = len(DOWNLOADED)  # metrics fetch missing weight files as they are built
     metric_objs, results = _build_metrics(list(metrics), shave, device, metric_params, registry)
     # the side an image must have where it is scored (HR, or LR for a colorizer alone), shave included
     need = max([getattr(m, "min_size", 1) for m in metric_objs] + [1]) + 2 * shave
     needed_by = [m.info.name for m in metric_objs if getattr(m, "min_size", 1) + 2 * shave == need]
     skipped: list[str] = []
+    names: list[str] = []
     n, model_seconds = 0, 0.0
     for item in items:
         try:
@@ -178,6 +188,7 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
             m.update(pred, grey_target if getattr(m, "accepts_grey_target", False) else target)
         if on_image is not None:
             on_image(item.name, pred, target, triple, intermediate)
+        names.append(item.name)
         n += 1
     if n == 0:
         raise ZooError(f"no usable image in {dataset.name}: {len(skipped)} skipped ({'; '.join(skipped[:3])})")
@@ -191,4 +202,5 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     models = {k: f"{m.name} ({m.source})" for k, m in (("colorizer", colorizer), ("sr", sr)) if m is not None}
     return EvalReport(results=results, mode=mode, dataset=dataset.name, scale=scale, n_images=n,
                       skipped=skipped, seconds=model_seconds,
-                      images_per_second=n / model_seconds if model_seconds > 0 else None, models=models)
+                      images_per_second=n / model_seconds if model_seconds > 0 else None, models=models,
+                      images=names, downloaded=[d.to_dict() for d in DOWNLOADED[fetched_before:]])

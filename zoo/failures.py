@@ -29,15 +29,18 @@ def one_line(exc: BaseException) -> str:
 
 
 def log_traceback(log_path: Path | str | None, title: str, exc: BaseException) -> None:
+    append_log(log_path, title, "".join(traceback.format_exception(exc)))
+
+
+def append_log(log_path: Path | str | None, title: str, text: str) -> None:
     if not log_path:
         return
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    text = f"=== {stamp} {title}\n{''.join(traceback.format_exception(exc))}\n"
     # One write with O_APPEND: entries from parallel Ray workers do not interleave.
     try:
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)  # the umask decides
         try:
-            os.write(fd, text.encode())
+            os.write(fd, f"=== {stamp} {title}\n{text}\n".encode())
         finally:
             os.close(fd)
     except OSError:  # a full or read-only disk: the failure row still says what failed
@@ -52,8 +55,13 @@ def guarded_train(job, *, log_path=None, **kwargs) -> dict[str, Any]:
         return run_train_job(job, **kwargs)
     except Exception as exc:
         log_traceback(log_path, f"training {job.model} x{job.scale} (run {job.key})", exc)
-        return {"model": job.model, "key": job.key, "trained_now": False, "steps": 0, "train_seconds": None,
-                "notes": [], "parameters": None, "checkpoint": None, "failed": one_line(exc)}
+        return failed_training(job, one_line(exc))
+
+
+def failed_training(job, reason: str) -> dict[str, Any]:
+    """The record of a training job that failed, in the shape of a finished one's."""
+    return {"model": job.model, "key": job.key, "trained_now": False, "steps": 0, "train_seconds": None,
+            "notes": [], "parameters": None, "checkpoint": None, "failed": reason}
 
 
 def guarded_eval(job, *, cache, log_path=None, trained: list[dict] = (), **kwargs) -> list[dict[str, Any]]:
@@ -79,7 +87,7 @@ def _describe(job) -> str:
 
 def failure_rows(job, reason: str) -> list[dict[str, Any]]:
     """One row per metric of ``job``, without a value, saying why."""
-    from zoo.bench import test_set_label
+    from zoo.runfiles import test_set_label
     from zoo.registry import get_registry
 
     registry = get_registry()

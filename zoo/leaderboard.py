@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,14 @@ STAGE_TITLES = {
     "sr": "Super-resolution alone: true colour LR -> HR, compared with HR",
 }
 SMALL_N_FOR_FID = 2048
+RANK_FIRST = {"colorizer": "auc_rebal"}
 
 
 def write_run(run_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     run_dir = Path(run_dir)
     atomic_write_bytes(run_dir / "results.jsonl",
                        "".join(json.dumps(json_safe(r), sort_keys=True, allow_nan=False) + "\n" for r in rows).encode())
-    atomic_write_bytes(run_dir / "results.csv", _flat(rows).to_csv(index=False).encode())
+    atomic_write_bytes(run_dir / "results.csv", results_frame(rows).to_csv(index=False).encode())
     atomic_write_bytes(run_dir / "leaderboard.md", render_markdown([(meta, rows)]).encode())
     atomic_write_json(run_dir / "run.json", meta)  # last: a folder with run.json holds a complete run
 
@@ -81,9 +83,10 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return meta, rows
 
 
-def _flat(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as ``results.csv`` holds them (what ``zoo.bench()`` returns): nested values as JSON text."""
     df = pd.DataFrame(rows)
-    for col in ("weights", "skipped"):
+    for col in ("weights", "skipped", "per_image"):
         if col in df:
             df[col] = df[col].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
     return df
@@ -125,10 +128,13 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
     direction: dict[str, tuple[bool, bool]] = {}
     # A failed row has no convention of its own: it sits in the column its metric has in the other rows.
     column_of = {r["metric"]: _column_key(r) for r in rows if not r.get("failed")}
+    described: dict[str, dict[str, Any]] = {}  # column -> a row with its metadata, for the legend
     for r in rows:
         k = tuple(r.get(i) for i in ident)
         rec = records.setdefault(k, {i: r.get(i) for i in ident})
         key = column_of.get(r["metric"], _column_key(r)) if r.get("failed") else _column_key(r)
+        if not r.get("failed"):
+            described[key] = r
         if key not in columns:
             columns.append(key)
         direction[key] = (bool(r["higher_is_better"]), bool(r.get("ranked", True)))
@@ -154,7 +160,11 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
         rec["img/s"] = r.get("images_per_second")
     df = pd.DataFrame(list(records.values()))
     # Sort by the first ranked metric with values, best first.
-    primary = next((c for c in columns if direction[c][1] and df[c].notna().any()), None)
+    # Sort by the stage's colour-aware metric when it was computed (pixel metrics favour ab = 0 there),
+    # else by the first ranked metric with values, best first.
+    ranked = [c for c in columns if direction[c][1] and df[c].notna().any()]
+    preferred = [c for c in ranked if c.split()[0] == RANK_FIRST.get(stage)]
+    primary = (preferred or ranked or [None])[0]
     if primary is not None:
         df = df.sort_values(primary, ascending=not direction[primary][0], na_position="last", kind="stable")
     out = pd.DataFrame({i: df[i].fillna("-") for i in ident})
@@ -189,7 +199,28 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
     out["params"] = [e[0] for e in extra]
     out["train s"] = [e[1] for e in extra]
     out["images/s"] = [e[2] for e in extra]
-    return out.to_markdown(index=False, disable_numparse=True)
+    headers, legend = _short_headers(columns, described)
+    out = out.rename(columns=headers)
+    return out.to_markdown(index=False, disable_numparse=True) + "\n\n" + legend
+
+
+def _short_headers(columns: list[str], described: dict[str, dict[str, Any]]) -> tuple[dict[str, str], str]:
+    """Narrow headers (``psnr ↑``) and one legend line with each column's unit and convention."""
+    headers, parts = {}, []
+    for c in columns:
+        r = described.get(c)
+        if r is None:
+            continue
+        arrow = "" if not r.get("ranked", True) else (" ↑" if r["higher_is_better"] else " ↓")
+        head = f"{r['metric']}{arrow}"
+        n = sum(1 for h in headers.values() if h.split(" (")[0] == head)
+        head = head if n == 0 else f"{head} ({n + 1})"  # same metric, other weight files
+        headers[c] = head
+        tag = _weights_tag(r.get("weights"))
+        what = ", ".join(x for x in (r.get("unit"), r.get("convention"), tag and f"weights {tag}") if x)
+        if what:
+            parts.append(f"`{head}` {what}")
+    return headers, ("Columns: " + "; ".join(parts) + ".") if parts else ""
 
 
 def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> str:
@@ -234,13 +265,20 @@ def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> 
     lines.append("")
     for meta, _ in runs:
         s = meta.get("suite", {})
-        lines.append(f"- run `{s.get('name')}` ({meta.get('created', '?')}): train `{s.get('train')}`, "
+        lines.append(f"- run `{s.get('name')}` ({meta.get('created', '?')}): train `{_data_name(s.get('train'))}`, "
                      f"preset `{s.get('preset')}`, {s.get('steps')} steps (per model: "
                      f"{s.get('steps_per_model') or 'same'}), seed {s.get('seed')}, device {meta.get('device')}, "
                      f"{meta.get('train_jobs')} training jobs ({meta.get('trained_now')} run now), "
                      f"{meta.get('seconds')} s wall.")
+        if s.get("overrides"):  # the recipe as it ran: a preset a suite changes is no longer that preset
+            changed = "; ".join(f"{model}: " + ", ".join(f"{k}={v}" for k, v in sorted(o.items()))
+                                for model, o in sorted(s["overrides"].items()))
+            lines.append(f"- preset `{s.get('preset')}` as changed by the suite: {changed}")
         weights = sorted({f"{k}@{v}" for _, rows in runs for r in rows for k, v in (r.get("weights") or {}).items()})
         lines.append(f"- weights used by metrics: {', '.join(weights) if weights else 'none'}")
+        if meta.get("downloaded"):
+            fetched = ", ".join(f"{d['filename']}@{d['sha256'][:10]} (from {d['source']})" for d in meta["downloaded"])
+            lines.append(f"- weight files downloaded during this run (sha256 verified): {fetched}")
         notes = sorted({f"{name.split('@')[0]}: {n}" for name, info in meta.get("models", {}).items()
                         for n in info.get("notes", [])})
         if notes:
@@ -260,13 +298,24 @@ def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> 
     return "\n".join(lines) + "\n"
 
 
+def _data_name(spec: str | None) -> str | None:
+    """A data folder as notes name it: relative to where the command runs (suites store absolute paths),
+    so that a published leaderboard carries no path of the machine it was made on."""
+    if not spec or spec.startswith("samples") or not os.path.isabs(spec):
+        return spec
+    try:
+        return os.path.relpath(spec)
+    except ValueError:  # another drive (Windows): the folder's name is all that is left to say
+        return Path(spec).name
+
+
 def render(run_dirs: list[Path], fmt: str = "md") -> str:
     runs = [read_run(d) for d in run_dirs]
     if fmt == "md":
         return render_markdown(runs)
     rows = [r for _, rs in runs for r in rs]
     if fmt == "csv":
-        return _flat(rows).to_csv(index=False)
+        return results_frame(rows).to_csv(index=False)
     if fmt == "html":
         md = render_markdown(runs)
         try:
@@ -274,5 +323,5 @@ def render(run_dirs: list[Path], fmt: str = "md") -> str:
 
             return markdown.markdown(md, extensions=["tables"])
         except ImportError:
-            return _flat(rows).to_html(index=False)
+            return results_frame(rows).to_html(index=False)
     raise ZooError(f"unknown format '{fmt}' (md, csv, html)")

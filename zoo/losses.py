@@ -77,7 +77,8 @@ class VGGFeatureLoss(torch.nn.Module):
     (SRGAN uses 1/12.75). The network is frozen and always in eval mode; gradients flow to the first input only.
 
     Build it from the real ImageNet weights with :meth:`from_hub`, which returns ``None`` when the weight file
-    is missing (the caller decides what to do and says so; a random VGG is never used silently).
+    is missing and could not be downloaded (the caller decides what to do and says so; a random VGG is never
+    used silently).
     """
 
     def __init__(self, state_dict: dict[str, torch.Tensor], layer: str = "relu5_4", rescale: float = 1.0):
@@ -101,7 +102,9 @@ class VGGFeatureLoss(torch.nn.Module):
 
     @classmethod
     def from_hub(cls, layer: str = "relu5_4", rescale: float = 1.0) -> "VGGFeatureLoss | None":
-        """From ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth``, or ``None`` when that file is missing."""
+        """From ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` (downloaded, verified, on first use unless
+        offline), or ``None`` when it stays missing. A file that is not plain tensors raises
+        :class:`zoo.weights.WeightsRefused` (one line): a run never trains on a file it could not trust."""
         from zoo.weights import VGG19, load_state_dict
 
         state = load_state_dict(VGG19)

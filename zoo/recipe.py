@@ -9,6 +9,10 @@ Batches the loop hands to ``training_step`` (all tensors on the training device,
   (patches of the colour LR images);
 - SR models: ``{"lr": (B,3,h,w), "hr": (B,3,h*scale,w*scale)}``, RGB in [0,1], the LR made from the HR
   patch by MATLAB-compatible bicubic.
+
+``training_step`` returns the step's losses to log: floats, or 0-dim tensors, which the loop keeps on the
+device and reads every few steps (:mod:`zoo.steplog`). ``float()`` of a GPU tensor waits for the GPU, so
+return what :meth:`Recipe.backward_step` returns and wrap other values in :meth:`Recipe.loggable`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,14 @@ class TrainContext:
     precision: str = "fp32"
     # Facts a leaderboard must show, e.g. "vgg19 weights: missing -> content loss off".
     notes: list[str] = field(default_factory=list)
+    # Steps between reads of the losses (zoo.devicefacts.read_every). 1: backward_step reads and checks each
+    # loss at once; more: it returns the loss as a device tensor and leaves it in ``unchecked`` for the loop.
+    read_every: int = 1
+    unchecked: list[tuple[str, torch.Tensor]] = field(default_factory=list)
+
+    def take_unchecked(self) -> list[tuple[str, torch.Tensor]]:
+        taken, self.unchecked = self.unchecked, []
+        return taken
 
     @property
     def amp(self) -> bool:
@@ -70,7 +82,7 @@ class Recipe:
     1. ``recipe = RecipeClass(model, config, ctx)``;
     2. ``prepare(batches)`` once before the first step of a fresh run (e.g. a colour prior from data);
     3. for each stage: ``start_stage(stage)`` (build its optimisers), then ``training_step(batch, stage, step)``
-       repeatedly, which returns float losses to log;
+       repeatedly, which returns the losses to log (floats, or 0-dim tensors left on the device);
     4. ``state_dict()`` / ``load_state_dict()`` for checkpoints (optimisers, schedulers, auxiliary nets).
     """
 
@@ -84,17 +96,21 @@ class Recipe:
         self.schedulers: dict[str, Any] = {}
         # Auxiliary trainable networks (discriminators) whose weights belong in checkpoints.
         self.aux: nn.ModuleDict = nn.ModuleDict()
-        # float16 autocast needs loss scaling; one scaler per optimiser, so each is updated once a step.
-        self._scalers: dict[str, Any] = {}
+        self._scalers: dict[str, Any] = {}  # GradScalers by optimiser name (float16 only)
 
     # -- hooks for subclasses ------------------------------------------------------------------------
+    @classmethod
+    def check_config(cls, config: Any) -> None:
+        """Raise a ZooError for a configuration this recipe cannot train as intended. Called when a training is
+        planned, before anything is built (default: every configuration is fine)."""
+
     def prepare(self, batches: Iterable[dict[str, torch.Tensor]]) -> None:
         """Look at some training batches before training (default: nothing)."""
 
     def start_stage(self, stage: Stage) -> None:
         raise NotImplementedError
 
-    def training_step(self, batch: dict[str, torch.Tensor], stage: Stage, step: int) -> dict[str, float]:
+    def training_step(self, batch: dict[str, torch.Tensor], stage: Stage, step: int) -> dict[str, Any]:
         raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -103,31 +119,55 @@ class Recipe:
         return torch.autocast(self.ctx.device.type, dtype=self.ctx.amp_dtype, enabled=self.ctx.amp)
 
     def backward_step(self, loss: torch.Tensor, optimizer_name: str, *,
-                      params: Iterable[nn.Parameter] | None = None) -> float:
+                      params: Iterable[nn.Parameter] | None = None) -> float | torch.Tensor:
         """Check ``loss`` is finite, back-propagate, step the named optimiser (and its scheduler).
 
-        Raises :class:`NonFiniteLossError` before touching any weight when the loss is not finite.
+        With ``ctx.read_every == 1`` it raises :class:`NonFiniteLossError` before touching any weight when the
+        loss is not finite, and returns the loss as a float. Otherwise it returns the detached loss tensor
+        without waiting for the device; the loop checks it with the step's other losses. Backward and the
+        optimiser step run outside autocast, whatever the caller's ``with`` block (as torch recommends). In
+        float16 the step goes through a GradScaler; when the scaler skips a step (inf/NaN gradients), the
+        scheduler does not step either, so the schedule counts only real updates.
         """
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise NonFiniteLossError(
-                f"loss for optimiser '{optimizer_name}' became {value}; stopping (the last good checkpoint is kept)")
-        opt = self.optimizers[optimizer_name]
-        opt.zero_grad(set_to_none=True)
-        scaler = None
-        if self.ctx.precision == "fp16":
-            scaler = self._scalers.setdefault(optimizer_name, torch.amp.GradScaler("cuda"))
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+        detached = loss.detach()
+        if self.ctx.read_every <= 1:
+            value = float(detached)
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"loss for optimiser '{optimizer_name}' became {value}; stopping (the last "
+                                         "good checkpoint is kept)")
         else:
-            loss.backward()
-            opt.step()
+            value = detached
+            self.ctx.unchecked.append((optimizer_name, detached))
+        opt = self.optimizers[optimizer_name]
+        scaler = self._scaler(optimizer_name) if self.ctx.precision == "fp16" else None
+        stepped = True
+        with torch.autocast(self.ctx.device.type, enabled=False):
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                before = scaler.get_scale()
+                scaler.update()
+                stepped = scaler.get_scale() >= before  # the scale backs off exactly when the step was skipped
+            else:
+                loss.backward()
+                opt.step()
         sched = self.schedulers.get(optimizer_name)
-        if sched is not None:
+        if sched is not None and stepped:
             sched.step()
         return value
+
+    def loggable(self, value: torch.Tensor) -> float | torch.Tensor:
+        """A value for ``training_step`` to return: a float when the loop reads every step (a CPU), else the
+        detached tensor, left on the device until the loop reads it (like :meth:`backward_step`'s result)."""
+        return float(value.detach()) if self.ctx.read_every <= 1 else value.detach()
+
+    def _scaler(self, optimizer_name: str):
+        # float16 autocast needs loss scaling; one scaler per optimiser, so each is updated once a step
+        scaler = self._scalers.get(optimizer_name)
+        if scaler is None:
+            scaler = self._scalers[optimizer_name] = torch.amp.GradScaler(self.ctx.device.type)
+        return scaler
 
     # -- checkpoint state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -135,6 +175,7 @@ class Recipe:
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
             "aux": self.aux.state_dict(),
+            "scalers": {k: v.state_dict() for k, v in self._scalers.items()},  # an fp16 resume continues exactly
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -145,3 +186,7 @@ class Recipe:
         for k, v in state.get("schedulers", {}).items():
             if k in self.schedulers:
                 self.schedulers[k].load_state_dict(v)
+        if self.ctx.precision == "fp16":
+            for k, v in state.get("scalers", {}).items():
+                if v:  # a disabled scaler's state is empty
+                    self._scaler(k).load_state_dict(v)

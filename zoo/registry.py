@@ -110,7 +110,7 @@ class Registry:
             caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
             try:
                 caller(register=functools.partial(self._register, info, kind))
-            except (Exception, SystemExit) as exc:  # sys.exit() in a plugin must not end zoo
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a plugin must not end zoo
                 self._fail(info, f"running {hook_name}", exc)
         return info
 
@@ -308,7 +308,7 @@ def _load_entry_points(registry: Registry) -> None:
         location = _dist_location(ep)
         try:
             module = ep.load()
-        except (Exception, SystemExit) as exc:  # sys.exit() at import must not end zoo
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a plugin must not end zoo
             info = PluginInfo(name=ep.name, distribution=dist, version=version, location=location)
             registry.plugins.append(info)
             registry._fail(info, f"importing '{ep.value}'", exc)

@@ -1,7 +1,8 @@
 """Benchmark suites: TOML files naming data, scale, presets, overrides, steps and metrics.
 
-A suite is looked up by name in ``benchmark/suites/`` (of the working directory, then of the source checkout)
-or given as a path. Relative data paths in a suite are relative to the suite file.
+A suite is a built-in one by name (``zoo/suites/``, package data: see :mod:`zoo.suitefiles`) or a TOML file
+given by path. Data paths: relative ones are relative to the suite file; ``${ZOO_DATA}/...`` is under the data
+root (:func:`zoo.suitefiles.data_root`).
 """
 
 from __future__ import annotations
@@ -51,30 +52,26 @@ class Suite:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def suite_dirs() -> list[Path]:
-    here = Path(__file__).resolve().parent.parent / "benchmark" / "suites"
-    return [Path.cwd() / "benchmark" / "suites", here]
-
-
 def available_suites() -> list[str]:
-    names = set()
-    for d in suite_dirs():
-        if d.is_dir():
-            names.update(p.stem for p in d.glob("*.toml"))
-    return sorted(names)
+    from zoo.suitefiles import builtin_suites
+
+    return sorted(builtin_suites())
 
 
-def find_suite(spec: str) -> Path:
+def find_suite(spec: str):
+    """A user suite's path, or a built-in suite's file (an importlib.resources Traversable)."""
+    from zoo.suitefiles import builtin_suites
+
     p = Path(spec)
     if p.suffix == ".toml" or p.is_file():
         if not p.is_file():
             raise ZooError(f"suite file not found: {p}")
         return p
-    for d in suite_dirs():
-        candidate = d / f"{spec}.toml"
-        if candidate.is_file():
-            return candidate
-    raise ZooError(f"unknown suite '{spec}' (suites: {', '.join(available_suites()) or 'none found'})")
+    builtin = builtin_suites()
+    if spec in builtin:
+        return builtin[spec]
+    raise ZooError(f"unknown suite '{spec}' (suites: {', '.join(sorted(builtin)) or 'none found'}; "
+                   "or give a .toml file)")
 
 
 def load_suite(spec: str) -> Suite:
@@ -94,8 +91,9 @@ def load_suite(spec: str) -> Suite:
     if unknown:
         raise ZooError(f"suite {path}: unknown keys {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
     _check_types(raw, f"suite {path}")
-    suite = Suite(**{**raw, "name": raw.get("name", path.stem), "source": str(path)})
-    base = path.parent
+    name = path.name[: -len(".toml")] if path.name.endswith(".toml") else path.name
+    suite = Suite(**{**raw, "name": raw.get("name", name), "source": str(path)})
+    base = Path(str(path)).parent
     suite.train = _resolve(suite.train, base)
     suite.test = [_resolve(t, base) for t in suite.test]
     suite.optional_test = [_resolve(t, base) for t in suite.optional_test]
@@ -104,7 +102,12 @@ def load_suite(spec: str) -> Suite:
 
 
 def _resolve(spec: str, base: Path) -> str:
+    from zoo.suitefiles import PLACEHOLDER, expand
+
     if spec.startswith("samples"):
+        return spec
+    spec = expand(spec)
+    if PLACEHOLDER in spec:  # no data root here: kept, and named when the bench needs it
         return spec
     p = Path(spec).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())

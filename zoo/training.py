@@ -5,7 +5,7 @@ memory format (see :func:`default_channels_last`), the progress bar, periodic at
 
     model.safetensors, model.json   the weights and what they are (config, recipe, data, notes, versions)
     state.pt                        optimisers, RNG state and step: enough to continue exactly
-    log.jsonl                       one line of losses per step (for curves)
+    log.jsonl                       one line of losses per step (for curves), written at each checkpoint
 
 Resuming: the data stream is a pure function of (seed, step) and the RNG state is checkpointed, so a run
 interrupted at any checkpoint and continued ends with exactly the weights of an uninterrupted run.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -25,8 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo import devicefacts, rngstate
 from zoo.checkpoint import atomic_torch_save, save_checkpoint
 from zoo.config import config_to_dict
+from zoo.devicefacts import PRECISIONS
 from zoo.errors import ZooError
 from zoo.recipe import NonFiniteLossError, Stage, TrainContext
 
@@ -61,29 +62,16 @@ def stage_plan(stages: tuple[Stage, ...], total: int) -> list[tuple[Stage, int, 
     return [(s, a, b) for s, a, b in zip(stages, bounds[:-1], bounds[1:]) if b > a]
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """What a requested precision means on ``device``: "fp32", "bf16" or "fp16".
-
-    ``auto`` is mixed precision on CUDA (bfloat16 where the GPU has it, else float16) and float32 on a CPU,
-    where bfloat16 pays only with native support (AMX / AVX512-BF16) and is asked for explicitly.
-    """
-    if precision not in PRECISIONS:
-        raise ZooError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-    cuda = device.type == "cuda"
-    if precision == "auto":
-        if not cuda:
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if precision == "fp16" and not cuda:
-        raise ZooError("precision fp16 needs a CUDA device; on a CPU use bf16 or fp32")
-    return precision
+def resolve_precision(precision: str, device: torch.device, facts: devicefacts.DeviceFacts | None = None) -> str:
+    """What a requested precision means on ``device``: "fp32", "bf16" or "fp16" (rules:
+    :func:`zoo.devicefacts.choose_precision`, from the compute capability of ``device`` itself)."""
+    if facts is None:
+        facts = devicefacts.gather(device) if device.type == "cuda" else devicefacts.DeviceFacts(device.type)
+    return devicefacts.choose_precision(precision, facts)
 
 
 def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_scale: int,
-            precision: str = "auto", channels_last: bool | None = None) -> str:
+            precision: str = "auto", channels_last: bool | None = None, deterministic: bool = False) -> str:
     """Content address of a training run: everything its weights depend on."""
     recipe = entry.recipe
     payload = {
@@ -101,11 +89,15 @@ def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_sc
         payload["precision"] = precision
     if channels_last is not None:  # likewise: only an explicit memory format
         payload["channels_last"] = bool(channels_last)
+    if deterministic:  # a cached run trained without it is not what --deterministic promises
+        payload["deterministic"] = True
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device, task: str, channels_last: bool):
-    out = {k: v.to(device, non_blocking=True).float() for k, v in batch.items()}
+    # uint8 batches (a quarter of the bytes to copy) become [0, 1] on the device; dividing by a device tensor,
+    # not a Python number, keeps a true division (CUDA multiplies by the reciprocal of a scalar divisor)
+    out = {k: _unit(v.to(device, non_blocking=True)) for k, v in batch.items()}
     if task == "colorizer":
         from zoo.color import split_lab
 
@@ -113,6 +105,14 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device, task: str, 
     if channels_last:
         out = {k: v.contiguous(memory_format=torch.channels_last) for k, v in out.items()}
     return out
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    if x.dtype != torch.uint8:
+        return x.float()
+    from zoo.constants import constant
+
+    return x.float().div_(constant(255.0, x.device))
 
 
 def default_channels_last(device: torch.device) -> bool:
@@ -130,26 +130,26 @@ def default_channels_last(device: torch.device) -> bool:
     return device.type in ("cuda", "cpu")
 
 
-def default_workers() -> int:
-    """Loader processes the loop uses unless told otherwise.
-
-    On 2 cores a loader process costs more than it gives: measured on this machine, in-process loading with
-    2 compute threads beat 1 worker + 1 thread for tiny and paper presets alike (EDSR paper preset: 3.0 vs
-    4.8 s/step). Batches do not depend on the worker count.
-    """
-    return 0 if (os.cpu_count() or 1) <= 2 else 2
+def default_workers(device: torch.device | None = None) -> int:
+    """Loader processes the loop uses unless told otherwise (:func:`zoo.devicefacts.loader_plan`: none on 2
+    CPU cores, the cores per GPU on CUDA). Batches do not depend on the worker count."""
+    return devicefacts.loader_plan(devicefacts.gather(device or torch.device("cpu"))).workers
 
 
 def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.device, seed: int = 0,
           data_scale: int = 1, checkpoint_every: int = 100, workers: int | None = None, precision: str = "auto",
           channels_last: bool | None = None, progress: bool = True, extra_meta: dict[str, Any] | None = None,
-          force: bool = False) -> TrainResult:
+          force: bool = False, command: str | None = None, deterministic: bool = False,
+          read_every: int | None = None) -> TrainResult:
     """Train ``entry`` (a trainable ModelEntry) with ``config`` on ``dataset`` for ``steps`` steps.
 
     ``data_scale``: colorizers learn on the colour LR images, i.e. the data downscaled by the benchmark's
     SR scale; SR models take their scale from ``config.scale``. Continues a run found in ``out_dir``; a folder
     holding another run or foreign files is refused unless ``force`` (:func:`zoo.folders.claim_train_dir`).
     One process at a time trains in ``out_dir``: another one waits for it, then finds the run finished.
+    ``command``: the command line recorded in the checkpoint (default: this process's own).
+    ``deterministic``: see :mod:`zoo.determinism`. ``read_every``: steps between reads of the losses
+    (default :func:`zoo.devicefacts.read_every`).
     """
     from zoo.folders import claim_train_dir, locked
 
@@ -161,7 +161,8 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
         raise ZooError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "model.safetensors"
-    key = run_key(entry, config, dataset.fingerprint(), seed, steps, data_scale, precision, channels_last)
+    key = run_key(entry, config, dataset.fingerprint(), seed, steps, data_scale, precision, channels_last,
+                  deterministic)
     resolve_precision(precision, device)  # an impossible precision fails before any file is touched
     finished = _finished_run(ckpt_path, key, steps)
     if finished is not None:  # nothing to build or load: a warm benchmark only needs the file
@@ -185,11 +186,13 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
         return _train_here(entry, config, dataset, steps=steps, out_dir=out_dir, device=device, seed=seed,
                            data_scale=data_scale, checkpoint_every=checkpoint_every, workers=workers,
                            precision=precision, channels_last=channels_last, progress=progress,
-                           extra_meta=extra_meta, key=key)
+                           extra_meta=extra_meta, key=key, command=command, deterministic=deterministic,
+                           read_every=read_every)
 
 
 def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_scale, checkpoint_every, workers,
-                precision, channels_last, progress, extra_meta, key) -> TrainResult:
+                precision, channels_last, progress, extra_meta, key, command, deterministic,
+                read_every) -> TrainResult:
     """The loop of :func:`train`, holding the run folder's lock."""
     from zoo.data import make_train_loader
     from zoo.models import count_parameters
@@ -198,18 +201,30 @@ def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_sc
     task = entry.task
     scale = int(getattr(config, "scale", 1)) if task == "sr" else int(data_scale)
     batch_size, patch_size = int(config.batch_size), int(config.patch_size)
+    entry.recipe.check_config(config)
     fingerprint = dataset.fingerprint()
-    resolved = resolve_precision(precision, device)
+    facts = devicefacts.gather(device)  # after the finished-run check in train(): asking CUDA starts CUDA
+    resolved = resolve_precision(precision, device, facts)
+
     if channels_last is None:
         channels_last = default_channels_last(device)
+    from zoo.determinism import configure
+
+    configure(deterministic, device)
     seed_everything(seed)
     model = entry.build(config).to(device)
     parameters = count_parameters(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    ctx = TrainContext(device=device, total_steps=steps, precision=resolved)
+    ctx = TrainContext(device=device, total_steps=steps, precision=resolved,
+                       read_every=devicefacts.read_every(facts) if read_every is None else int(read_every))
     if resolved != "fp32":
         ctx.note(f"trained with {resolved} autocast (weights and optimiser in float32)")
+    emulated = devicefacts.precision_warning(resolved, facts)
+    if emulated:
+        ctx.note(emulated)
+    if deterministic:
+        ctx.note("trained with --deterministic (deterministic algorithms, fixed cuDNN choices)")
     recipe = entry.recipe(model, config, ctx)
     recipe.aux.to(device)
     if channels_last:
@@ -224,6 +239,10 @@ def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_sc
         for note in state.get("notes", []):
             ctx.note(note)
 
+    from zoo.provenance import environment
+
+    env = environment(device, command)
+
     def meta(step: int) -> dict[str, Any]:
         return {
             "model": entry.name, "task": task, "distribution": entry.distribution,
@@ -231,7 +250,8 @@ def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_sc
             "recipe": f"{entry.recipe.__module__}.{entry.recipe.__qualname__}",
             "data": fingerprint, "seed": seed, "steps": step, "target_steps": steps, "data_scale": data_scale,
             "run_key": key, "notes": list(ctx.notes), "device": str(device), "precision": resolved,
-            "channels_last": bool(channels_last), "parameters": parameters, **(extra_meta or {}),
+            "channels_last": bool(channels_last), "parameters": parameters, "deterministic": bool(deterministic),
+            "versions": {entry.distribution: entry.version}, "environment": env, **(extra_meta or {}),
         }
 
     if start >= steps:  # a crash after state.pt, before the weights file: publish the final weights now
@@ -246,16 +266,20 @@ def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_sc
     else:
         _truncate_log(log_path, start)
 
-    cpus = os.cpu_count() or 1
+    cpus = facts.cpus
     threads_before = torch.get_num_threads()
-    if workers is None:
-        workers = default_workers()
+    loading = devicefacts.loader_plan(facts, workers)
+    workers = loading.workers
     if device.type == "cpu":
         # Loader processes and intra-op threads share the cores; oversubscribing them slows small
         # convolutions 5-10x. Never raise a thread count the caller lowered.
         torch.set_num_threads(max(1, min(threads_before, cpus - workers)))
     loader = make_train_loader(dataset, task=task, patch_size=patch_size, scale=scale, batch_size=batch_size,
-                               seed=seed, workers=workers, start_step=start, steps=steps - start)
+                               seed=seed, workers=workers, start_step=start, steps=steps - start,
+                               pin_memory=loading.pin_memory, cache_mb=loading.cache_mb, uint8=True)
+    from zoo.steplog import StepLog
+
+    steplog = StepLog(log_path, ctx.read_every)
     batches = iter(loader)
     bar = None
     if progress:
@@ -273,7 +297,7 @@ def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_sc
             if state is not None:  # resuming: optimiser state (mid-stage only) and RNG, once
                 if state.get("stage") == stage.name:
                     recipe.load_state_dict(state["recipe"])
-                _set_rng(state["rng"])
+                rngstate.restore(state["rng"], device)
                 state = None
             model.train()
             while step < end:
@@ -281,14 +305,15 @@ def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_sc
                 logs = recipe.training_step(batch, stage, step)
                 step += 1
                 images += batch_size
-                with open(log_path, "a") as f:
-                    f.write(json.dumps({"step": step, "stage": stage.name, **logs}) + "\n")
+                read = steplog.add(step, stage.name, logs, ctx.take_unchecked())
                 if bar is not None:
-                    rate = images / max(time.perf_counter() - t0, 1e-9)
-                    bar.set_postfix({**{k: f"{v:.4g}" for k, v in logs.items()}, "img/s": f"{rate:.1f}"},
-                                    refresh=False)
+                    if read:
+                        rate = images / max(time.perf_counter() - t0, 1e-9)
+                        bar.set_postfix({**{k: f"{v:.4g}" for k, v in steplog.latest.items()},
+                                         "img/s": f"{rate:.1f}"}, refresh=False)
                     bar.update(1)
                 if step % checkpoint_every == 0 or step == end:
+                    steplog.flush()  # reads (and checks) the losses first: a checkpoint is never of bad weights
                     seconds = seconds_before + time.perf_counter() - t0
                     _save(model, recipe, ckpt_path, state_path, {**meta(step), "train_seconds": seconds},
                           key, step, stage.name, seconds)
@@ -301,18 +326,6 @@ def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_sc
     return TrainResult(ckpt_path, step, time.perf_counter() - t0, start, list(ctx.notes))
 
 
-def _rng_state() -> dict[str, Any]:
-    # The data stream is seeded by step, so only the model's own randomness (dropout, sampling) is saved.
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def _set_rng(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _save(model, recipe, ckpt_path: Path, state_path: Path, meta: dict, key: str, step: int, stage: str,
           seconds: float) -> None:
     """One checkpoint. ``state.pt`` is the unit a resume trusts: weights, optimisers, RNG and step in one
@@ -321,7 +334,7 @@ def _save(model, recipe, ckpt_path: Path, state_path: Path, meta: dict, key: str
     writes leaves either a complete older checkpoint or a torn pair that is detected and rewritten."""
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_torch_save(state_path, {"key": key, "step": step, "stage": stage, "model": weights,
-                                   "recipe": recipe.state_dict(), "rng": _rng_state(),
+                                   "recipe": recipe.state_dict(), "rng": rngstate.capture(recipe.ctx.device),
                                    "notes": list(meta["notes"]), "seconds": seconds})
     save_checkpoint(ckpt_path, model, meta)
 
@@ -343,6 +356,16 @@ def _finished_run(ckpt_path: Path, key: str, steps: int) -> list[str] | None:
     except (OSError, ValueError, TypeError, AttributeError, ZooError):  # missing, torn or foreign
         return None
     return list(meta.get("notes", [])) if done else None
+
+
+def completed_steps(out_dir: Path, key: str, steps: int) -> int:
+    """Steps of run ``key`` done in ``out_dir``: ``steps`` when finished, the last checkpoint's step when it can
+    resume, else 0. Reads and writes nothing else (``zoo bench --dry-run``)."""
+    out_dir = Path(out_dir)
+    if _finished_run(out_dir / "model.safetensors", key, steps) is not None:
+        return steps
+    state = _load_state(out_dir / "state.pt", key)
+    return int(state["step"]) if state is not None else 0
 
 
 def _load_state(state_path: Path, key: str) -> dict[str, Any] | None:
@@ -386,4 +409,5 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     return _log_lines(path) if path.exists() else []
 
 
-__all__ = ["PRECISIONS", "TrainResult", "default_channels_last", "default_workers", "read_log", "resolve_precision", "run_key", "stage_plan", "train"]
+__all__ = ["PRECISIONS", "TrainResult", "completed_steps", "default_channels_last", "default_workers", "read_log",
+           "resolve_precision", "run_key", "stage_plan", "train"]

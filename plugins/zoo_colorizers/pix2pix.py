@@ -18,7 +18,8 @@ Adapted / chosen:
   on 64x64 COCO images, so preset ``coco64`` uses 6 levels (64 -> 1), batch 16 and the least-squares GAN
   loss that seed 002 describes ("a mean square error loss"); seed 004 is the paper's setting at 256 px.
   Inputs whose sides are not multiples of 2^depth are reflect-padded (edge-replicated when too small to
-  reflect) and the output is cropped back.
+  reflect) and the output is cropped back; a training patch that is not such a multiple is refused when
+  the training is planned (:meth:`Pix2PixRecipe.check_config`), since it would train mostly on padding.
 - The innermost encoder layer has no batch norm (as in the authors' released code: at 1x1 spatial size
   and small batches batch norm would zero the bottleneck).
 - Normalisation: L / 50 - 1 and ab / 110 (``ab_scale``), both in [-1, 1]; the generator's tanh output is
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
+from zoo.errors import ZooError
 from zoo.losses import gan_loss
 from zoo.recipe import Recipe, Stage
 
@@ -182,6 +184,18 @@ class Pix2PixRecipe(Recipe):
         _init_normal_(d)
         self.aux["discriminator"] = d.to(ctx.device)
 
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Training patches must be multiples of 2^depth: the U-Net halves them ``depth`` times, and a smaller
+        patch is padded up to 2^depth, so a 64 px patch in the 8-level net is 16x the work, mostly padding."""
+        m = 2**config.depth
+        if config.patch_size % m:
+            fits = max((d for d in range(1, config.depth) if config.patch_size % 2**d == 0), default=None)
+            hint = f"set depth = {fits} for {config.patch_size} px patches, or" if fits else "set"
+            raise ZooError(f"pix2pix: patch_size {config.patch_size} does not fit depth {config.depth} (the U-Net "
+                           f"halves a patch {config.depth} times, so it takes multiples of {m} px and pads the "
+                           f"rest): {hint} patch_size to a multiple of {m}")
+
     @property
     def discriminator(self) -> PatchDiscriminator:
         return self.aux["discriminator"]
@@ -216,7 +230,7 @@ class Pix2PixRecipe(Recipe):
             g_value = self.backward_step(loss_g, "g")
         finally:
             d.requires_grad_(True)
-        return {"l1": float(loss_l1.detach()), "g_gan": float(loss_gan.detach()), "g": g_value, "d": d_value}
+        return {"l1": self.loggable(loss_l1), "g_gan": self.loggable(loss_gan), "g": g_value, "d": d_value}
 
 
 ENTRY = zoo.ModelEntry(

@@ -168,7 +168,7 @@ class UnetVaeRecipe(Recipe):
             kl = kl_divergence(mu.float(), logvar.float())
             loss = recon + cfg.kl_weight * kl
         total = self.backward_step(loss, "main")
-        return {"loss": total, cfg.recon: float(recon.detach()), "kl": float(kl.detach())}
+        return {"loss": total, cfg.recon: self.loggable(recon), "kl": self.loggable(kl)}
 
 
 ENTRY = zoo.ModelEntry(

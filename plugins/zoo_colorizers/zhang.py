@@ -211,12 +211,13 @@ class ZhangRecipe(Recipe):
         return F.mse_loss(self.model(l) / s, ab / s)
 
     def training_step(self, batch, stage, step):
-        with self.autocast():
-            if self.config.head == "classification":
+        classification = self.config.head == "classification"
+        with self.autocast():  # the forward pass only: backward and the optimiser step run outside autocast
+            if classification:
                 loss = self.classification_loss(batch["l"], batch["ab"])
-                return {"ce": self.backward_step(loss, "main")}
-            loss = self.regression_loss(batch["l"], batch["ab"])
-            return {"mse": self.backward_step(loss, "main")}
+            else:
+                loss = self.regression_loss(batch["l"], batch["ab"])
+        return {"ce" if classification else "mse": self.backward_step(loss, "main")}
 
 
 ENTRY = zoo.ModelEntry(

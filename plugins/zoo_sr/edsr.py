@@ -246,7 +246,7 @@ class EdsrRecipe(Recipe):
             sr = self.model(batch["lr"])
             loss, logs = l1_and_content(sr, batch["hr"], self.content, self.config.content_weight)
         total = self.backward_step(loss, "g")
-        return {"loss": total, **{k: float(v.detach()) for k, v in logs.items()}}
+        return {"loss": total, **{k: self.loggable(v) for k, v in logs.items()}}
 
 
 SUPER_COLORIZATION = {

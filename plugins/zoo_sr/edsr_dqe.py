@@ -194,7 +194,7 @@ class EdsrDqeRecipe(Recipe):
                 sr = self.model.edsr(batch["lr"])
                 loss, logs = l1_and_content(sr, batch["hr"], self.content, self.config.content_weight)
             total = self.backward_step(loss, "edsr")
-            return {"loss": total, **{k: float(v.detach()) for k, v in logs.items()}}
+            return {"loss": total, **{k: self.loggable(v) for k, v in logs.items()}}
         with self.autocast():
             with torch.no_grad():
                 base = self.model.edsr(batch["lr"])

@@ -277,7 +277,7 @@ class SrganRecipe(Recipe):
             g_value = self.backward_step(g_loss, "g")
         finally:
             disc.requires_grad_(True)
-        return {"g": g_value, "content": float(content.detach()), "adv": float(adversarial.detach()),
+        return {"g": g_value, "content": self.loggable(content), "adv": self.loggable(adversarial),
                 "d": d_value}
 
 

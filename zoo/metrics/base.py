@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:  # annotations only: zoo.MetricInfo and the registry's metric entries stay torch-free
+    import torch
 
 
 @dataclass(frozen=True)

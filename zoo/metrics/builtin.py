@@ -7,6 +7,7 @@ the metric is first built.
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from zoo.entries import MetricEntry
 from zoo.hookspecs import hookimpl
@@ -24,6 +25,13 @@ _BUILTIN = {
     "colorfulness": ("zoo.metrics.perceptual", True, "", False, "Hasler-Süsstrunk colourfulness of the outputs"),
     "colorfulness_gt": ("zoo.metrics.perceptual", True, "", False,
                         "Hasler-Süsstrunk colourfulness of the ground truth"),
+    "colorfulness_gap": ("zoo.metrics.colorization", False, "", True,
+                         "|colourfulness(output) - colourfulness(ground truth)| per image"),
+    "auc_raw": ("zoo.metrics.colorization", True, "%", True,
+                "AuC of the ab error curve, thresholds 0-150, all pixels (Zhang et al. 2016)"),
+    "auc_rebal": ("zoo.metrics.colorization", True, "%", True,
+                  "AuC of the ab error curve, each colour class weighted equally (Zhang et al. 2016)"),
+    "deltae2000": ("zoo.metrics.colorization", False, "ΔE00", True, "mean CIEDE2000 difference to the ground truth"),
 }
 
 
@@ -33,11 +41,20 @@ class _Lazy:
     def __init__(self, module: str, name: str):
         self.module, self.name = module, name
 
-    def __call__(self, **params):
+    def _factory(self):
         from zoo.metrics.base import _FACTORIES
 
         importlib.import_module(self.module)
-        return _FACTORIES[self.name](self.name, **params)
+        return _FACTORIES[self.name]
+
+    def __call__(self, **params):
+        return self._factory()(self.name, **params)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        # The settings the metric takes (zoo.create_metric checks them), without its leading name argument.
+        sig = inspect.signature(self._factory())
+        return sig.replace(parameters=list(sig.parameters.values())[1:])
 
 
 @hookimpl

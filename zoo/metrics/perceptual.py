@@ -1,11 +1,13 @@
-"""Perceptual metrics: LPIPS, FID and KID (pretrained networks, offline only) and colorfulness.
+"""Perceptual metrics: LPIPS, FID and KID (pretrained networks) and colorfulness.
 
-Weights are never downloaded. Every factory first checks that the weight file is in the torch hub cache
-(``$TORCH_HOME/hub/checkpoints``, see :mod:`zoo.weights`) and raises :class:`MetricUnavailable` with a one-line
-fix when it is not; only then are torchvision / lpips / pytorch-fid asked to build the network (they load the
-cached file; ``torch.hub`` verifies the hash in a file name only when it downloads, so a present file loads
-whatever its content). As a second guard, ``torch.hub.download_url_to_file`` is replaced by a function that
-refuses while those networks are built. Every result records the files it used (``MetricResult.weights``).
+Every factory first gets its weight file from the torch hub cache (``$TORCH_HOME/hub/checkpoints``, see
+:mod:`zoo.weights`), which downloads a missing one, verified, unless downloads are off; a file that stays
+missing or is refused raises :class:`MetricUnavailable` with one line saying why. The tensors are read with
+``torch.load(weights_only=True)`` by zoo itself and handed to lpips / pytorch-fid, whose own loaders
+(``torch.hub.load_state_dict_from_url``, which unpickles with ``weights_only=False``) never run: a booby-
+trapped file under a standard name is refused, not executed. As a second guard, ``torch.hub``'s unverified
+download is replaced by a function that refuses while those networks are built. Every result records the
+files it used (``MetricResult.weights``).
 
 FID and KID share one Inception extractor per (device, weights file), :class:`InceptionFeatures`, which
 memoises features by image content, so FID and KID in the same evaluation run one forward pass per image.
@@ -30,7 +32,8 @@ import torch
 
 from zoo.device import pick_device
 from zoo.metrics.base import Metric, MetricInfo, MetricResult, MetricUnavailable, metric_factory
-from zoo.weights import ALEXNET, FID_INCEPTION, VGG16, WeightFile, file_sha256
+from zoo.weights import (ALEXNET, FID_INCEPTION, VGG16, WeightFile, WeightsUnavailable, file_sha256,
+                         read_state_dict, require)
 
 HASH_DIGITS = 10  # length of the sha256 prefixes recorded in MetricResult.weights
 
@@ -43,22 +46,32 @@ def _device(device) -> torch.device:
 
 
 def _require(weight: WeightFile) -> Path:
-    """The present file, else MetricUnavailable with the one-line fix. Never creates or downloads anything."""
-    p = weight.find()
-    if p is None:
-        raise MetricUnavailable(weight.missing_message())
-    return p
+    """The file in the hub cache (downloaded first when missing and allowed), else MetricUnavailable."""
+    try:
+        return require(weight)
+    except WeightsUnavailable as exc:
+        raise MetricUnavailable(str(exc)) from None
+
+
+def _tensors(weight: WeightFile) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The file and its tensors, read with ``weights_only=True``; MetricUnavailable when missing or refused."""
+    path = _require(weight)
+    try:
+        return path, read_state_dict(weight, path)
+    except WeightsUnavailable as exc:
+        raise MetricUnavailable(str(exc)) from None
 
 
 @contextlib.contextmanager
 def _downloads_refused(weight: WeightFile):
-    """While building a network from the hub cache: make any download attempt an error instead."""
+    """While building a network: make any torch.hub download (unverified, unpickled unsafely) an error."""
     import torch.hub as hub
 
     original = hub.download_url_to_file
 
     def refuse(url, dst, *args, **kwargs):
-        raise MetricUnavailable(f"refusing to download {url}: {weight.missing_message()}")
+        raise MetricUnavailable(f"refusing to download {url} through torch.hub: zoo fetches "
+                                f"{weight.filename} itself, verified")
 
     hub.download_url_to_file = refuse
     try:
@@ -67,6 +80,29 @@ def _downloads_refused(weight: WeightFile):
             yield
     finally:
         hub.download_url_to_file = original
+
+
+def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], weight: WeightFile, what: str) -> None:
+    """``module.load_state_dict(state, strict=True)``, a misfit reported as MetricUnavailable."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError) as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise MetricUnavailable(f"{weight.filename} does not fit {what}: {first}") from None
+
+
+# Weight files each metric needs, so that a benchmark can fetch them before its jobs start.
+METRIC_WEIGHTS: dict[str, tuple[WeightFile, ...]] = {
+    "lpips": (ALEXNET,), "lpips_vgg": (VGG16,), "fid": (FID_INCEPTION,), "kid": (FID_INCEPTION,)}
+
+
+def weights_for_metrics(names: Iterable[str]) -> list[WeightFile]:
+    """The weight files the named metrics (default parameters) need, each once, in order."""
+    out: dict[str, WeightFile] = {}
+    for name in names:
+        for w in METRIC_WEIGHTS.get(name, ()):
+            out.setdefault(w.filename, w)
+    return list(out.values())
 
 
 def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -104,24 +140,38 @@ class LPIPSMetric(Metric):
         if net not in LPIPS_BACKBONES:
             raise MetricUnavailable(f"lpips: unknown net '{net}' (use one of: alex, vgg)")
         backbone, label = LPIPS_BACKBONES[net]
-        backbone_path = _require(backbone)
+        backbone_path, state = _tensors(backbone)
         lin_path = lpips_linear_weights(net)
+        lin_name = f"lpips/weights/v{LPIPS_VERSION}/{lin_path.name}"
         if not lin_path.is_file():
-            raise MetricUnavailable(f"lpips linear-layer weights missing: {lin_path} is not in the installed "
+            raise MetricUnavailable(f"lpips linear-layer weights missing: {lin_name} is not in the installed "
                                     f"lpips package (reinstall it: pip install --force-reinstall lpips)")
         lin_state = torch.load(lin_path, map_location="cpu", weights_only=True)
         import lpips
 
+        # Built empty (pnet_rand: no torchvision download; pretrained=False: no torch.load of its own), then
+        # filled from the tensors read above.
         with _downloads_refused(backbone):
-            model = lpips.LPIPS(net="vgg" if net == "vgg16" else net, version=LPIPS_VERSION, pretrained=True,
-                                model_path=str(lin_path), verbose=False)
-        # lpips loads its linear layers with strict=False: make sure every one of them came from the file.
-        loaded = model.state_dict()
-        lin_keys = {k for k in loaded if re.match(r"lin\d+\.", k)}  # (lins.N.* are the same tensors)
-        if lin_keys != set(lin_state) or any(not torch.equal(loaded[k].cpu(), lin_state[k].to(loaded[k].dtype))
-                                             for k in lin_keys):
-            raise MetricUnavailable(f"lpips linear-layer file {lin_path} does not match net '{net}' "
+            model = lpips.LPIPS(net="vgg" if net == "vgg16" else net, version=LPIPS_VERSION, pretrained=False,
+                                pnet_rand=True, verbose=False)
+        # lpips slices torchvision's ``features``: slice k holds features[i] under the name "i".
+        trunk = {}
+        for key in model.net.state_dict():
+            _, index, rest = key.split(".", 2)
+            source = f"features.{index}.{rest}"
+            if source not in state:
+                raise MetricUnavailable(f"{backbone.filename} does not fit torchvision's {label}: no {source}")
+            trunk[key] = state[source]
+        _load_into(model.net, trunk, backbone, f"torchvision's {label}")
+        lin_keys = {k for k in model.state_dict() if re.match(r"lin\d+\.", k)}  # (lins.N.* are the same tensors)
+        if lin_keys != set(lin_state):
+            raise MetricUnavailable(f"lpips linear-layer file {lin_name} does not match net '{net}' "
                                     f"(reinstall lpips)")
+        try:
+            model.load_state_dict(lin_state, strict=False)  # the trunk is in already; these are the rest
+        except RuntimeError:
+            raise MetricUnavailable(f"lpips linear-layer file {lin_name} does not match net '{net}' "
+                                    f"(reinstall lpips)") from None
         self.device = _device(device)
         self.model = model.eval().to(self.device)
         for p in self.model.parameters():
@@ -132,7 +182,7 @@ class LPIPSMetric(Metric):
             description="Learned Perceptual Image Patch Similarity (Zhang et al. 2018), lpips package; "
                         "distance to the ground truth, lower is better")
         self.weights = {backbone.filename: file_sha256(backbone_path)[:HASH_DIGITS],
-                        f"lpips/weights/v{LPIPS_VERSION}/{lin_path.name}": file_sha256(lin_path)[:HASH_DIGITS]}
+                        lin_name: file_sha256(lin_path)[:HASH_DIGITS]}
         self.reset()
 
     def reset(self) -> None:
@@ -192,12 +242,28 @@ class InceptionFeatures:
     _shared: dict[tuple[str, str], "InceptionFeatures"] = {}
 
     def __init__(self, device=None, *, memo_size: int = 20000):
-        path = _require(FID_INCEPTION)
-        from pytorch_fid.inception import InceptionV3
+        path, state = _tensors(FID_INCEPTION)
+        from pytorch_fid import inception as fid_inception
 
         self.weights_sha256 = file_sha256(path)
-        with _downloads_refused(FID_INCEPTION):
-            model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[self.dims]])
+
+        def verified_state(url, *args, **kwargs):
+            # pytorch-fid's fid_inception_v3() asks torch.hub (weights_only=False) for this: hand it the
+            # tensors zoo read safely instead. The architecture and everything else stay pytorch-fid's.
+            if url != fid_inception.FID_WEIGHTS_URL:
+                raise MetricUnavailable(f"pytorch-fid asked for unexpected weights {url}")
+            return state
+
+        original = fid_inception.load_state_dict_from_url
+        fid_inception.load_state_dict_from_url = verified_state
+        try:
+            with _downloads_refused(FID_INCEPTION):
+                model = fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[self.dims]])
+        except RuntimeError as exc:  # load_state_dict(strict) inside pytorch-fid: a file of another shape
+            raise MetricUnavailable(f"{FID_INCEPTION.filename} does not fit pytorch-fid's Inception: "
+                                    f"{' '.join(str(exc).split())[:200]}") from None
+        finally:
+            fid_inception.load_state_dict_from_url = original
         self.device = _device(device)
         self.model = model.eval().to(self.device)
         self.memo_size = memo_size

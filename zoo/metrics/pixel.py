@@ -47,6 +47,7 @@ import math
 import torch
 
 from zoo.color import _Y_COEFFS, rgb_to_y
+from zoo.constants import constant
 from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
 
 __all__ = ["psnr", "ssim", "prepare", "prepare_pair", "backend_for", "PixelMetric"]
@@ -81,7 +82,7 @@ def _to_units(x: torch.Tensor, quantize: bool, dtype: torch.dtype) -> torch.Tens
 
 def _luma_full(rgb255: torch.Tensor) -> torch.Tensor:
     # Full-range BT.601 luma, 0.299 R + 0.587 G + 0.114 B (= (Y - 16) * 255 / 219): a grey value stays itself.
-    w = torch.tensor(_LUMA_FULL, dtype=rgb255.dtype, device=rgb255.device).view(1, 3, 1, 1)
+    w = constant(_LUMA_FULL, rgb255.device, rgb255.dtype).view(1, 3, 1, 1)
     return (rgb255 * w).sum(dim=1, keepdim=True)
 
 
@@ -172,6 +173,11 @@ def backend_for(pred: torch.Tensor, target: torch.Tensor, backend: str = "auto")
             raise ValueError(f"backend='numba' runs on CPU tensors, got {pred.device} and {target.device}")
         return "numba"
     return "numba" if kernels is not None and on_cpu else "torch"
+
+
+def backend_on(device_type: str) -> str:
+    """The backend ``'auto'`` picks for tensors on a device of this type (part of evaluation cache keys)."""
+    return "numba" if device_type == "cpu" and _numba_kernels()[0] is not None else "torch"
 
 
 def _fused_scores(kind: str, pred: torch.Tensor, target: torch.Tensor, *, space: str, shave: int,
