@@ -143,7 +143,12 @@ class _Crash(BaseException):
 def test_a_crash_between_any_two_checkpoint_writes_resumes_to_identical_weights(registry, entry, data, tmp_path,
                                                                                monkeypatch):
     import zoo.checkpoint as ckpt
+    import zoo.files as files
     from zoo.checkpoint import load_checkpoint
+
+    def patch(write):  # the weights go through zoo.checkpoint's name, the JSON through zoo.files'
+        monkeypatch.setattr(ckpt, "atomic_write_bytes", write)
+        monkeypatch.setattr(files, "atomic_write_bytes", write)
 
     def run(out, **kw):
         return train(entry, entry.make_config(), data, steps=6, out_dir=out, device=torch.device("cpu"), seed=3,
@@ -158,7 +163,7 @@ def test_a_crash_between_any_two_checkpoint_writes_resumes_to_identical_weights(
         calls.append(Path(path).name)
         real_write(path, data_)
 
-    monkeypatch.setattr(ckpt, "atomic_write_bytes", counting)
+    patch(counting)
     run(tmp_path / "count")
     writes = list(calls)
     # checkpoints at steps 2, 3 (end of stage "first"), 4 and 6, three files each
@@ -173,10 +178,10 @@ def test_a_crash_between_any_two_checkpoint_writes_resumes_to_identical_weights(
             calls.append(path)
             real_write(path, data_)
 
-        monkeypatch.setattr(ckpt, "atomic_write_bytes", crashing)
+        patch(crashing)
         with pytest.raises(_Crash):
             run(out)
-        monkeypatch.setattr(ckpt, "atomic_write_bytes", real_write)
+        patch(real_write)
         if (out / "model.json").is_file():  # a pair torn by the crash is refused, never used
             meta = json.loads((out / "model.json").read_text())
             stamp = ckpt._header(out / "model.safetensors")[0]

@@ -283,6 +283,11 @@ def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> lis
     pictures = cache / "eval" / f"{job.key}-samples"
     rows = _cached_rows(cached)
     if rows is None:
+        from zoo.device import pick_device
+
+        dev = pick_device(device)
+        if dev.type != job.device:  # the key says which device the numbers come from: never store others under it
+            raise ZooError(f"evaluation keyed for {job.device} asked to run on {dev}")
         # one process computes an evaluation at a time; another waits, then reads its result
         with locked(cache / "eval" / "locks" / f"{job.key}.lock"):
             rows = _cached_rows(cached)
@@ -307,8 +312,6 @@ def _evaluate_job(job: EvalJob, cache: Path, pictures: Path, device: str | None)
 
     cached = cache / "eval" / f"{job.key}.json"
     dev = pick_device(device)
-    if dev.type != job.device:  # the key says which device the numbers come from: never store others under it
-        raise ZooError(f"evaluation keyed for {job.device} asked to run on {dev}")
     from zoo.determinism import configure
 
     configure(job.deterministic, dev)
@@ -438,7 +441,7 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     created = not run_dir.exists()  # after planning: a suite that cannot run leaves no empty run behind
     claim_bench_dir(run_dir, plan.request(), force)
     ensure_writable(run_dir)
-    ensure_writable(cache)
+    ensure_writable(cache, create=False)  # created by the first job: a cluster that never answers leaves none
     dev = pick_device(device) if executor.name == "local" else (device or "auto")
     log(f"bench '{suite.name}': {len(plan.colorizers)} colorizers x {len(plan.sr)} SR models, "
         f"{len(plan.train_jobs)} training jobs, {len(plan.eval_jobs)} evaluations, executor {executor.name}, "

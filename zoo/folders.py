@@ -94,9 +94,15 @@ def claim_bench_dir(run_dir: Path, request: dict, force: bool = False) -> None:
     ensure_writable(run_dir)
 
 
-def ensure_writable(folder: Path) -> None:
-    """Create ``folder`` and prove a file can be written in it, or one line saying why not."""
+def ensure_writable(folder: Path, create: bool = True) -> None:
+    """Create ``folder`` and prove a file can be written in it, or one line saying why not. With
+    ``create=False`` a missing folder is checked at its nearest existing parent, and nothing is created."""
     folder = Path(folder)
+    if not create and not folder.exists():
+        parent = next((p for p in folder.absolute().parents if p.exists()), None)
+        if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise ZooError(f"cannot write in {folder}: {parent or folder} is not a writable folder")
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".zoo-probe-"):
