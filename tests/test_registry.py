@@ -6,30 +6,16 @@ import json
 import subprocess
 import sys
 import types
-from dataclasses import dataclass
 
 import pytest
 import torch
 
 import zoo
 from zoo.errors import PluginConflictError, PluginWarning, UnknownModelError, ZooError
-from helpers import REPO, make_dist, run_zoo
+from helpers import REPO, make_dist, run_zoo, tiny_sr_parts
 
 
-@dataclass
-class _Cfg:
-    scale: int = 2
-    width: int = 4
-
-
-class _Tiny(zoo.SuperResolver):
-    def __init__(self, cfg):
-        super().__init__(cfg.scale)
-        self.conv = torch.nn.Conv2d(3, 3 * cfg.scale**2, 3, padding=1)
-        self.up = torch.nn.PixelShuffle(cfg.scale)
-
-    def forward(self, rgb):
-        return self.up(self.conv(rgb))
+_Cfg, _Tiny, _ = tiny_sr_parts()  # the models registered below have no recipe: nothing to train
 
 
 def _plugin(*names, hook="register_sr_models"):

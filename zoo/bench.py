@@ -38,7 +38,7 @@ from zoo.checkpoint import atomic_write_json
 from zoo.errors import ZooError
 from zoo.failures import failures
 from zoo.report import write_report
-from zoo.runfiles import safe_name, sample_dir, test_set_label  # noqa: F401  (test_set_label: zoo.failures)
+from zoo.runfiles import safe_name, sample_dir, test_set_label
 from zoo.suite import Suite
 
 EVAL_FORMAT = 3  # bump when evaluation code changes what a cached result would contain (3: per-image values, PSNR cap, size skips)

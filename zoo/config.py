@@ -18,7 +18,7 @@ import types
 import typing
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, did_you_mean
 
 # The contract's fields (zoo.contract): the training loop and the SR task size tensors by them.
 SIZE_FIELDS = ("batch_size", "patch_size", "scale")
@@ -108,10 +108,7 @@ def apply_overrides(cfg: Any, overrides: Any, where: str = "config") -> Any:
     changes = {}
     for key, value in mapping.items():
         if key not in fields:
-            import difflib
-
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f" (fields: {', '.join(fields)})"
+            hint = did_you_mean(key, fields, n=1, cutoff=0.6) or f" (fields: {', '.join(fields)})"
             raise ZooError(f"{where} has no setting '{key}'{hint}")
         changes[key] = _coerce(value, hints.get(key, Any), key, where)
         _check_bounds(changes[key], fields[key], key, where)

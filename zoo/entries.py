@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from zoo.config import apply_overrides, as_mapping
-from zoo.errors import ZooError
+from zoo.errors import ZooError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,8 @@ class ModelEntry:
         cfg = self.config()
         if preset is not None:
             if preset not in self.presets:
-                import difflib
-
                 known = ", ".join(sorted(self.presets)) or "none"
-                close = difflib.get_close_matches(preset, list(self.presets), n=1, cutoff=0.6)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
+                hint = did_you_mean(preset, self.presets, n=1, cutoff=0.6)
                 raise ZooError(f"model '{self.name}' has no preset '{preset}'{hint} (presets: {known})")
             cfg = apply_overrides(cfg, self.presets[preset], where=f"preset '{preset}' of '{self.name}'")
         return apply_overrides(cfg, overrides, where=f"model '{self.name}'")

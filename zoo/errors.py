@@ -1,5 +1,14 @@
 """Errors a user can act on. The CLI prints them as one line and exits with code 2."""
 
+import difflib
+from typing import Iterable
+
+
+def did_you_mean(name: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
+    """``"; did you mean 'x'?"`` for the closest candidates, or ``""``: the hint of every unknown-name error."""
+    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=cutoff)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
 
 class ZooError(Exception):
     """A user-facing error: bad input, unknown name, missing file. Never a bug."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from zoo.errors import ZooError
-from zoo.failures import ERRORS_LOG, append_log, failed_training, failure_rows, guarded_eval
+from zoo.failures import ERRORS_LOG, append_log, failed_training, failure_rows, guarded_eval, job_label
 
 EXECUTORS = ("local", "ray")
 
@@ -175,9 +175,9 @@ class RayExecutor:
             is_train = isinstance(job, TrainJob)
             failed = value.get("failed") if is_train else next((r["failed"] for r in value if r.get("failed")), None)
             if failed:
-                progress.fail(job, f"FAILED {_label(job)}: {failed}")
+                progress.fail(job, f"FAILED {job_label(job)}: {failed}")
             else:
-                progress.done(job, _train_line(job, value) if is_train else f"evaluated {_label(job)}")
+                progress.done(job, _train_line(job, value) if is_train else f"evaluated {job_label(job)}")
             if is_train:
                 trained[job.key] = value
             else:
@@ -190,7 +190,7 @@ class RayExecutor:
                 broken = [trained[k] for k in needs[id(job)] if trained[k].get("failed")]
                 if broken:
                     evaluated[id(job)] = guarded_eval(job, cache=plan.cache, trained=broken)  # rows, not run
-                    progress.skip(f"not run: {_label(job)} (needs a model whose training failed)")
+                    progress.skip(f"not run: {job_label(job)} (needs a model whose training failed)")
                 else:
                     ready.append(job)
             for group in _groups(ready, rp.eval_group):
@@ -207,7 +207,7 @@ class RayExecutor:
                 for i, job in enumerate(jobs):
                     if i in reported[gen]:
                         continue
-                    append_log(log_path, _label(job), re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))  # no colours
+                    append_log(log_path, job_label(job), re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))  # no colours
                     finish(job, failed_training(job, reason) if isinstance(job, TrainJob) else failure_rows(job, reason))
                 del pending[gen], reported[gen]
                 continue
@@ -281,16 +281,6 @@ class _Progress:
 def _train_line(job, info) -> str:
     status = "trained" if info["trained_now"] else "cached"
     return f"{status} {job.model} x{job.scale} ({job.steps} steps, {info['train_seconds'] or 0:.1f} s)"
-
-
-def _label(job) -> str:
-    from zoo.bench import TrainJob
-
-    if isinstance(job, TrainJob):
-        return f"training {job.model} x{job.scale}"
-    models = " + ".join(r.name for r in (job.colorizer, job.sr) if r is not None)
-    order = f" {job.order}" if job.order else ""
-    return f"{job.stage}{order} {models} on {job.test} x{job.scale}"
 
 
 def _one_line(exc: BaseException) -> str:

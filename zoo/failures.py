@@ -76,13 +76,17 @@ def guarded_eval(job, *, cache, log_path=None, trained: list[dict] = (), **kwarg
     try:
         return run_eval_job(job, cache=cache, **kwargs)
     except Exception as exc:
-        log_traceback(log_path, f"evaluating {_describe(job)}", exc)
+        log_traceback(log_path, f"evaluating {job_label(job)}", exc)
         return failure_rows(job, f"evaluation failed: {one_line(exc)}")
 
 
-def _describe(job) -> str:
-    names = " + ".join(r.name for r in (job.colorizer, job.sr) if r is not None)
-    return f"{job.stage} {names} on {job.test} x{job.scale}"
+def job_label(job) -> str:
+    """How progress lines and errors.log name a job: ``training edsr x2``, ``pipeline color-first a + b on T x2``."""
+    if not hasattr(job, "stage"):  # a TrainJob
+        return f"training {job.model} x{job.scale}"
+    models = " + ".join(r.name for r in (job.colorizer, job.sr) if r is not None)
+    order = f" {job.order}" if job.order else ""
+    return f"{job.stage}{order} {models} on {job.test} x{job.scale}"
 
 
 def failure_rows(job, reason: str) -> list[dict[str, Any]]:

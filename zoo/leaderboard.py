@@ -106,9 +106,14 @@ def _weights_tag(weights: dict[str, str] | None) -> str:
     return ",".join(f"{k}@{v}" for k, v in sorted((weights or {}).items()))
 
 
+def _arrow(row: dict[str, Any]) -> str:
+    """`` ↑`` / `` ↓`` for a ranked metric's direction, nothing for a descriptive one."""
+    return "" if not row.get("ranked", True) else (" ↑" if row["higher_is_better"] else " ↓")
+
+
 def _column(row: dict[str, Any]) -> str:
     unit = f" {row['unit']}" if row.get("unit") else ""
-    arrow = "" if not row.get("ranked", True) else (" ↑" if row["higher_is_better"] else " ↓")
+    arrow = _arrow(row)
     conv = row.get("convention") or ""
     return f"{row['metric']}{arrow}{unit}" + (f" [{conv}]" if conv else "")
 
@@ -211,8 +216,7 @@ def _short_headers(columns: list[str], described: dict[str, dict[str, Any]]) -> 
         r = described.get(c)
         if r is None:
             continue
-        arrow = "" if not r.get("ranked", True) else (" ↑" if r["higher_is_better"] else " ↓")
-        head = f"{r['metric']}{arrow}"
+        head = f"{r['metric']}{_arrow(r)}"
         n = sum(1 for h in headers.values() if h.split(" (")[0] == head)
         head = head if n == 0 else f"{head} ({n + 1})"  # same metric, other weight files
         headers[c] = head

@@ -33,19 +33,13 @@ import pluggy
 from zoo import hookspecs
 from zoo.contract import entry_problems
 from zoo.entries import MetricEntry, ModelEntry, torch_meta_device  # noqa: F401  (re-exported)
-from zoo.errors import PluginConflictError, PluginWarning, UnknownModelError, ZooError
+from zoo.errors import PluginConflictError, PluginWarning, UnknownModelError, ZooError, did_you_mean
 
 ENTRY_POINT_GROUP = "zoo"
 TASKS = ("colorizer", "sr")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 # hook name -> what it registers ("colorizer" / "sr" models, or "metric")
 HOOKS = {"register_colorizers": "colorizer", "register_sr_models": "sr", "register_metrics": "metric"}
-
-
-def did_you_mean(name: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
-    """``"; did you mean 'x'?"`` for the closest candidates, or ``""``."""
-    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=cutoff)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.runfiles import sample_dir
-from zoo.leaderboard import STAGE_TITLES, _column_key, _weights_tag, render_markdown
+from zoo.leaderboard import RANK_FIRST, STAGE_TITLES, _weights_tag, render_markdown
 
 STAGE_ORDER = {"pipeline": 0, "colorizer": 1, "sr": 2}
 TRUTH = {"pipeline": "_truth_hr", "sr": "_truth_hr", "colorizer": "_truth_lr"}
@@ -69,7 +69,6 @@ def report_data(runs: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]], b
                                             "test_set": r["test_set"], "scale": r["scale"], "n": 0,
                                             "columns": {}, "rows": {}})
             sec["n"] = max(sec["n"], r.get("n_images") or 0)
-            col = _column_key(r).split(" [")[0] if not r.get("failed") else None
             ident = (r.get("colorizer"), r.get("sr"), r.get("order"))
             names = [n for n in ident[:2] if n]
             row = sec["rows"].setdefault(ident, {
@@ -85,8 +84,7 @@ def report_data(runs: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]], b
                 sec["columns"].setdefault(metric, {
                     "key": metric, "label": r["metric"], "higher": bool(r["higher_is_better"]),
                     "ranked": bool(r.get("ranked", True)), "unit": r.get("unit") or "",
-                    "convention": r.get("convention") or "", "weights": _weights_tag(r.get("weights")),
-                    "column": col})
+                    "convention": r.get("convention") or "", "weights": _weights_tag(r.get("weights"))})
             reason = None
             if r.get("value") is None:
                 reason = f"failed: {r['failed']}" if r.get("failed") else (r.get("unavailable") or "not computed")
@@ -109,6 +107,7 @@ def report_data(runs: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]], b
     notes = render_markdown([(m, rs) for _, m, rs in runs]).split("## Notes", 1)[-1].strip().splitlines()
     names = sorted({m.get("suite", {}).get("name", "?") for _, m, _ in runs})
     return {"title": f"zoo leaderboard: {', '.join(names)}", "sections": ordered, "curves": curves,
+            "rank_first": RANK_FIRST,  # the page ranks each stage as the markdown board does
             "notes": [n.rstrip() for n in notes if n.strip()]}
 
 

@@ -69,10 +69,6 @@ def check_preset(entry) -> str | None:
     return (min(sizes)[1] or None) if sizes else None
 
 
-def _config(entry, preset, **overrides):
-    return entry.make_config(preset, overrides)
-
-
 def _seeded_forward(model, x):
     torch.manual_seed(0)  # models that sample at inference (dropout, a VAE) give the same draw each time
     with torch.inference_mode():
@@ -144,7 +140,7 @@ class _Checker:
         return ", ".join(built)
 
     def forward(self):
-        config = _config(self.entry, self.preset)
+        config = self.entry.make_config(self.preset)
         model = self.entry.build(config).to(self.device).eval()
         x = _inputs(self.entry, config).to(self.device)
         y = _seeded_forward(model, x)
@@ -193,7 +189,7 @@ class _Checker:
         from zoo.checkpoint import load_checkpoint, save_checkpoint
         from zoo.config import config_to_dict
 
-        config = _config(self.entry, self.preset)
+        config = self.entry.make_config(self.preset)
         torch.manual_seed(3)
         model = self.entry.build(config).to(self.device)
         if not any(True for _ in model.state_dict()):
@@ -243,7 +239,7 @@ class _Checker:
         raise AssertionError("the stage fractions leave a stage without steps in 400 steps")
 
     def _train_config(self):
-        return _config(self.entry, self.preset, batch_size=2)
+        return self.entry.make_config(self.preset, {"batch_size": 2})
 
     def _initial_state(self) -> dict[str, torch.Tensor]:
         from zoo.training import seed_everything

@@ -2,7 +2,6 @@
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("zoo-data").textContent);
-  const RANK_FIRST = { colorizer: "auc_rebal" };  // as the markdown board ranks
 
   function el(tag, attrs, ...kids) {
     const node = document.createElement(tag);
@@ -86,7 +85,7 @@
     document.body.append(box);
     sections.push(box);
     const ranked = cols.filter((c) => c.key in best);
-    const first = ranked.find((c) => c.label === RANK_FIRST[sec.stage]) || ranked[0];
+    const first = ranked.find((c) => c.label === data.rank_first[sec.stage]) || ranked[0];
     if (first) {
       const idx = 1 + cols.indexOf(first);
       sortBy(table, head.children[idx], idx, cols, first.higher ? "desc" : "asc");
