@@ -17,6 +17,7 @@ import pandas as pd
 
 from zoo.checkpoint import atomic_write_bytes, atomic_write_json, json_safe
 from zoo.errors import ZooError
+from zoo.runfiles import model_key
 
 STAGE_TITLES = {
     "pipeline": "Pipeline: gray LR -> colorizer -> SR -> colour HR, compared with HR",
@@ -197,8 +198,8 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
     extra = []
     for idx in df.index:
         names = [df.at[idx, i] for i in ident if i != "order"]
-        params = sum((models_meta["params"].get(f"{n}@x{scale}") or 0) for n in names if n)
-        train_s = sum((models_meta["train_seconds"].get(f"{n}@x{scale}") or 0) for n in names if n)
+        params = sum((models_meta["params"].get(model_key(n, scale)) or 0) for n in names if n)
+        train_s = sum((models_meta["train_seconds"].get(model_key(n, scale)) or 0) for n in names if n)
         extra.append((f"{params / 1e6:.2f}M" if params >= 1e5 else f"{params:,}", f"{train_s:.0f}",
                       f"{df.at[idx, 'img/s']:.1f}" if not pd.isna(df.at[idx, "img/s"]) else "-"))
     out["params"] = [e[0] for e in extra]

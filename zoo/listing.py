@@ -13,7 +13,6 @@ the first time ``zoo list`` shows a row, and kept.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -22,6 +21,12 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Any
+
+from zoo.cache import cache_root, content_key
+from zoo.files import atomic_write_json
+from zoo.provenance import package_versions
+
+# zoo.registry is imported only when the listing must be built: a cached listing needs no plugin machinery
 
 FORMAT = 1
 
@@ -41,8 +46,6 @@ def _files(module: str) -> list[Path]:
 
 def cache_key() -> str:
     """A fingerprint of everything the listing depends on (see the module docstring)."""
-    from zoo.provenance import package_versions
-
     parts: list[Any] = [FORMAT, sys.version, os.environ.get("ZOO_PLUGINS", ""),
                         os.environ.get("ZOO_DISABLE_PLUGINS", ""), package_versions()]
     modules = {"zoo"}
@@ -57,12 +60,10 @@ def cache_key() -> str:
             except OSError:
                 continue
             parts.append([str(f), st.st_size, st.st_mtime_ns])
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return content_key(parts, length=24)
 
 
 def _path() -> Path:
-    from zoo.cache import cache_root
-
     return cache_root() / "listing.json"
 
 
@@ -116,8 +117,6 @@ class Listing:
         return bool(todo)
 
     def save(self) -> None:
-        from zoo.files import atomic_write_json
-
         try:
             atomic_write_json(_path(), self.data)
         except OSError:  # a read-only cache only costs speed

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from zoo import hub
 from zoo.errors import ZooError
+from zoo.runfiles import parse_model_key
 
 SUFFIXES = (".safetensors", ".pth", ".pt")
 
@@ -47,8 +48,12 @@ def locate(spec, model: str | None = None, scale: int | None = None) -> Path:
 
 def _pick(run_dir: Path, model: str | None, scale: int | None) -> str:
     trained = bench_checkpoints(run_dir)
-    chosen = {k: v for k, v in trained.items()
-              if (model is None or k.split("@")[0] == model) and (scale is None or k.endswith(f"@x{scale}"))}
+
+    def wanted(key: str) -> bool:
+        name, key_scale = parse_model_key(key)
+        return (model is None or name == model) and (scale is None or key_scale == scale)
+
+    chosen = {k: v for k, v in trained.items() if wanted(k)}
     if len(chosen) == 1:
         return next(iter(chosen.values()))
     have = ", ".join(sorted(trained)) or "none"
@@ -56,4 +61,4 @@ def _pick(run_dir: Path, model: str | None, scale: int | None) -> str:
         what = f"'{model}'" if model else "model"
         raise ZooError(f"bench run {run_dir} has no trained {what}{f' at x{scale}' if scale else ''} (it has: {have})")
     raise ZooError(f"bench run {run_dir} trained several models ({have}): name one, e.g. "
-                   f"zoo.create_model('{next(iter(chosen)).split('@')[0]}', checkpoint=...) or --model, and --scale")
+                   f"zoo.create_model('{parse_model_key(next(iter(chosen)))[0]}', checkpoint=...) or --model, and --scale")

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from zoo import hub
 from zoo.checkpoint import atomic_write_bytes, atomic_write_json, load_checkpoint
 from zoo.errors import ZooError
 from zoo.locate import bench_checkpoints, locate
+from zoo.provenance import environment
+from zoo.registry import get_registry
+from zoo.runfiles import parse_model_key
 
 TASK_TAGS = {"sr": ["super-resolution", "image-to-image"], "colorizer": ["image-colorization", "image-to-image"]}
 TASK_WORDS = {"sr": "super-resolution model", "colorizer": "colorizer"}
@@ -24,9 +29,6 @@ TASK_WORDS = {"sr": "super-resolution model", "colorizer": "colorizer"}
 def prepare(source, repo_id: str, out_dir: Path, *, model: str | None = None, scale: int | None = None,
             registry=None) -> dict[str, Any]:
     """Write the repository's three files for ``source`` (a checkpoint, a run folder) into ``out_dir``."""
-    from zoo.provenance import environment
-    from zoo.registry import get_registry
-
     registry = registry or get_registry()
     path = locate(source, model=model, scale=scale)
     loaded = load_checkpoint(path, registry)
@@ -49,10 +51,6 @@ def prepare(source, repo_id: str, out_dir: Path, *, model: str | None = None, sc
 def push(source, repo_id: str, *, model: str | None = None, scale: int | None = None, private: bool = False,
          message: str | None = None, registry=None) -> str:
     """Prepare the files in a temporary folder and commit them to ``repo_id``; the commit's URL."""
-    import tempfile
-
-    from zoo import hub
-
     repo_id = hub.check_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         meta = prepare(source, repo_id, Path(tmp), model=model, scale=scale, registry=registry)
@@ -63,7 +61,7 @@ def push(source, repo_id: str, *, model: str | None = None, scale: int | None = 
 def _bench_metrics(run_dir: Path, checkpoint: Path, model: str) -> list[dict[str, Any]]:
     """What a bench run measured for this checkpoint on its own (not in pipelines), one dict per number."""
     keys = [k for k, v in bench_checkpoints(run_dir).items() if Path(v).resolve() == Path(checkpoint).resolve()]
-    scales = {int(k.rsplit("@x", 1)[1]) for k in keys}
+    scales = {parse_model_key(k)[1] for k in keys}
     results = run_dir / "results.jsonl"
     if not results.is_file():
         return []

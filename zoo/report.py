@@ -19,8 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from zoo.runfiles import sample_dir
-from zoo.leaderboard import RANK_FIRST, STAGE_TITLES, _weights_tag, render_markdown
+from zoo.checkpoint import atomic_write_bytes
+from zoo.leaderboard import RANK_FIRST, STAGE_TITLES, _weights_tag, read_run, render_markdown
+from zoo.runfiles import model_key, sample_dir
 
 STAGE_ORDER = {"pipeline": 0, "colorizer": 1, "sr": 2}
 TRUTH = {"pipeline": "_truth_hr", "sr": "_truth_hr", "colorizer": "_truth_lr"}
@@ -75,8 +76,8 @@ def report_data(runs: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]], b
                 "colorizer": r.get("colorizer"), "sr": r.get("sr"), "order": r.get("order") or "",
                 "label": " + ".join(names), "baseline": all(n in baselines for n in names),
                 "baselines": [n for n in names if n in baselines],
-                "params": sum(params.get(f"{n}@x{r['scale']}") or 0 for n in names),
-                "train_s": sum(train_s.get(f"{n}@x{r['scale']}") or 0 for n in names),
+                "params": sum(params.get(model_key(n, r["scale"])) or 0 for n in names),
+                "train_s": sum(train_s.get(model_key(n, r["scale"])) or 0 for n in names),
                 "ips": r.get("images_per_second"), "values": {}, "per_image": {},
                 "pictures": _pictures(run_dir, base, r)})
             metric = r["metric"] + (f" ({_weights_tag(r.get('weights'))})" if r.get("weights") else "")
@@ -126,9 +127,6 @@ def render_html(runs: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]], b
 
 def write_report(run_dirs: list[Path], output: Path) -> Path:
     """Write the page for ``run_dirs`` to ``output`` (a file, or a folder that gets ``report.html``)."""
-    from zoo.checkpoint import atomic_write_bytes
-    from zoo.leaderboard import read_run
-
     output = Path(output)
     if output.suffix.lower() not in (".html", ".htm"):
         output = output / "report.html"

@@ -1,9 +1,21 @@
-"""Names of what a bench run writes: test-set labels, picture folders, file names that work everywhere."""
+"""Names of what a bench run writes: model keys, test-set labels, picture folders, file names that work
+everywhere."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+
+def model_key(name: str, scale: int) -> str:
+    """How ``run.json`` names a model trained for one scale (``edsr@x2``): its ``models`` and ``params`` keys."""
+    return f"{name}@x{scale}"
+
+
+def parse_model_key(key: str) -> tuple[str, int]:
+    """``(name, scale)`` of a :func:`model_key`."""
+    name, _, scale = key.rpartition("@x")
+    return name, int(scale)
 
 
 def test_set_label(test: str) -> str:

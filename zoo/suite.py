@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.devicefacts import PRECISIONS
 from zoo.errors import ZooError
+from zoo.suitefiles import PLACEHOLDER, builtin_suites, expand
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,17 +53,22 @@ class Suite:
     def replace(self, **changes) -> "Suite":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def model_config(self, entry, scale: int) -> tuple[str | None, dict[str, Any]]:
+        """``(preset, overrides)`` that ``entry`` is built with at ``scale`` in this suite: the suite's preset if
+        the model has it (else its default, the paper's config), the suite's overrides of it, and for an SR
+        model the scale."""
+        overrides = dict(self.overrides.get(entry.name, {}))
+        if entry.task == "sr":
+            overrides["scale"] = scale
+        return (self.preset if self.preset in entry.presets else None), overrides
+
 
 def available_suites() -> list[str]:
-    from zoo.suitefiles import builtin_suites
-
     return sorted(builtin_suites())
 
 
 def find_suite(spec: str):
     """A user suite's path, or a built-in suite's file (an importlib.resources Traversable)."""
-    from zoo.suitefiles import builtin_suites
-
     p = Path(spec)
     if p.suffix == ".toml" or p.is_file():
         if not p.is_file():
@@ -102,8 +109,6 @@ def load_suite(spec: str) -> Suite:
 
 
 def _resolve(spec: str, base: Path) -> str:
-    from zoo.suitefiles import PLACEHOLDER, expand
-
     if spec.startswith("samples"):
         return spec
     spec = expand(spec)
@@ -163,8 +168,6 @@ def validate(suite: Suite) -> None:
         raise ZooError(f"{where}: order must be one of {', '.join(ORDERS)}, got '{suite.order}'")
     if not suite.scales or any(not 1 <= s <= 16 for s in suite.scales):
         raise ZooError(f"{where}: scales must be integers from 1 to 16, got {suite.scales}")
-    from zoo.training import PRECISIONS
-
     if suite.precision not in PRECISIONS:
         raise ZooError(f"{where}: precision must be one of {', '.join(PRECISIONS)}, got '{suite.precision}'")
     for key in ("steps", "checkpoint_every"):
@@ -190,10 +193,9 @@ def check_models(suite: Suite, registry) -> None:
                 registry.get(name)
             except ZooError as exc:  # unknown (with did-you-mean), withdrawn or claimed twice
                 raise ZooError(f"{where}: [{table}.{name}]: {exc}") from None
-    for name, overrides in suite.overrides.items():
+    for name in suite.overrides:
         entry = registry.get(name)
-        preset = suite.preset if suite.preset in entry.presets else None
         try:
-            entry.make_config(preset, {**overrides, **({"scale": suite.scales[0]} if entry.task == "sr" else {})})
+            entry.make_config(*suite.model_config(entry, suite.scales[0]))
         except ZooError as exc:
             raise ZooError(f"{where}: [overrides.{name}]: {exc}") from None
