@@ -131,11 +131,11 @@ def test_changing_one_config_retrains_only_that_model(first_run, smoke, tmp_path
 
 def test_interrupted_bench_resumes_to_the_same_leaderboard(first_run, smoke, tmp_path, monkeypatch):
     result, _ = first_run
-    import zoo.training as training
+    import zoo.trainfiles as trainfiles
 
     cache = tmp_path / "cache"
     calls = {"n": 0}
-    real_save = training._save
+    real_save = trainfiles.write_checkpoint
 
     def dying_save(*args, **kwargs):
         real_save(*args, **kwargs)
@@ -143,11 +143,11 @@ def test_interrupted_bench_resumes_to_the_same_leaderboard(first_run, smoke, tmp
         if calls["n"] == 3:  # after the third checkpoint: some models done, one half-trained
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_save", dying_save)
+    monkeypatch.setattr(trainfiles, "write_checkpoint", dying_save)
     with pytest.raises(KeyboardInterrupt):
         run_bench(smoke, registry=get_registry(), out=tmp_path / "cut", cache_dir=cache, progress=False, workers=0,
                   log=lambda *_: None)
-    monkeypatch.setattr(training, "_save", real_save)
+    monkeypatch.setattr(trainfiles, "write_checkpoint", real_save)
     resumed = run_bench(smoke, registry=get_registry(), out=tmp_path / "resumed", cache_dir=cache,
                         progress=False, workers=0, log=lambda *_: None)
     assert 0 < resumed.trained < 4

@@ -1,11 +1,8 @@
 """The one training loop every model shares; what differs per model lives in its :class:`~zoo.recipe.Recipe`.
 
 The loop owns: data (streamed patches), device placement, seeding, mixed precision, the ``channels_last``
-memory format (see :func:`default_channels_last`), the progress bar, periodic atomic checkpoints and resumption. A run directory holds::
-
-    model.safetensors, model.json   the weights and what they are (config, recipe, data, notes, versions)
-    state.pt                        optimisers, RNG state and step: enough to continue exactly
-    log.jsonl                       one line of losses per step (for curves), written at each checkpoint
+memory format (see :func:`default_channels_last`), the progress bar, periodic atomic checkpoints and
+resumption. What a run folder holds: :mod:`zoo.trainfiles`.
 
 Resuming: the data stream is a pure function of (seed, step) and the RNG state is checkpointed, so a run
 interrupted at any checkpoint and continued ends with exactly the weights of an uninterrupted run.
@@ -13,9 +10,8 @@ interrupted at any checkpoint and continued ends with exactly the weights of an 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +19,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from zoo import devicefacts, rngstate
-from zoo.checkpoint import atomic_torch_save, save_checkpoint
+# data.make_train_loader and trainfiles.write_checkpoint are looked up at each call: tests wrap them
+from zoo import data, devicefacts, rngstate, trainfiles
+from zoo.cache import content_key
+from zoo.checkpoint import save_checkpoint
+from zoo.color import split_lab
 from zoo.config import config_to_dict
+from zoo.constants import constant
+from zoo.determinism import configure as configure_determinism
 from zoo.devicefacts import PRECISIONS
 from zoo.errors import ZooError
+from zoo.folders import claim_train_dir, locked
+from zoo.models import count_parameters
+from zoo.provenance import environment
 from zoo.recipe import NonFiniteLossError, Stage, TrainContext
+from zoo.steplog import StepLog
+from zoo.trainfiles import completed_steps, read_log  # part of this module's API (__all__)
 
 PREPARE_BATCHES = 8  # batches shown to Recipe.prepare (e.g. to estimate a colour prior)
 
@@ -91,7 +98,7 @@ def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_sc
         payload["channels_last"] = bool(channels_last)
     if deterministic:  # a cached run trained without it is not what --deterministic promises
         payload["deterministic"] = True
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return content_key(payload)
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device, task: str, channels_last: bool):
@@ -99,8 +106,6 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device, task: str, 
     # not a Python number, keeps a true division (CUDA multiplies by the reciprocal of a scalar divisor)
     out = {k: _unit(v.to(device, non_blocking=True)) for k, v in batch.items()}
     if task == "colorizer":
-        from zoo.color import split_lab
-
         out["l"], out["ab"] = split_lab(out["rgb"])
     if channels_last:
         out = {k: v.contiguous(memory_format=torch.channels_last) for k, v in out.items()}
@@ -110,8 +115,6 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device, task: str, 
 def _unit(x: torch.Tensor) -> torch.Tensor:
     if x.dtype != torch.uint8:
         return x.float()
-    from zoo.constants import constant
-
     return x.float().div_(constant(255.0, x.device))
 
 
@@ -151,8 +154,6 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     ``deterministic``: see :mod:`zoo.determinism`. ``read_every``: steps between reads of the losses
     (default :func:`zoo.devicefacts.read_every`).
     """
-    from zoo.folders import claim_train_dir, locked
-
     if entry.recipe is None:
         raise ZooError(f"model '{entry.name}' has nothing to train (it is a fixed baseline)")
     if steps < 1:
@@ -160,13 +161,12 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     if checkpoint_every < 1:
         raise ZooError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     out_dir = Path(out_dir)
-    ckpt_path = out_dir / "model.safetensors"
     key = run_key(entry, config, dataset.fingerprint(), seed, steps, data_scale, precision, channels_last,
                   deterministic)
     resolve_precision(precision, device)  # an impossible precision fails before any file is touched
-    finished = _finished_run(ckpt_path, key, steps)
+    finished = _finished_result(out_dir, key, steps)
     if finished is not None:  # nothing to build or load: a warm benchmark only needs the file
-        return TrainResult(ckpt_path, steps, 0.0, steps, finished, trained=False)
+        return finished
     claim_train_dir(out_dir, key, force)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -174,239 +174,215 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
         raise ZooError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
 
     def waiting():
-        import sys
-
         print(f"zoo: {entry.name}: another process is training this run in {out_dir}; waiting for it",
               file=sys.stderr, flush=True)
 
     with locked(out_dir / ".lock", on_wait=waiting):
-        finished = _finished_run(ckpt_path, key, steps)  # the process we waited for may have finished it
+        finished = _finished_result(out_dir, key, steps)  # the process we waited for may have finished it
         if finished is not None:
-            return TrainResult(ckpt_path, steps, 0.0, steps, finished, trained=False)
-        return _train_here(entry, config, dataset, steps=steps, out_dir=out_dir, device=device, seed=seed,
-                           data_scale=data_scale, checkpoint_every=checkpoint_every, workers=workers,
-                           precision=precision, channels_last=channels_last, progress=progress,
-                           extra_meta=extra_meta, key=key, command=command, deterministic=deterministic,
-                           read_every=read_every)
+            return finished
+        run = _TrainRun(entry, config, dataset, out_dir, device, key, steps=steps, seed=seed, data_scale=data_scale,
+                        checkpoint_every=checkpoint_every, workers=workers, precision=precision,
+                        channels_last=channels_last, progress=progress, extra_meta=extra_meta or {},
+                        command=command, deterministic=deterministic, read_every=read_every)
+        return run.run()
 
 
-def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_scale, checkpoint_every, workers,
-                precision, channels_last, progress, extra_meta, key, command, deterministic,
-                read_every) -> TrainResult:
-    """The loop of :func:`train`, holding the run folder's lock."""
-    from zoo.data import make_train_loader
-    from zoo.models import count_parameters
+def _finished_result(out_dir: Path, key: str, steps: int) -> TrainResult | None:
+    ckpt_path = out_dir / "model.safetensors"
+    notes = trainfiles.finished_notes(ckpt_path, key, steps)
+    return None if notes is None else TrainResult(ckpt_path, steps, 0.0, steps, notes, trained=False)
 
-    ckpt_path, state_path, log_path = out_dir / "model.safetensors", out_dir / "state.pt", out_dir / "log.jsonl"
-    task = entry.task
-    scale = int(getattr(config, "scale", 1)) if task == "sr" else int(data_scale)
-    batch_size, patch_size = int(config.batch_size), int(config.patch_size)
-    entry.recipe.check_config(config)
-    fingerprint = dataset.fingerprint()
-    facts = devicefacts.gather(device)  # after the finished-run check in train(): asking CUDA starts CUDA
-    resolved = resolve_precision(precision, device, facts)
 
-    if channels_last is None:
-        channels_last = default_channels_last(device)
-    from zoo.determinism import configure
+@dataclass
+class _TrainRun:
+    """One call of :func:`train` inside its locked run folder, as named steps: :meth:`prepare` (model, recipe,
+    precision), :meth:`resume` (from ``state.pt``), :meth:`prepare_data`, then :meth:`run_stage` for each
+    stage left, with a :meth:`checkpoint` every ``checkpoint_every`` steps and at each stage's end."""
 
-    configure(deterministic, device)
-    seed_everything(seed)
-    model = entry.build(config).to(device)
-    parameters = count_parameters(model)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    ctx = TrainContext(device=device, total_steps=steps, precision=resolved,
-                       read_every=devicefacts.read_every(facts) if read_every is None else int(read_every))
-    if resolved != "fp32":
-        ctx.note(f"trained with {resolved} autocast (weights and optimiser in float32)")
-    emulated = devicefacts.precision_warning(resolved, facts)
-    if emulated:
-        ctx.note(emulated)
-    if deterministic:
-        ctx.note("trained with --deterministic (deterministic algorithms, fixed cuDNN choices)")
-    recipe = entry.recipe(model, config, ctx)
-    recipe.aux.to(device)
-    if channels_last:
-        recipe.aux.to(memory_format=torch.channels_last)
-    plan = stage_plan(tuple(recipe.stages), steps)
+    entry: Any
+    config: Any
+    dataset: Any
+    out_dir: Path
+    device: torch.device
+    key: str
+    steps: int
+    seed: int
+    data_scale: int
+    checkpoint_every: int
+    workers: int | None
+    precision: str
+    channels_last: bool | None
+    progress: bool
+    extra_meta: dict[str, Any]
+    command: str | None
+    deterministic: bool
+    read_every: int | None
 
-    start = 0
-    state = _load_state(state_path, key)
-    if state is not None:  # the weights come from state.pt, the one file that is a consistent checkpoint
-        model.load_state_dict(state["model"])
-        start = int(state["step"])
-        for note in state.get("notes", []):
-            ctx.note(note)
+    def __post_init__(self) -> None:
+        self.ckpt_path = self.out_dir / "model.safetensors"
+        self.state_path = self.out_dir / "state.pt"
+        self.log_path = self.out_dir / "log.jsonl"
+        self.task = self.entry.task
+        # what the loader downscales by: an SR model's own scale, a colorizer the bench's
+        self.scale = int(getattr(self.config, "scale", 1)) if self.task == "sr" else int(self.data_scale)
+        self.batch_size, self.patch_size = int(self.config.batch_size), int(self.config.patch_size)
+        self.start = self.step = 0  # the step resumed from, the last step done
+        self.images = 0  # trained on in this call, for the rate the progress bar shows
+        self.t0 = self.seconds_before = 0.0  # when this call's steps began; training time of earlier calls
 
-    from zoo.provenance import environment
+    def run(self) -> TrainResult:
+        self.prepare()
+        state = self.resume()
+        if self.start >= self.steps:  # a crash after state.pt, before the weights file: publish the final weights
+            seconds = float(state["seconds"])
+            save_checkpoint(self.ckpt_path, self.model, {**self.meta(self.start), "train_seconds": seconds})
+            return TrainResult(self.ckpt_path, self.steps, 0.0, self.start, list(self.ctx.notes), trained=False)
+        self.prepare_data()
+        threads_before = torch.get_num_threads()
+        bar = None
+        try:
+            batches = self.batches()
+            bar = self.progress_bar()
+            self.step, self.t0 = self.start, time.perf_counter()
+            self.seconds_before = float(state["seconds"]) if state is not None else 0.0
+            for stage, _, end in self.plan:
+                if end > self.step:
+                    self.start_stage(stage, state)
+                    state = None  # what a resume restores goes into the first stage run, once
+                    self.run_stage(stage, end, batches, bar)
+        except NonFiniteLossError as exc:
+            raise ZooError(f"training {self.entry.name} stopped at step {self.step}: {exc}") from None
+        finally:
+            if bar is not None:
+                bar.close()
+            torch.set_num_threads(threads_before)
+        return TrainResult(self.ckpt_path, self.step, time.perf_counter() - self.t0, self.start, list(self.ctx.notes))
 
-    env = environment(device, command)
+    def prepare(self) -> None:
+        """Check the config, then build the model and its recipe on the device, seeded, in the run's precision
+        and memory format; the notes say what the run does differently from a plain float32 one."""
+        entry, device = self.entry, self.device
+        entry.recipe.check_config(self.config)
+        self.fingerprint = self.dataset.fingerprint()
+        facts = self.facts = devicefacts.gather(device)  # after train()'s finished-run check: asking CUDA starts it
+        self.resolved = resolve_precision(self.precision, device, facts)
+        if self.channels_last is None:
+            self.channels_last = default_channels_last(device)
+        configure_determinism(self.deterministic, device)
+        seed_everything(self.seed)
+        model = entry.build(self.config).to(device)
+        self.parameters = count_parameters(model)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        ctx = self.ctx = TrainContext(device=device, total_steps=self.steps, precision=self.resolved,
+                                      read_every=devicefacts.read_every(facts) if self.read_every is None
+                                      else int(self.read_every))
+        if self.resolved != "fp32":
+            ctx.note(f"trained with {self.resolved} autocast (weights and optimiser in float32)")
+        emulated = devicefacts.precision_warning(self.resolved, facts)
+        if emulated:
+            ctx.note(emulated)
+        if self.deterministic:
+            ctx.note("trained with --deterministic (deterministic algorithms, fixed cuDNN choices)")
+        recipe = self.recipe = entry.recipe(model, self.config, ctx)
+        recipe.aux.to(device)
+        if self.channels_last:
+            recipe.aux.to(memory_format=torch.channels_last)
+        self.plan = stage_plan(tuple(recipe.stages), self.steps)
+        self.environment = environment(self.device, self.command)
 
-    def meta(step: int) -> dict[str, Any]:
+    def resume(self) -> dict[str, Any] | None:
+        """The run's ``state.pt`` if it can be continued (its weights loaded, its step and notes taken), else
+        None. Its optimiser and RNG states are restored when its stage starts (:meth:`start_stage`)."""
+        state = trainfiles.load_state(self.state_path, self.key)
+        if state is not None:  # the weights come from state.pt, the one file that is a consistent checkpoint
+            self.model.load_state_dict(state["model"])
+            self.start = int(state["step"])
+            for note in state.get("notes", []):
+                self.ctx.note(note)
+        return state
+
+    def meta(self, step: int) -> dict[str, Any]:
+        """What ``model.json`` says about the weights at ``step``."""
+        entry = self.entry
         return {
-            "model": entry.name, "task": task, "distribution": entry.distribution,
-            "plugin_version": entry.version, "config": config_to_dict(config),
+            "model": entry.name, "task": self.task, "distribution": entry.distribution,
+            "plugin_version": entry.version, "config": config_to_dict(self.config),
             "recipe": f"{entry.recipe.__module__}.{entry.recipe.__qualname__}",
-            "data": fingerprint, "seed": seed, "steps": step, "target_steps": steps, "data_scale": data_scale,
-            "run_key": key, "notes": list(ctx.notes), "device": str(device), "precision": resolved,
-            "channels_last": bool(channels_last), "parameters": parameters, "deterministic": bool(deterministic),
-            "versions": {entry.distribution: entry.version}, "environment": env, **(extra_meta or {}),
+            "data": self.fingerprint, "seed": self.seed, "steps": step, "target_steps": self.steps,
+            "data_scale": self.data_scale, "run_key": self.key, "notes": list(self.ctx.notes),
+            "device": str(self.device), "precision": self.resolved, "channels_last": bool(self.channels_last),
+            "parameters": self.parameters, "deterministic": bool(self.deterministic),
+            "versions": {entry.distribution: entry.version}, "environment": self.environment, **self.extra_meta,
         }
 
-    if start >= steps:  # a crash after state.pt, before the weights file: publish the final weights now
-        save_checkpoint(ckpt_path, model, {**meta(start), "train_seconds": float(state["seconds"])})
-        return TrainResult(ckpt_path, steps, 0.0, start, list(ctx.notes), trained=False)
+    def prepare_data(self) -> None:
+        """The log keeps the steps before the resume point (:class:`zoo.steplog.StepLog` appends the rest); a
+        fresh run first shows the recipe a few batches (:meth:`zoo.recipe.Recipe.prepare`, e.g. to estimate a
+        colour prior)."""
+        trainfiles.truncate_log(self.log_path, self.start)
+        self.steplog = StepLog(self.log_path, self.ctx.read_every)
+        if self.start == 0:
+            prep = data.make_train_loader(self.dataset, task=self.task, patch_size=self.patch_size, scale=self.scale,
+                                          batch_size=self.batch_size, seed=self.seed + 7919, workers=0,
+                                          steps=PREPARE_BATCHES)
+            self.recipe.prepare(_to_device(b, self.device, self.task, False) for b in prep)
 
-    if start == 0:
-        _truncate_log(log_path, 0)
-        prep = make_train_loader(dataset, task=task, patch_size=patch_size, scale=scale, batch_size=batch_size,
-                                 seed=seed + 7919, workers=0, steps=PREPARE_BATCHES)
-        recipe.prepare(_to_device(b, device, task, False) for b in prep)
-    else:
-        _truncate_log(log_path, start)
+    def batches(self):
+        """The stream of the steps left, from loader processes sized for the device."""
+        loading = devicefacts.loader_plan(self.facts, self.workers)
+        workers = loading.workers
+        if self.device.type == "cpu":
+            # Loader processes and intra-op threads share the cores; oversubscribing them slows small
+            # convolutions 5-10x. Never raise a thread count the caller lowered.
+            torch.set_num_threads(max(1, min(torch.get_num_threads(), self.facts.cpus - workers)))
+        loader = data.make_train_loader(self.dataset, task=self.task, patch_size=self.patch_size, scale=self.scale,
+                                        batch_size=self.batch_size, seed=self.seed, workers=workers,
+                                        start_step=self.start, steps=self.steps - self.start,
+                                        pin_memory=loading.pin_memory, cache_mb=loading.cache_mb, uint8=True)
+        return iter(loader)
 
-    cpus = facts.cpus
-    threads_before = torch.get_num_threads()
-    loading = devicefacts.loader_plan(facts, workers)
-    workers = loading.workers
-    if device.type == "cpu":
-        # Loader processes and intra-op threads share the cores; oversubscribing them slows small
-        # convolutions 5-10x. Never raise a thread count the caller lowered.
-        torch.set_num_threads(max(1, min(threads_before, cpus - workers)))
-    loader = make_train_loader(dataset, task=task, patch_size=patch_size, scale=scale, batch_size=batch_size,
-                               seed=seed, workers=workers, start_step=start, steps=steps - start,
-                               pin_memory=loading.pin_memory, cache_mb=loading.cache_mb, uint8=True)
-    from zoo.steplog import StepLog
+    def progress_bar(self):
+        """A tqdm bar from the resume point (None without ``progress``)."""
+        if not self.progress:
+            return None
+        return tqdm(total=self.steps, initial=self.start, desc=f"train {self.entry.name}", unit="step",
+                    dynamic_ncols=True, leave=False)
 
-    steplog = StepLog(log_path, ctx.read_every)
-    batches = iter(loader)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    def start_stage(self, stage: Stage, state: dict[str, Any] | None) -> None:
+        """The recipe's optimisers for ``stage``; when resuming, their saved state and the RNG's."""
+        self.recipe.start_stage(stage)
+        if state is not None:  # resuming: optimiser state (mid-stage only) and RNG, once
+            if state.get("stage") == stage.name:
+                self.recipe.load_state_dict(state["recipe"])
+            rngstate.restore(state["rng"], self.device)
+        self.model.train()
 
-        bar = tqdm(total=steps, initial=start, desc=f"train {entry.name}", unit="step", dynamic_ncols=True,
-                   leave=False)
-    step, t0, images = start, time.perf_counter(), 0
-    seconds_before = float(state["seconds"]) if state is not None else 0.0
-    try:
-        for stage, first, end in plan:
-            if end <= step:
-                continue
-            recipe.start_stage(stage)
-            if state is not None:  # resuming: optimiser state (mid-stage only) and RNG, once
-                if state.get("stage") == stage.name:
-                    recipe.load_state_dict(state["recipe"])
-                rngstate.restore(state["rng"], device)
-                state = None
-            model.train()
-            while step < end:
-                batch = _to_device(next(batches), device, task, channels_last)
-                logs = recipe.training_step(batch, stage, step)
-                step += 1
-                images += batch_size
-                read = steplog.add(step, stage.name, logs, ctx.take_unchecked())
-                if bar is not None:
-                    if read:
-                        rate = images / max(time.perf_counter() - t0, 1e-9)
-                        bar.set_postfix({**{k: f"{v:.4g}" for k, v in steplog.latest.items()},
-                                         "img/s": f"{rate:.1f}"}, refresh=False)
-                    bar.update(1)
-                if step % checkpoint_every == 0 or step == end:
-                    steplog.flush()  # reads (and checks) the losses first: a checkpoint is never of bad weights
-                    seconds = seconds_before + time.perf_counter() - t0
-                    _save(model, recipe, ckpt_path, state_path, {**meta(step), "train_seconds": seconds},
-                          key, step, stage.name, seconds)
-    except NonFiniteLossError as exc:
-        raise ZooError(f"training {entry.name} stopped at step {step}: {exc}") from None
-    finally:
-        if bar is not None:
-            bar.close()
-        torch.set_num_threads(threads_before)
-    return TrainResult(ckpt_path, step, time.perf_counter() - t0, start, list(ctx.notes))
+    def run_stage(self, stage: Stage, end: int, batches, bar) -> None:
+        """The steps of ``stage`` up to ``end``."""
+        while self.step < end:
+            batch = _to_device(next(batches), self.device, self.task, self.channels_last)
+            logs = self.recipe.training_step(batch, stage, self.step)
+            self.step += 1
+            self.images += self.batch_size
+            read = self.steplog.add(self.step, stage.name, logs, self.ctx.take_unchecked())
+            if bar is not None:
+                if read:
+                    rate = self.images / max(time.perf_counter() - self.t0, 1e-9)
+                    bar.set_postfix({**{k: f"{v:.4g}" for k, v in self.steplog.latest.items()},
+                                     "img/s": f"{rate:.1f}"}, refresh=False)
+                bar.update(1)
+            if self.step % self.checkpoint_every == 0 or self.step == end:
+                self.checkpoint(stage)
 
-
-def _save(model, recipe, ckpt_path: Path, state_path: Path, meta: dict, key: str, step: int, stage: str,
-          seconds: float) -> None:
-    """One checkpoint. ``state.pt`` is the unit a resume trusts: weights, optimisers, RNG and step in one
-    atomic file, written first. The published pair (``model.safetensors`` + ``model.json``, what ``zoo eval``
-    and the bench read) follows, each part stamped with the run key and step, so a crash between any two
-    writes leaves either a complete older checkpoint or a torn pair that is detected and rewritten."""
-    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_torch_save(state_path, {"key": key, "step": step, "stage": stage, "model": weights,
-                                   "recipe": recipe.state_dict(), "rng": rngstate.capture(recipe.ctx.device),
-                                   "notes": list(meta["notes"]), "seconds": seconds})
-    save_checkpoint(ckpt_path, model, meta)
-
-
-def _finished_run(ckpt_path: Path, key: str, steps: int) -> list[str] | None:
-    """The notes of the run in ``ckpt_path`` if it is this run (``key``) and has all its ``steps``, else None.
-
-    The sidecar is written after the weights, and both carry the step: a sidecar at the last step whose
-    weights carry the same stamp means final weights, whatever became of ``state.pt`` (which is only needed
-    to resume). Weights without a stamp come from before stamps existed, when the same order held.
-    """
-    from zoo.checkpoint import sidecar, torn
-
-    try:
-        meta = json.loads(sidecar(ckpt_path).read_text())
-        done = meta.get("run_key") == key and int(meta.get("steps", -1)) >= steps and ckpt_path.is_file()
-        if done and torn(ckpt_path, meta):
-            done = False
-    except (OSError, ValueError, TypeError, AttributeError, ZooError):  # missing, torn or foreign
-        return None
-    return list(meta.get("notes", [])) if done else None
-
-
-def completed_steps(out_dir: Path, key: str, steps: int) -> int:
-    """Steps of run ``key`` done in ``out_dir``: ``steps`` when finished, the last checkpoint's step when it can
-    resume, else 0. Reads and writes nothing else (``zoo bench --dry-run``)."""
-    out_dir = Path(out_dir)
-    if _finished_run(out_dir / "model.safetensors", key, steps) is not None:
-        return steps
-    state = _load_state(out_dir / "state.pt", key)
-    return int(state["step"]) if state is not None else 0
-
-
-def _load_state(state_path: Path, key: str) -> dict[str, Any] | None:
-    if not state_path.is_file():
-        return None
-    try:
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-    except Exception:  # a torn or foreign file: start afresh rather than crash
-        return None
-    # A state.pt without weights predates the one-file checkpoint: its weights file may be from another
-    # step, so it cannot be resumed exactly.
-    ok = isinstance(state, dict) and state.get("key") == key and isinstance(state.get("model"), dict)
-    return state if ok else None
-
-
-def _log_lines(log_path: Path) -> list[dict[str, Any]]:
-    # A kill can cut the last line short: such a line is dropped (its step is redone on resume).
-    out = []
-    for ln in log_path.read_text().splitlines():
-        try:
-            out.append(json.loads(ln))
-        except ValueError:
-            continue
-    return out
-
-
-def _truncate_log(log_path: Path, step: int) -> None:
-    from zoo.checkpoint import atomic_write_bytes
-
-    if not log_path.exists():
-        return
-    if step == 0:
-        log_path.unlink()
-        return
-    kept = [r for r in _log_lines(log_path) if r.get("step", 0) <= step]
-    atomic_write_bytes(log_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
-
-
-def read_log(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "log.jsonl"
-    return _log_lines(path) if path.exists() else []
+    def checkpoint(self, stage: Stage) -> None:
+        """``state.pt`` and the published weights at the current step (:func:`zoo.trainfiles.write_checkpoint`)."""
+        self.steplog.flush()  # reads (and checks) the losses first: a checkpoint is never of bad weights
+        seconds = self.seconds_before + time.perf_counter() - self.t0
+        trainfiles.write_checkpoint(self.model, self.recipe, self.ckpt_path, self.state_path,
+              {**self.meta(self.step), "train_seconds": seconds}, self.key, self.step, stage.name, seconds)
 
 
 __all__ = ["PRECISIONS", "TrainResult", "completed_steps", "default_channels_last", "default_workers", "read_log",

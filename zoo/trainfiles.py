@@ -1,0 +1,97 @@
+"""The files of a training run folder (:func:`zoo.training.train` writes them), and reading them back::
+
+    model.safetensors, model.json   the weights and what they are (config, recipe, data, notes, versions)
+    state.pt                        weights, optimisers, RNG state and step: enough to continue exactly
+    log.jsonl                       one line of losses per step (for curves), written at each checkpoint
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo import rngstate
+from zoo.checkpoint import atomic_torch_save, atomic_write_bytes, save_checkpoint, sidecar, torn
+from zoo.errors import ZooError
+
+
+def write_checkpoint(model, recipe, ckpt_path: Path, state_path: Path, meta: dict, key: str, step: int,
+                     stage: str, seconds: float) -> None:
+    """One checkpoint. ``state.pt`` is the unit a resume trusts: weights, optimisers, RNG and step in one
+    atomic file, written first. The published pair (``model.safetensors`` + ``model.json``, what ``zoo eval``
+    and the bench read) follows, each part stamped with the run key and step, so a crash between any two
+    writes leaves either a complete older checkpoint or a torn pair that is detected and rewritten."""
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save(state_path, {"key": key, "step": step, "stage": stage, "model": weights,
+                                   "recipe": recipe.state_dict(), "rng": rngstate.capture(recipe.ctx.device),
+                                   "notes": list(meta["notes"]), "seconds": seconds})
+    save_checkpoint(ckpt_path, model, meta)
+
+
+def finished_notes(ckpt_path: Path, key: str, steps: int) -> list[str] | None:
+    """The notes of the run in ``ckpt_path`` if it is this run (``key``) and has all its ``steps``, else None.
+
+    The sidecar is written after the weights, and both carry the step: a sidecar at the last step whose
+    weights carry the same stamp means final weights, whatever became of ``state.pt`` (which is only needed
+    to resume). Weights without a stamp come from before stamps existed, when the same order held.
+    """
+    try:
+        meta = json.loads(sidecar(ckpt_path).read_text())
+        done = meta.get("run_key") == key and int(meta.get("steps", -1)) >= steps and ckpt_path.is_file()
+        if done and torn(ckpt_path, meta):
+            done = False
+    except (OSError, ValueError, TypeError, AttributeError, ZooError):  # missing, torn or foreign
+        return None
+    return list(meta.get("notes", [])) if done else None
+
+
+def completed_steps(out_dir: Path, key: str, steps: int) -> int:
+    """Steps of run ``key`` done in ``out_dir``: ``steps`` when finished, the last checkpoint's step when it can
+    resume, else 0. Reads and writes nothing else (``zoo bench --dry-run``)."""
+    out_dir = Path(out_dir)
+    if finished_notes(out_dir / "model.safetensors", key, steps) is not None:
+        return steps
+    state = load_state(out_dir / "state.pt", key)
+    return int(state["step"]) if state is not None else 0
+
+
+def load_state(state_path: Path, key: str) -> dict[str, Any] | None:
+    if not state_path.is_file():
+        return None
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception:  # a torn or foreign file: start afresh rather than crash
+        return None
+    # A state.pt without weights predates the one-file checkpoint: its weights file may be from another
+    # step, so it cannot be resumed exactly.
+    ok = isinstance(state, dict) and state.get("key") == key and isinstance(state.get("model"), dict)
+    return state if ok else None
+
+
+def _log_lines(log_path: Path) -> list[dict[str, Any]]:
+    # A kill can cut the last line short: such a line is dropped (its step is redone on resume).
+    out = []
+    for ln in log_path.read_text().splitlines():
+        try:
+            out.append(json.loads(ln))
+        except ValueError:
+            continue
+    return out
+
+
+def truncate_log(log_path: Path, step: int) -> None:
+    if not log_path.exists():
+        return
+    if step == 0:
+        log_path.unlink()
+        return
+    kept = [r for r in _log_lines(log_path) if r.get("step", 0) <= step]
+    atomic_write_bytes(log_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+
+def read_log(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "log.jsonl"
+    return _log_lines(path) if path.exists() else []
