@@ -26,7 +26,7 @@ def test_timing_rule_times_slow_steps_fewer_times(monkeypatch):
 
     import torch
 
-    from zoo.bench import TrainJob
+    from zoo.jobs import TrainJob
 
     clock = {"t": 0.0, "step": 0.0}
     monkeypatch.setattr(dryrun.time, "perf_counter", lambda: clock["t"])

@@ -301,7 +301,8 @@ def test_cli_has_deterministic_and_dry_run():
 
 
 def test_evaluation_keys_name_the_device_and_backend(tmp_path):
-    from zoo.bench import plan_bench, run_eval_job, set_eval_device
+    from zoo.bench import plan_bench
+    from zoo.jobs import run_eval_job, set_eval_device
     from zoo.metrics.pixel import backend_on
     from zoo.registry import get_registry
     from zoo.suite import load_suite

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoo.config import config_to_dict
 from zoo.errors import ZooError
+from zoo.locate import locate
+from zoo.registry import get_registry
+
+# What imports torch (checkpoints, metrics, the bench) is imported by the function that needs it: the names
+# are zoo's attributes, and `import zoo` stays light.
 
 
 def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:
     """Names of the registered models, sorted; ``pattern`` is a glob (``"edsr*"``), ``task`` is ``"sr"`` or
     ``"colorizer"``."""
-    from zoo.registry import get_registry
-
     return [e.name for e in get_registry().entries(pattern, task)]
 
 
@@ -43,9 +47,6 @@ def create_model(name: str, preset: str | None = None, scale: int | None = None,
 
     ``model.zoo_meta`` holds what the model is: name, config and, for a checkpoint, its JSON.
     """
-    from zoo.config import config_to_dict
-    from zoo.registry import get_registry
-
     registry = get_registry()
     entry = registry.get(name)
     if scale is not None:
@@ -80,14 +81,11 @@ def load(path_or_hub_name, device: str = "cpu"):
     (else name it: ``zoo.create_model(name, checkpoint=run_dir)``). ``model.zoo_meta`` is the checkpoint's
     JSON (model name, config, training data fingerprint, metrics, versions).
     """
-    from zoo.registry import get_registry
-
     return _load(path_or_hub_name, get_registry()).to(device)
 
 
 def _load(spec, registry, model: str | None = None, scale: int | None = None):
     from zoo.checkpoint import load_checkpoint
-    from zoo.locate import locate
 
     loaded = load_checkpoint(locate(spec, model=model, scale=scale), registry)
     loaded.model.zoo_meta = {**loaded.meta, "source": str(spec)}
@@ -119,42 +117,6 @@ def bench(suite: str = "default", colorizers=None, srs=None, **options):
     silent). ``df.attrs["run_dir"]`` is the run folder (leaderboard.md, samples, run.json). Failed jobs are
     rows with a ``failed`` reason, and a warning says how many.
     """
-    import warnings
-    from pathlib import Path
+    from zoo.bench import bench_table
 
-    from zoo.bench import configure, run_bench
-    from zoo.executors import make_executor
-    from zoo.leaderboard import results_frame
-    from zoo.registry import get_registry
-
-    known = {"scale", "data", "test", "preset", "steps", "seed", "order", "precision", "device", "out", "cache",
-             "workers", "executor", "address", "gpus_per_job", "log"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ZooError(f"zoo.bench() has no option '{unknown[0]}' (options: {', '.join(sorted(known))})")
-    test = options.get("test")
-    registry = get_registry()
-    plan_suite, col_sel, sr_sel = configure(
-        suite, registry=registry, colorizers=_as_list(colorizers), srs=_as_list(srs), scale=options.get("scale"),
-        train_data=options.get("data"), tests=[test] if isinstance(test, (str, Path)) else list(test or ()),
-        preset=options.get("preset"), steps=options.get("steps"), seed=options.get("seed"),
-        order=options.get("order"), precision=options.get("precision"))
-    device, workers = options.get("device"), options.get("workers")
-    runner = make_executor(options.get("executor", "local"), device=device, workers=workers, progress=False,
-                           address=options.get("address"), gpus_per_job=options.get("gpus_per_job"))
-    out = options.get("out")
-    result = run_bench(plan_suite, registry=registry, out=Path(out) if out else None, cache_dir=options.get("cache"),
-                       colorizers=col_sel, sr=sr_sel, device=device, workers=workers, executor=runner,
-                       progress=False, log=options.get("log") or (lambda *_: None))
-    if result.failures:
-        warnings.warn(f"{len(result.failures)} bench job(s) failed (their rows have a 'failed' reason; "
-                      f"tracebacks in {result.run_dir / 'errors.log'}): {result.failures[0]}", stacklevel=2)
-    table = results_frame(result.rows)
-    table.attrs["run_dir"] = str(result.run_dir)
-    return table
-
-
-def _as_list(value):
-    if value is None:
-        return ()
-    return [value] if isinstance(value, str) else list(value)
+    return bench_table(suite, colorizers, srs, **options)

@@ -1,7 +1,8 @@
 """``zoo bench``: train each model once, evaluate every colorizer x SR combination, write leaderboards.
 
-The work is a list of jobs: one training job per trainable model (and scale), then evaluation jobs (each
-model alone, and every pipeline) that depend on them. Jobs are plain data and content-addressed:
+The work is a list of jobs (:mod:`zoo.jobs`): one training job per trainable model (and scale), then
+evaluation jobs (each model alone, and every pipeline) that depend on them. Jobs are plain data and
+content-addressed:
 
 - a training job's key covers model, config, recipe, plugin version, data fingerprint, seed, steps and scale;
   its run directory in the cache holds the checkpoint, so a second bench trains nothing and a changed
@@ -10,17 +11,16 @@ model alone, and every pipeline) that depend on them. Jobs are plain data and co
   order and metrics, and what changes the numbers beyond them: the device type it runs on and the PSNR/SSIM
   backend there (so CPU and GPU results never mix in a shared cache); its result is cached as JSON.
 
-The default executor runs jobs in this process, in dependency order.
+This module plans the jobs and gathers their results into the run folder; an executor (:mod:`zoo.executors`)
+runs them, by default in this process, in dependency order.
 
-From Python, ``zoo.bench(suite=..., colorizers=..., srs=...)`` (this module is callable) runs
-:func:`zoo.api.bench` and returns the results as a pandas DataFrame.
+From Python, ``zoo.bench(suite=..., colorizers=..., srs=...)`` (this module is callable, as
+:func:`zoo.api.bench`) runs :func:`bench_table` and returns the results as a pandas DataFrame.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import platform
 import sys
 import time
@@ -33,80 +33,29 @@ from typing import Any
 
 import torch
 
-from zoo.cache import cache_root
-from zoo.checkpoint import atomic_write_json
-from zoo.errors import ZooError
+import zoo
+from zoo.cache import cache_root, content_key
+from zoo.checkpoint import atomic_write_bytes
+from zoo.data import resolve_dataset
+from zoo.device import pick_device
+from zoo.download import DOWNLOADED
+from zoo.errors import ZooError, did_you_mean
+from zoo.executors import LocalExecutor, make_executor
 from zoo.failures import failures
+from zoo.folders import claim_bench_dir, ensure_writable
+from zoo.jobs import EVAL_FORMAT, BenchPlan, EvalJob, ModelRef, TrainJob, set_eval_device
+from zoo.leaderboard import results_frame, write_run
+from zoo.metrics.perceptual import weights_for_metrics
+from zoo.pictures import loss_curves
+from zoo.provenance import command_line, environment
+from zoo.registry import get_registry
 from zoo.report import write_report
-from zoo.runfiles import safe_name, sample_dir, test_set_label
-from zoo.suite import Suite
-
-EVAL_FORMAT = 3  # bump when evaluation code changes what a cached result would contain (3: per-image values, PSNR cap, size skips)
-
-
-@dataclass
-class TrainJob:
-    model: str
-    task: str
-    preset: str | None
-    overrides: dict[str, Any]
-    data: str
-    scale: int
-    steps: int
-    seed: int
-    checkpoint_every: int
-    key: str = ""
-    out_dir: str = ""
-    precision: str = "auto"
-    command: str = ""  # the bench's command line, recorded in the checkpoint (a Ray worker has its own argv)
-    deterministic: bool = False
-
-
-@dataclass
-class ModelRef:
-    """A model as an evaluation job sees it: a baseline name, or a trained checkpoint."""
-
-    name: str
-    checkpoint: str | None = None
-    key: str = "baseline"  # the training run key, for cache keys
-
-
-@dataclass
-class EvalJob:
-    stage: str  # "sr", "colorizer" or "pipeline"
-    order: str  # "color-first" or "sr-first" (pipelines only)
-    test: str
-    scale: int
-    metrics: list[str]
-    colorizer: ModelRef | None = None
-    sr: ModelRef | None = None
-    key: str = ""
-    samples_dir: str = ""  # where to write comparison grids ("" = none)
-    sample_images: int = 0
-    device: str = "cpu"  # the device type it is keyed for (set_eval_device)
-    key_payload: dict = field(default_factory=dict)  # what the key hashes, but the device
-    deterministic: bool = False
-
-
-@dataclass
-class BenchPlan:
-    suite: Suite
-    train_jobs: list[TrainJob]
-    eval_jobs: list[EvalJob]
-    colorizers: list[str]
-    sr: list[str]
-    run_dir: Path
-    cache: Path
-    notes: list[str] = field(default_factory=list)  # said before anything runs (e.g. models without the preset)
-
-    def request(self) -> dict[str, Any]:
-        """What the command asked for: a run folder holding the same request may be written again."""
-        return json.loads(json.dumps({"suite": dataclasses.asdict(self.suite), "colorizers": self.colorizers,
-                                      "sr": self.sr}, default=str))
-
-
-def _key(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+from zoo.runfiles import model_key, sample_dir, test_set_label
+from zoo.suite import Suite, check_models, load_suite, validate
+from zoo.suitefiles import check_data_root
+from zoo.trainfiles import read_log
+from zoo.training import run_key
+from zoo.weights import WeightsUnavailable, require
 
 
 def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None,
@@ -114,12 +63,6 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
     """Resolve models and data, and list every job with its content key. Nothing runs yet.
 
     ``eval_device``: the device type the evaluations will run on (their keys depend on it)."""
-    from zoo.data import resolve_dataset
-    from zoo.registry import did_you_mean
-    from zoo.suite import check_models
-    from zoo.suitefiles import check_data_root
-    from zoo.training import run_key
-
     check_data_root(suite)
     for name in suite.metrics:  # an unknown metric is the suite's error: say so before any training
         registry.metric(name)
@@ -137,8 +80,6 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                        f"selected models: {', '.join(known) or 'none'})")
     notes = [f"preset '{suite.preset}' is not defined by {', '.join(without)}: trained at the default "
              f"(paper) config"] if without else []
-    from zoo.metrics.perceptual import weights_for_metrics
-
     train_set = resolve_dataset(suite.train)
     train_fp = train_set.fingerprint()
     # A result computed while a weight file was missing (n/a) must not be reused once the file is there.
@@ -153,10 +94,7 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
             if not entry.trainable:
                 refs[(entry.name, scale)] = ModelRef(entry.name)
                 continue
-            overrides = dict(suite.overrides.get(entry.name, {}))
-            if entry.task == "sr":
-                overrides["scale"] = scale
-            preset = suite.preset if suite.preset in entry.presets else None
+            preset, overrides = suite.model_config(entry, scale)
             config = entry.make_config(preset, overrides)
             entry.recipe.check_config(config)  # a config the recipe cannot train stops the bench before it starts
             steps = int(suite.steps_per_model.get(entry.name, suite.steps))
@@ -201,25 +139,11 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
     return plan
 
 
-def set_eval_device(plan: BenchPlan, device_type: str) -> None:
-    """Key the plan's evaluations for the device type they run on, and the PSNR/SSIM backend there: the
-    numbers differ in the last bits between devices and backends, so their results are cached apart."""
-    from zoo.metrics.pixel import backend_on
-
-    device_type = device_type.partition(":")[0]
-    backend = backend_on(device_type)
-    for job in plan.eval_jobs:
-        job.device = device_type
-        job.key = _key({**job.key_payload, "device": device_type, "backend": backend})
-
-
 def configure(suite_spec: str, *, registry, colorizers=(), srs=(), scale: int | None = None,
               train_data: str | None = None, tests=(), preset: str | None = None, steps: int | None = None,
               seed: int | None = None, order: str | None = None, precision: str | None = None):
     """The suite with the command line's (or ``zoo.bench()``'s) options applied, and the model selection:
     ``(suite, colorizers or None, SR models or None)``, None meaning the suite's own."""
-    from zoo.suite import load_suite, validate
-
     suite = load_suite(str(suite_spec))
     tests = [str(t) for t in tests]
     suite = suite.replace(train=str(train_data) if train_data else None, test=tests or None, preset=preset,
@@ -249,153 +173,6 @@ def _with_baselines(registry, names, task):
     return list(dict.fromkeys(baselines + list(names)))
 
 
-# -- jobs ---------------------------------------------------------------------------------------------------
-
-def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = True,
-                  workers: int | None = None) -> dict[str, Any]:
-    """Train (or resume, or find finished) one model. Returns what the leaderboard needs about it."""
-    from zoo.data import resolve_dataset
-    from zoo.device import pick_device
-    from zoo.download import DOWNLOADED
-    from zoo.registry import get_registry
-    from zoo.training import train
-
-    fetched_before = len(DOWNLOADED)
-    entry = get_registry().get(job.model, job.task)
-    config = entry.make_config(job.preset, job.overrides)
-    result = train(entry, config, resolve_dataset(job.data), steps=job.steps, out_dir=Path(job.out_dir),
-                   device=pick_device(device), seed=job.seed, data_scale=job.scale,
-                   checkpoint_every=job.checkpoint_every, workers=workers, progress=progress,
-                   precision=job.precision, command=job.command or None, deterministic=job.deterministic,
-                   extra_meta={"preset": job.preset})
-    meta = json.loads((Path(job.out_dir) / "model.json").read_text())
-    return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
-            "train_seconds": meta.get("train_seconds"), "notes": meta.get("notes", []),
-            "parameters": meta.get("parameters"), "checkpoint": str(result.checkpoint),
-            "downloaded": [d.to_dict() for d in DOWNLOADED[fetched_before:]]}  # e.g. a loss's VGG19, on Ray too
-
-
-def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> list[dict[str, Any]]:
-    """Evaluate one model or pipeline on one test set; the rows are cached by the job's key."""
-    from zoo.folders import locked
-
-    cached = cache / "eval" / f"{job.key}.json"
-    pictures = cache / "eval" / f"{job.key}-samples"
-    rows = _cached_rows(cached)
-    if rows is None:
-        from zoo.device import pick_device
-
-        dev = pick_device(device)
-        if dev.type != job.device:  # the key says which device the numbers come from: never store others under it
-            raise ZooError(f"evaluation keyed for {job.device} asked to run on {dev}")
-        # one process computes an evaluation at a time; another waits, then reads its result
-        with locked(cache / "eval" / "locks" / f"{job.key}.lock"):
-            rows = _cached_rows(cached)
-            if rows is None:
-                rows = _evaluate_job(job, cache, pictures, device)
-    _copy_pictures(pictures, job.samples_dir)
-    return rows
-
-
-def _cached_rows(path: Path) -> list[dict[str, Any]] | None:
-    try:
-        return json.loads(path.read_text())["rows"]
-    except (OSError, ValueError, KeyError, TypeError):  # absent, or not ours: compute it
-        return None
-
-
-def _evaluate_job(job: EvalJob, cache: Path, pictures: Path, device: str | None) -> list[dict[str, Any]]:
-    from zoo.data import resolve_dataset
-    from zoo.device import pick_device
-    from zoo.evaluate import evaluate, load_model
-    from zoo.registry import get_registry
-
-    cached = cache / "eval" / f"{job.key}.json"
-    dev = pick_device(device)
-    from zoo.determinism import configure
-
-    configure(job.deterministic, dev)
-    registry = get_registry()
-
-    def load(ref: ModelRef | None, task: str):
-        if ref is None:
-            return None
-        return load_model(ref.checkpoint or ref.name, task, scale=job.scale, device=dev, registry=registry)
-
-    col, sr = load(job.colorizer, "colorizer"), load(job.sr, "sr")
-    samples = []
-
-    def on_image(name, pred, target, triple, intermediate):
-        if len(samples) < job.sample_images:
-            samples.append((name, pred.cpu(), triple, None if intermediate is None else intermediate.cpu()))
-
-    report = evaluate(dataset=resolve_dataset(job.test), scale=job.scale, device=dev, colorizer=col, sr=sr,
-                      metrics=job.metrics, order=job.order or "color-first",
-                      on_image=on_image if job.sample_images else None,
-                      metric_params={"cache_dir": cache / "features"})  # everything under --cache
-    if samples:
-        _draw_samples(job, samples, pictures)
-        _copy_pictures(pictures, job.samples_dir)
-    base = {"stage": job.stage, "order": job.order, "test_set": test_set_label(job.test), "scale": job.scale,
-            "colorizer": job.colorizer.name if job.colorizer else None,
-            "sr": job.sr.name if job.sr else None, "n_images": report.n_images,
-            "images_per_second": report.images_per_second, "skipped": report.skipped}
-    rows = [{**base, **r.to_dict(), "per_image": report.per_image(r)} for r in report.results]
-    atomic_write_json(cached, {"job": dataclasses.asdict(job), "rows": rows})
-    return rows
-
-
-def _draw_samples(job: EvalJob, samples: list, pictures: Path) -> None:
-    """What the report's comparison view shows: each output at native pixels (``out/``), its ground truth and
-    gray input (shared by the rows of a test set: ``_truth_hr`` or ``_truth_lr``, ``_input``), and for a
-    pipeline the comparison grid."""
-    from zoo.color import gray_to_rgb
-    from zoo.pictures import comparison_grid, save_png
-
-    pictures.mkdir(parents=True, exist_ok=True)
-    truth = "_truth_lr" if job.stage == "colorizer" else "_truth_hr"
-    for name, pred, triple, intermediate in samples:
-        file = f"{safe_name(name)}.png"
-        save_png(pictures / "out" / file, pred)
-        save_png(pictures / truth / file, triple.lr if job.stage == "colorizer" else triple.hr)
-        save_png(pictures / "_input" / file, gray_to_rgb(triple.lr_l))
-        comparison_grid(pictures / file, **_grid_panels(job, triple, intermediate, pred))
-
-
-def _grid_panels(job: EvalJob, triple, intermediate, pred) -> dict[str, Any]:
-    """What each stage's picture shows: its input, what the stage adds, and the ground truth."""
-    from zoo.color import gray_to_rgb
-
-    gray = gray_to_rgb(triple.lr_l)
-    if job.stage == "sr":
-        return {"title": f"{job.sr.name}: colour LR -> HR", "truth": triple.hr,
-                "panels": [("colour LR input", triple.lr), (f"output ({job.sr.name})", pred), ("ground truth", triple.hr)]}
-    if job.stage == "colorizer":
-        return {"title": f"{job.colorizer.name}: gray LR -> colour LR", "truth": triple.lr,
-                "panels": [("gray LR input", gray), (f"output ({job.colorizer.name})", pred),
-                           ("ground truth (colour LR)", triple.lr)]}
-    col, sr = job.colorizer.name, job.sr.name
-    first = job.order == "sr-first"
-    middle = (f"upscaled gray ({sr})" if first else f"colorized LR ({col})", intermediate if intermediate is not None
-              else gray)
-    return {"title": f"{sr} -> {col} (SR first)" if first else f"{col} -> {sr}", "truth": triple.hr,
-            "panels": [("gray LR input", gray), middle, (f"output ({col} + {sr})", pred), ("ground truth", triple.hr)]}
-
-
-def _copy_pictures(src: Path, dest: str) -> None:
-    """The job's pictures into its folder of the run; the shared ground truth and input beside it."""
-    from zoo.checkpoint import atomic_write_bytes
-
-    if not dest or not src.is_dir():
-        return
-    dest = Path(dest)
-    for f in src.rglob("*.png"):
-        rel = f.relative_to(src)
-        target = dest.parent / rel if rel.parts[0] in ("_truth_hr", "_truth_lr", "_input") else dest / rel
-        if target.parent != dest.parent or not target.exists():
-            atomic_write_bytes(target, f.read_bytes())
-
-
 # -- the run --------------------------------------------------------------------------------------------
 
 @dataclass
@@ -418,11 +195,6 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     ``out`` may be a run folder of the same request (the same command again); any other non-empty folder is
     refused unless ``force`` (:func:`zoo.folders.claim_bench_dir`).
     """
-    from zoo.device import pick_device
-    from zoo.download import DOWNLOADED
-    from zoo.executors import LocalExecutor
-    from zoo.folders import claim_bench_dir, ensure_writable
-
     t0 = time.perf_counter()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) if out else Path("runs") / f"{suite.name}-{stamp}"
@@ -434,8 +206,6 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     eval_device = pick_device(device).type if executor.name == "local" else "cpu"
     plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr,
                       eval_device=eval_device, deterministic=deterministic)
-    from zoo.provenance import command_line, environment
-
     for job in plan.train_jobs:
         job.command = command_line()
     created = not run_dir.exists()  # after planning: a suite that cannot run leaves no empty run behind
@@ -456,20 +226,15 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
         raise
     trained = sum(bool(info["trained_now"]) for info in models.values())
 
-    from zoo.leaderboard import write_run
-
     params = {}
     for name in plan.colorizers + plan.sr:
         entry = registry.get(name)
         for scale in suite.scales:
-            overrides = dict(suite.overrides.get(name, {}))
-            if entry.task == "sr":
-                overrides["scale"] = scale
-            preset = suite.preset if suite.preset in entry.presets else None
             # counted when the model was trained (building some models, even on the meta device, takes
             # seconds); baselines and runs from before the count was recorded are built to count them
-            recorded = models.get(f"{name}@x{scale}", {}).get("parameters")
-            params[f"{name}@x{scale}"] = recorded if recorded is not None else _count(entry, preset, overrides)
+            recorded = models.get(model_key(name, scale), {}).get("parameters")
+            params[model_key(name, scale)] = (recorded if recorded is not None
+                                              else _count(entry, *suite.model_config(entry, scale)))
     meta = {
         "suite": dataclasses.asdict(suite),
         "created": stamp,
@@ -493,7 +258,8 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     if failed:
         meta["failures"] = failed
     write_run(run_dir, rows, meta)
-    _write_curves(run_dir, [j for j in plan.train_jobs if not models[f"{j.model}@x{j.scale}"].get("failed")], cache)
+    _write_curves(run_dir, [j for j in plan.train_jobs if not models[model_key(j.model, j.scale)].get("failed")],
+                  cache)
     write_report([run_dir], run_dir)
     return BenchResult(run_dir, trained, len(plan.train_jobs), len(plan.eval_jobs), time.perf_counter() - t0, rows,
                        failed)
@@ -509,10 +275,6 @@ def _count(entry, preset, overrides) -> int | None:
 def _fetch_metric_weights(metrics, log) -> None:
     """Fetch the weight files the suite's metrics need before any job starts (once, in this process, where
     the user sees it; Ray tasks then find them). One that cannot be fetched makes its metric n/a, with why."""
-    from zoo.download import DOWNLOADED
-    from zoo.metrics.perceptual import weights_for_metrics
-    from zoo.weights import WeightsUnavailable, require
-
     for w in weights_for_metrics(metrics):
         before = len(DOWNLOADED)
         try:
@@ -532,8 +294,6 @@ def _downloads(here, models) -> list[dict[str, Any]]:
 
 
 def _versions(registry, names) -> dict[str, str]:
-    import zoo
-
     out = {"zoo": zoo.__version__, "torch": torch.__version__}
     for n in names:
         e = registry.get(n)
@@ -544,15 +304,10 @@ def _versions(registry, names) -> dict[str, str]:
 def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
     """The loss curves of the run's trainings. The picture depends only on the finished runs (their keys), so
     it is drawn once and kept in the cache: a warm bench copies it (drawing takes seconds)."""
-    import zoo
-    from zoo.checkpoint import atomic_write_bytes
-    from zoo.pictures import loss_curves
-    from zoo.training import read_log
-
     several_scales = len({j.scale for j in jobs}) > 1
     labels = [f"{j.model} x{j.scale}" if several_scales else j.model for j in jobs]
     drawn_by = ["curves", zoo.__version__]  # a new zoo may draw them differently
-    cached = cache / "curves" / f"{_key([drawn_by, [[label, j.key] for label, j in zip(labels, jobs)]])}.png"
+    cached = cache / "curves" / f"{content_key([drawn_by, [[label, j.key] for label, j in zip(labels, jobs)]])}.png"
     if cached.is_file():
         atomic_write_bytes(run_dir / "curves.png", cached.read_bytes())
         return
@@ -565,14 +320,48 @@ def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
         atomic_write_bytes(cached, (run_dir / "curves.png").read_bytes())
 
 
+def bench_table(suite: str = "default", colorizers=None, srs=None, **options):
+    """:func:`zoo.api.bench` (documented there): the options checked, the bench run, its rows as a DataFrame."""
+    known = {"scale", "data", "test", "preset", "steps", "seed", "order", "precision", "device", "out", "cache",
+             "workers", "executor", "address", "gpus_per_job", "log"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ZooError(f"zoo.bench() has no option '{unknown[0]}' (options: {', '.join(sorted(known))})")
+    test = options.get("test")
+    registry = get_registry()
+    plan_suite, col_sel, sr_sel = configure(
+        suite, registry=registry, colorizers=_as_list(colorizers), srs=_as_list(srs), scale=options.get("scale"),
+        train_data=options.get("data"), tests=[test] if isinstance(test, (str, Path)) else list(test or ()),
+        preset=options.get("preset"), steps=options.get("steps"), seed=options.get("seed"),
+        order=options.get("order"), precision=options.get("precision"))
+    device, workers = options.get("device"), options.get("workers")
+    runner = make_executor(options.get("executor", "local"), device=device, workers=workers, progress=False,
+                           address=options.get("address"), gpus_per_job=options.get("gpus_per_job"))
+    out = options.get("out")
+    result = run_bench(plan_suite, registry=registry, out=Path(out) if out else None, cache_dir=options.get("cache"),
+                       colorizers=col_sel, sr=sr_sel, device=device, workers=workers, executor=runner,
+                       progress=False, log=options.get("log") or (lambda *_: None))
+    if result.failures:
+        # stacklevel 3: the caller of zoo.bench() or zoo.api.bench(), whichever it called
+        warnings.warn(f"{len(result.failures)} bench job(s) failed (their rows have a 'failed' reason; "
+                      f"tracebacks in {result.run_dir / 'errors.log'}): {result.failures[0]}", stacklevel=3)
+    table = results_frame(result.rows)
+    table.attrs["run_dir"] = str(result.run_dir)
+    return table
+
+
+def _as_list(value):
+    if value is None:
+        return ()
+    return [value] if isinstance(value, str) else list(value)
+
+
 class _CallableModule(types.ModuleType):
     """``zoo.bench`` is this module (``zoo.bench.run_bench``) and the Python API ``zoo.bench(suite=...)``
     (:func:`zoo.api.bench`): a package attribute cannot be both, so the module is callable."""
 
     def __call__(self, *args, **kwargs):
-        from zoo.api import bench
-
-        return bench(*args, **kwargs)
+        return bench_table(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -17,16 +17,30 @@ Data loading is timed apart (in this process): a real run with loader processes 
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
 import statistics
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
+from tabulate import tabulate
 
+from zoo import devicefacts
+from zoo.bench import plan_bench
+from zoo.cache import cache_root
+from zoo.data import make_train_loader, resolve_dataset
+from zoo.determinism import configure as configure_determinism
+from zoo.device import pick_device
+from zoo.failures import one_line
+from zoo.jobs import BenchPlan, EvalJob, TrainJob
+from zoo.recipe import TrainContext
+from zoo.runfiles import test_set_label
+from zoo.trainfiles import completed_steps
+from zoo.training import _to_device, default_channels_last, resolve_precision, seed_everything, stage_plan
 
 MAX_TIMED = 5
 MIN_TIMED = 2
@@ -46,7 +60,7 @@ class StageTiming:
 
 @dataclass
 class TrainEstimate:
-    job: Any  # zoo.bench.TrainJob
+    job: TrainJob
     done: int  # steps already done (== job.steps: cached)
     stages: list[StageTiming] = field(default_factory=list)
     peak_bytes: int | None = None
@@ -69,10 +83,10 @@ class TrainEstimate:
 
 @dataclass
 class DryRun:
-    plan: Any  # zoo.bench.BenchPlan
+    plan: BenchPlan
     device: torch.device
     trainings: list[TrainEstimate]
-    evaluations: list[tuple[Any, bool]]  # (EvalJob, cached)
+    evaluations: list[tuple[EvalJob, bool]]  # (job, cached)
 
     @property
     def seconds(self) -> float:
@@ -82,10 +96,6 @@ class DryRun:
 def dry_run(suite, *, registry, out=None, cache_dir=None, colorizers=None, sr=None, device=None, workers=None,
             deterministic=False, executor="local", log=print) -> DryRun:
     """Plan ``suite`` as ``zoo bench`` would, measure the trainings to run, print the plan and the estimate."""
-    from zoo.bench import plan_bench
-    from zoo.cache import cache_root
-    from zoo.device import pick_device
-
     dev = pick_device(device)
     cache = cache_root(cache_dir)
     run_dir = Path(out) if out else Path("runs") / f"{suite.name}-<timestamp>"
@@ -112,20 +122,11 @@ def dry_run(suite, *, registry, out=None, cache_dir=None, colorizers=None, sr=No
 
 
 def _done(job) -> int:
-    from zoo.training import completed_steps
-
     return completed_steps(Path(job.out_dir), job.key, job.steps)
 
 
 def measure(est: TrainEstimate, *, registry, device: torch.device, workers: int | None = None) -> None:
     """Fill ``est`` with timings and peak memory of a few steps of each stage still to run."""
-    from zoo import devicefacts
-    from zoo.data import make_train_loader, resolve_dataset
-    from zoo.determinism import configure
-    from zoo.failures import one_line
-    from zoo.recipe import TrainContext
-    from zoo.training import _to_device, default_channels_last, resolve_precision, seed_everything, stage_plan
-
     job = est.job
     threads = torch.get_num_threads()
     memory = _PeakMemory(device)
@@ -140,7 +141,7 @@ def measure(est: TrainEstimate, *, registry, device: torch.device, workers: int 
             torch.set_num_threads(max(1, min(threads, facts.cpus - loading.workers)))
         scale = int(config.scale) if job.task == "sr" else int(job.scale)
         channels_last = default_channels_last(device)
-        configure(job.deterministic, device)
+        configure_determinism(job.deterministic, device)
         seed_everything(job.seed)
         memory.start()
         model = entry.build(config).to(device)
@@ -240,11 +241,9 @@ class _PeakMemory:
 def _rss() -> int:
     try:
         with open("/proc/self/statm") as f:
-            import os
-
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
-        import resource
+        import resource  # Unix only
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -252,8 +251,6 @@ def _rss() -> int:
 def _trim() -> None:
     # glibc keeps freed memory mapped; malloc_trim returns it, so the next job's rise is its own
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
@@ -262,8 +259,6 @@ def _trim() -> None:
 # -- output ---------------------------------------------------------------------------------------------------
 
 def render(report: DryRun) -> list[str]:
-    from tabulate import tabulate
-
     trainings, evaluations = report.trainings, report.evaluations
     counts = {s: sum(1 for t in trainings if t.status.split()[0] == s) for s in ("cached", "resume", "to")}
     cached_evals = sum(1 for _, c in evaluations if c)
@@ -284,7 +279,7 @@ def render(report: DryRun) -> list[str]:
         lines += tabulate(rows, headers=["training", "preset", "steps", "status", "time per step",
                                          "peak memory", "estimate"]).splitlines() + [""]
     rows = [[e.stage + (f" {e.order}" if e.order else ""),
-             " + ".join(r.name for r in (e.colorizer, e.sr) if r is not None), _test(e.test), f"x{e.scale}",
+             " + ".join(r.name for r in (e.colorizer, e.sr) if r is not None), test_set_label(e.test), f"x{e.scale}",
              "cached" if cached else "to run"] for e, cached in evaluations]
     if rows:
         lines += tabulate(rows, headers=["evaluation", "models", "test set", "scale", "status"]).splitlines() + [""]
@@ -294,19 +289,13 @@ def render(report: DryRun) -> list[str]:
                  + (f" ({len(failed)} could not be measured)" if failed else "")
                  + "; evaluations are not timed")
     if any(s.cut for t in trainings for s in t.stages):
-        lines.append(f"(slow steps were timed only once or twice after the warm-up step: the estimates of big "
+        lines.append("(slow steps were timed only once or twice after the warm-up step: the estimates of big "
                      "presets are rough)")
     return lines
 
 
 def _name(job) -> str:
     return f"{job.model} x{job.scale}"
-
-
-def _test(spec: str) -> str:
-    from zoo.bench import test_set_label
-
-    return test_set_label(spec)
 
 
 def _fmt_rate(t: TrainEstimate) -> str:

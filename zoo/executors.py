@@ -18,11 +18,21 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
+from zoo.devicefacts import NodeFacts, ray_plan
 from zoo.errors import ZooError
-from zoo.failures import ERRORS_LOG, append_log, failed_training, failure_rows, guarded_eval, job_label
+from zoo.failures import ERRORS_LOG, append_log, failed_training, failure_rows, guarded_eval, guarded_train, job_label
+from zoo.jobs import BenchPlan, TrainJob, set_eval_device
+from zoo.raycluster import DEFAULT_TIMEOUT, ray_session
+from zoo.runfiles import model_key
+
+# Ray is optional (zoo[ray]): imported where the ray executor needs it
 
 EXECUTORS = ("local", "ray")
 
@@ -36,11 +46,7 @@ class LocalExecutor:
         # count, so threads=1 reproduces the Ray executor (one thread per task) to the last bit.
         self.device, self.progress, self.workers, self.threads = device, progress, workers, threads
 
-    def run(self, plan, log: Callable[[str], Any]) -> tuple[dict[str, dict], list[dict]]:
-        import torch
-
-        from zoo.failures import guarded_eval, guarded_train
-
+    def run(self, plan: BenchPlan, log: Callable[[str], Any]) -> tuple[dict[str, dict], list[dict]]:
         log_path = plan.run_dir / ERRORS_LOG
         models, by_key = {}, {}
         before = torch.get_num_threads()
@@ -51,7 +57,7 @@ class LocalExecutor:
                 info = guarded_train(job, log_path=log_path, device=self.device, progress=self.progress,
                                      workers=self.workers)
                 _log_train(log, job, info)
-                models[f"{job.model}@x{job.scale}"] = by_key[job.key] = info
+                models[model_key(job.model, job.scale)] = by_key[job.key] = info
             rows = []
             for job in plan.eval_jobs:
                 deps = [by_key[r.key] for r in (job.colorizer, job.sr) if r is not None and r.key in by_key]
@@ -73,9 +79,6 @@ def _log_train(log, job, info) -> None:
 
 def _check_paths(paths: list[str]) -> str | None:
     """Run on a worker: can it read and write the run directory and the cache?"""
-    import socket
-    import tempfile
-
     for p in paths:
         try:
             Path(p).mkdir(parents=True, exist_ok=True)
@@ -92,10 +95,6 @@ STARTED = "started"
 
 def _train_task(job, device, workers, threads, log_path):
     yield STARTED
-    import torch
-
-    from zoo.failures import guarded_train
-
     torch.set_num_threads(threads)
     yield 0, guarded_train(job, log_path=log_path, device=device, progress=False, workers=workers)
 
@@ -103,10 +102,6 @@ def _train_task(job, device, workers, threads, log_path):
 def _eval_task(jobs, cache, device, threads, log_path):
     """Several evaluations in one process: the metric networks (Inception) are built once for all of them."""
     yield STARTED
-    import torch
-
-    from zoo.failures import guarded_eval
-
     torch.set_num_threads(threads)
     for i, job in enumerate(jobs):
         yield i, guarded_eval(job, cache=Path(cache), log_path=log_path, device=device)
@@ -122,16 +117,12 @@ class RayExecutor:
             import ray  # noqa: F401
         except ImportError:
             raise ZooError("the ray executor needs Ray: pip install 'zoo[ray]'") from None
-        from zoo.raycluster import DEFAULT_TIMEOUT
-
         self.address, self.gpus_per_job, self.num_cpus = address, gpus_per_job, num_cpus
         self.device, self.workers = device, workers
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self.address_source = address_source
 
-    def run(self, plan, log: Callable[[str], Any]) -> tuple[dict[str, dict], list[dict]]:
-        from zoo.raycluster import ray_session
-
+    def run(self, plan: BenchPlan, log: Callable[[str], Any]) -> tuple[dict[str, dict], list[dict]]:
         # Workers must import the same plugins as this process.
         env_vars = {k: v for k, v in os.environ.items() if k.startswith("ZOO_") or k == "TORCH_HOME"}
         with ray_session(self.address, source=self.address_source, timeout=self.timeout, num_cpus=self.num_cpus,
@@ -139,11 +130,8 @@ class RayExecutor:
             log(f"  ray: {session.description}; Ray's logs: {session.logs}")
             return self._run(plan, log, session.logs)
 
-    def _run(self, plan, log, logs: str) -> tuple[dict[str, dict], list[dict]]:
+    def _run(self, plan: BenchPlan, log, logs: str) -> tuple[dict[str, dict], list[dict]]:
         import ray
-
-        from zoo.bench import TrainJob, set_eval_device
-        from zoo.devicefacts import ray_plan
 
         rp = ray_plan(_nodes(), gpus_per_job=self.gpus_per_job, device=self.device, workers=self.workers)
         for note in rp.notes:
@@ -220,15 +208,13 @@ class RayExecutor:
             finish(jobs[i], result)
             if len(reported[gen]) == len(jobs):
                 del pending[gen], reported[gen]
-        models = {f"{job.model}@x{job.scale}": trained[job.key] for job in plan.train_jobs}
+        models = {model_key(job.model, job.scale): trained[job.key] for job in plan.train_jobs}
         return models, [row for job in plan.eval_jobs for row in evaluated[id(job)]]
 
 
 def _nodes():
     """The alive nodes' CPUs and GPUs (ray_plan's facts)."""
     import ray
-
-    from zoo.devicefacts import NodeFacts
 
     nodes = [NodeFacts(n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0))
              for n in ray.nodes() if n.get("Alive")]

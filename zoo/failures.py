@@ -15,6 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from zoo.errors import ZooError
+from zoo.jobs import run_eval_job, run_train_job
+from zoo.registry import get_registry
+from zoo.runfiles import test_set_label
+
 ERRORS_LOG = "errors.log"
 
 
@@ -23,8 +28,6 @@ def one_line(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
     where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    from zoo.errors import ZooError
-
     return (text if isinstance(exc, ZooError) else f"{type(exc).__name__}: {text}") + where
 
 
@@ -49,8 +52,6 @@ def append_log(log_path: Path | str | None, title: str, text: str) -> None:
 
 def guarded_train(job, *, log_path=None, **kwargs) -> dict[str, Any]:
     """``run_train_job``, with an exception turned into a failure record (``failed``: the reason)."""
-    from zoo.bench import run_train_job
-
     try:
         return run_train_job(job, **kwargs)
     except Exception as exc:
@@ -68,8 +69,6 @@ def guarded_eval(job, *, cache, log_path=None, trained: list[dict] = (), **kwarg
     """``run_eval_job``, or failed rows when a model it needs failed to train or the evaluation raises.
 
     ``trained`` are the records of the training jobs this evaluation depends on."""
-    from zoo.bench import run_eval_job
-
     for info in trained:
         if info.get("failed"):
             return failure_rows(job, f"{info['model']} failed to train: {info['failed']}")
@@ -91,9 +90,6 @@ def job_label(job) -> str:
 
 def failure_rows(job, reason: str) -> list[dict[str, Any]]:
     """One row per metric of ``job``, without a value, saying why."""
-    from zoo.runfiles import test_set_label
-    from zoo.registry import get_registry
-
     registry = get_registry()
     rows = []
     for name in job.metrics:
