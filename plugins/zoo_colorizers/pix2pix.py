@@ -49,8 +49,8 @@ GAN_MODES = ("vanilla", "lsgan")
 @dataclass
 class Pix2PixConfig(zoo.TrainConfig):
     depth: int = zoo.bounded(8, min=1)  # downsamplings of the U-Net (8 for 256 px, 6 for 64 px)
-    ngf: int = zoo.bounded(64, min=1)  # generator base width (C64); widths double up to 8 x ngf
-    ndf: int = zoo.bounded(64, min=1)  # discriminator base width
+    features: int = zoo.bounded(64, min=1)  # generator base width (C64); widths double up to 8 x features
+    d_features: int = zoo.bounded(64, min=1)  # discriminator base width
     d_layers: int = 3  # stride-2 layers of the PatchGAN (3 -> 70x70 receptive field)
     dropout: float = 0.5
     dropout_layers: int = 3  # first decoder layers with dropout (CD512 x 3)
@@ -62,8 +62,8 @@ class Pix2PixConfig(zoo.TrainConfig):
     batch_size: int = 4
     patch_size: int = 256
     lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    adam_beta1: float = 0.5
+    adam_beta2: float = 0.999
 
 
 class UnetGenerator(zoo.Colorizer):
@@ -77,7 +77,7 @@ class UnetGenerator(zoo.Colorizer):
             raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {cfg.gan_mode!r}")
         self.cfg = cfg
         d = cfg.depth
-        ch = [cfg.ngf * min(2**i, 8) for i in range(d)]
+        ch = [cfg.features * min(2**i, 8) for i in range(d)]
         self.down = nn.ModuleList()
         cin = 1
         for i, c in enumerate(ch):
@@ -180,7 +180,7 @@ class Pix2PixRecipe(Recipe):
 
     def __init__(self, model, config, ctx):
         super().__init__(model, config, ctx)
-        d = PatchDiscriminator(3, config.ndf, config.d_layers)
+        d = PatchDiscriminator(3, config.d_features, config.d_layers)
         _init_normal_(d)
         self.aux["discriminator"] = d.to(ctx.device)
 
@@ -202,7 +202,7 @@ class Pix2PixRecipe(Recipe):
 
     def start_stage(self, stage: Stage) -> None:
         cfg = self.config
-        betas = (cfg.beta1, cfg.beta2)
+        betas = (cfg.adam_beta1, cfg.adam_beta2)
         self.optimizers["d"] = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas)
         self.optimizers["g"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=betas)
 
@@ -244,7 +244,7 @@ ENTRY = zoo.ModelEntry(
         "paper": {},
         # Seed 002: 64x64 COCO images, batch 16, least-squares discriminator loss; 6 levels for 64 px.
         "coco64": {"depth": 6, "patch_size": 64, "batch_size": 16, "gan_mode": "lsgan"},
-        "tiny": {"depth": 5, "ngf": 16, "ndf": 16, "patch_size": 32, "batch_size": 4},
+        "tiny": {"depth": 5, "features": 16, "d_features": 16, "patch_size": 32, "batch_size": 4},
     },
     recipe=Pix2PixRecipe,
 )

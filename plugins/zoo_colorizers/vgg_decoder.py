@@ -50,13 +50,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass
 class VggDecoderConfig(zoo.TrainConfig):
+    RENAMED = {"decoder": "decoder_widths"}  # zoo 0.1 names
+
     encoder: str = "vgg16"  # a timm VGG: vgg11 / vgg13 / vgg16 / vgg19
     # VGG stages used (each ends in a 2x2 max pool); 5 = the whole convolutional part
     stages: int = zoo.bounded(5, min=1)
     # divide the VGG widths by this (1 = the real VGG, which can load ImageNet weights)
     width_div: int = zoo.bounded(1, min=1)
     # one width per stage (= number of 2x upsamplings)
-    decoder: tuple[int, ...] = zoo.bounded((256, 128, 64, 32, 16), min=1)
+    decoder_widths: tuple[int, ...] = zoo.bounded((256, 128, 64, 32, 16), min=1)
     upsample: str = "nearest"  # Keras UpSampling2D default
     ab_scale: float = 110.0  # ab = ab_scale * tanh(.)
     freeze_pretrained: bool = True  # freeze the encoder when it starts from ImageNet weights
@@ -64,8 +66,8 @@ class VggDecoderConfig(zoo.TrainConfig):
     batch_size: int = 32
     patch_size: int = 224
     lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
 
 
 def _default_device() -> torch.device:
@@ -110,12 +112,12 @@ def build_vgg_features(name: str, stages: int, width_div: int = 1) -> nn.Sequent
 class VggDecoder(zoo.Colorizer):
     def __init__(self, cfg: VggDecoderConfig):
         super().__init__()
-        if len(cfg.decoder) != cfg.stages:
-            raise ValueError(f"decoder needs one width per encoder stage ({cfg.stages}), got {cfg.decoder!r}")
+        if len(cfg.decoder_widths) != cfg.stages:
+            raise ValueError(f"decoder needs one width per encoder stage ({cfg.stages}), got {cfg.decoder_widths!r}")
         self.cfg = cfg
         self.encoder = build_vgg_features(cfg.encoder, cfg.stages, cfg.width_div)
         enc_ch = [m for m in self.encoder if isinstance(m, nn.Conv2d)][-1].out_channels
-        d = cfg.decoder
+        d = cfg.decoder_widths
         layers: list[nn.Module] = [nn.Conv2d(enc_ch, d[0], 3, padding=1), nn.ReLU(inplace=True)]
         for i in range(1, len(d)):
             layers += [nn.Conv2d(d[i - 1], d[i], 3, padding=1), nn.ReLU(inplace=True),
@@ -185,7 +187,7 @@ class VggDecoderRecipe(Recipe):
         model.encoder.requires_grad_(not frozen)
         # All parameters are handed to Adam either way (frozen ones simply get no gradient), so the
         # optimiser's parameter groups do not depend on whether the weights were found.
-        self.optimizers["main"] = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.optimizers["main"] = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
 
     def training_step(self, batch, stage, step):
         s = self.config.ab_scale
@@ -203,7 +205,7 @@ ENTRY = zoo.ModelEntry(
               "VGG16: Simonyan & Zisserman, arXiv:1409.1556",
     presets={
         "paper": {},
-        "tiny": {"stages": 3, "width_div": 4, "decoder": (64, 32, 16), "batch_size": 8, "patch_size": 48},
+        "tiny": {"stages": 3, "width_div": 4, "decoder_widths": (64, 32, 16), "batch_size": 8, "patch_size": 48},
     },
     recipe=VggDecoderRecipe,
     weights=(zw.VGG16,),

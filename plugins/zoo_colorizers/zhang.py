@@ -73,8 +73,8 @@ class ZhangConfig(zoo.TrainConfig):
     batch_size: int = 40
     patch_size: int = 176
     lr: float = 3e-5
-    beta1: float = 0.9
-    beta2: float = 0.99
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.99
     weight_decay: float = 1e-3
 
 
@@ -192,7 +192,7 @@ class ZhangRecipe(Recipe):
     def start_stage(self, stage: Stage) -> None:
         cfg = self.config
         self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
-                                                   betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+                                                   betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
 
     def classification_loss(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         model, cfg = self.model, self.config

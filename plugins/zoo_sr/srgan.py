@@ -77,14 +77,14 @@ class SrganConfig(zoo.SRConfig, zoo.TrainConfig):
 
     scale: int = 4
     # -- generator
-    n_blocks: int = 16
-    n_feats: int = zoo.bounded(64, min=1)
+    blocks: int = 16
+    features: int = zoo.bounded(64, min=1)
     io_kernel: int = zoo.bounded(9, min=1)  # kernel of the first and the last convolution (the paper's 9x9)
     block_act: Literal["prelu", "relu"] = "prelu"  # activation inside the residual blocks
     batch_norm: bool = True  # BN in the residual blocks and after the body (the paper's); False drops it
     output: Literal["tanh", "sigmoid", "linear"] = "tanh"  # tanh: (tanh + 1) / 2, the paper's [-1, 1] in [0, 1]
     # -- discriminator
-    d_feats: int = zoo.bounded(64, min=1)  # channels of the first conv; the blocks use 1, 2, 2, 4, 4, 8, 8 times that
+    d_features: int = zoo.bounded(64, min=1)  # channels of the first conv; the blocks use 1, 2, 2, 4, 4, 8, 8 times that
     # adaptive average pool to d_pool x d_pool before the dense layers (96 px in -> 6 x 6)
     d_pool: int = zoo.bounded(6, min=1)
     d_dense: int = zoo.bounded(1024, min=1)
@@ -147,7 +147,7 @@ class SrResNet(zoo.SuperResolver):
 
     def __init__(self, cfg: SrganConfig):
         super().__init__(cfg.scale)
-        f = cfg.n_feats
+        f = cfg.features
         if cfg.output not in ("tanh", "sigmoid", "linear"):
             raise ValueError(f"unknown output '{cfg.output}' (tanh, sigmoid, linear)")
         self.output = cfg.output
@@ -155,7 +155,7 @@ class SrResNet(zoo.SuperResolver):
         if k < 1 or k % 2 == 0:
             raise ValueError(f"io_kernel must be odd and positive, got {k}")
         self.head = nn.Sequential(nn.Conv2d(3, f, k, padding=k // 2), nn.PReLU())
-        self.body = nn.Sequential(*[SrResBlock(f, cfg.block_act, cfg.batch_norm) for _ in range(cfg.n_blocks)])
+        self.body = nn.Sequential(*[SrResBlock(f, cfg.block_act, cfg.batch_norm) for _ in range(cfg.blocks)])
         self.body_end = nn.Sequential(nn.Conv2d(f, f, 3, padding=1), _norm(f, cfg.batch_norm))
         self.upsample = _upsampling(cfg.scale, f)
         self.tail = nn.Conv2d(f, 3, k, padding=k // 2)
@@ -176,7 +176,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, cfg: SrganConfig):
         super().__init__()
-        d = cfg.d_feats
+        d = cfg.d_features
         layers: list[nn.Module] = [nn.Conv2d(3, d, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
         cin = d
         for mult, stride in ((1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2)):
@@ -303,12 +303,12 @@ SEED_COURSE = {
 # - 24 px LR patches, batch 8 and 32 features (the GAN stage included): 30.7 (16 features, 12 px x 4)
 #   -> 31.5 (24 px x 8) -> 31.7 dB (32 features).
 TINY = {
-    "n_blocks": 4,
-    "n_feats": 32,
+    "blocks": 4,
+    "features": 32,
     "io_kernel": 3,
     "batch_norm": False,
     "output": "linear",
-    "d_feats": 8,
+    "d_features": 8,
     "d_pool": 3,
     "d_dense": 64,
     "patch_size": 24,
