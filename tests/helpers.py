@@ -14,7 +14,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -116,6 +118,19 @@ def strict_json(text: str):
         raise ValueError(f"not JSON: {token}")
 
     return json.loads(text, parse_constant=bad)
+
+
+# -- image files --------------------------------------------------------------------------------------------
+def noise(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Random 8-bit RGB pixels (h, w, 3)."""
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def save(path: Path, arr: np.ndarray) -> Path:
+    """``arr`` written as an image file (format from the suffix), folders created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
 
 
 # -- a tiny trainable SR model for plugin tests ------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch
 from skimage.color import deltaE_ciede2000
 
 from zoo.color import join_lab, lab_to_rgb, split_lab
-from zoo.data import resolve_dataset
+from zoo.datasets import resolve_dataset
 from zoo.metrics import build_metric
 from zoo.metrics.colorization import auc_from_counts, ciede2000, error_counts
 

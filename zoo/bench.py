@@ -114,7 +114,7 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
     """Resolve models and data, and list every job with its content key. Nothing runs yet.
 
     ``eval_device``: the device type the evaluations will run on (their keys depend on it)."""
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.registry import did_you_mean
     from zoo.suite import check_models
     from zoo.suitefiles import check_data_root
@@ -254,7 +254,7 @@ def _with_baselines(registry, names, task):
 def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = True,
                   workers: int | None = None) -> dict[str, Any]:
     """Train (or resume, or find finished) one model. Returns what the leaderboard needs about it."""
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.device import pick_device
     from zoo.download import DOWNLOADED
     from zoo.registry import get_registry
@@ -305,7 +305,7 @@ def _cached_rows(path: Path) -> list[dict[str, Any]] | None:
 
 
 def _evaluate_job(job: EvalJob, cache: Path, pictures: Path, device: str | None) -> list[dict[str, Any]]:
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.device import pick_device
     from zoo.evaluate import evaluate, load_model
     from zoo.registry import get_registry

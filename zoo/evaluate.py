@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import torch
 
 from zoo.errors import ZooError
+from zoo.imageio import BadImageError, DataWarning
 from zoo.metrics import MetricResult, MetricUnavailable, build_metric
 from zoo.metrics.base import MetricInfo
 
@@ -121,7 +122,6 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     ``metric_params`` go to every metric factory (e.g. ``cache_dir`` for the FID/KID reference features).
     """
     from zoo.color import gray_to_rgb, join_lab, split_lab
-    from zoo.data import BadImageError, DataWarning
     from zoo.degrade import make_triple
     from zoo.download import DOWNLOADED
 

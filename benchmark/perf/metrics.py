@@ -19,7 +19,7 @@ SCALE = 4
 def _test_images(limit: int | None = None):
     """(name, sr, hr) on BSD100 x4 (or the embedded test photos): HR modcropped, LR by MATLAB bicubic,
     the prediction its bicubic upscaling, all float in [0, 1], (1, 3, H, W)."""
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.resize import imresize
 
     spec = str(SHARED_DATA / "BSD100") if (SHARED_DATA / "BSD100").is_dir() else "samples:test"
