@@ -17,6 +17,7 @@ from zoo.datasets import SAMPLE_TEST, SAMPLE_TRAIN, ImageFolder, SampleImages, r
 from zoo.errors import ZooError
 from zoo.imageio import DataWarning
 
+
 # ------------------------------------------------------------------------------------------ folders
 def test_folder_skips_bad_files_with_warnings(tmp_path):
     root = tmp_path / "set"

@@ -16,6 +16,7 @@ import zoo.imageio as IO
 from zoo.errors import ZooError
 from zoo.imageio import BadImageError, read_image
 
+
 def _png16_rgb(arr: np.ndarray) -> bytes:
     """A 16-bit RGB PNG (Pillow cannot write one)."""
     h, w, _ = arr.shape

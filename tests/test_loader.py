@@ -16,6 +16,7 @@ from zoo.imageio import DataWarning
 from zoo.loader import make_train_loader
 from zoo.resize import downscale
 
+
 # ------------------------------------------------------------------------------------------- loader
 @pytest.fixture
 def small_set(tmp_path):

@@ -28,10 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from zoo.color import gray_to_rgb, join_lab, split_lab
 from zoo.errors import ZooError
+from zoo.files import atomic_open, atomic_write_bytes
 from zoo.imageio import BadImageError, DataWarning, array_to_tensor, image_window, open_image
 from zoo.outputs import InputFile, collect_inputs, plan_outputs  # noqa: F401  (collect_inputs re-exported)
+from zoo.pngstream import PngWriter
 
 PREVIEW_HEIGHT = 512
 
@@ -156,10 +160,6 @@ def _preview_size(height: int, width: int) -> tuple[int, int]:
 
 def _write_preview(gray: torch.Tensor, out: torch.Tensor, path: Path) -> None:
     """Input (left) and output (right) side by side at the same height."""
-    from PIL import Image
-
-    from zoo.checkpoint import atomic_write_bytes
-
     def pil(t):
         img = Image.fromarray(_to_uint8(t))
         size = _preview_size(img.height, img.width)[::-1]
@@ -179,10 +179,6 @@ def _process(img, path: Path, target: Path, preview: Path | None, *, colorizer, 
              options: RunOptions) -> tuple[int, int]:
     """Stream one decoded image (a Pillow image, :func:`zoo.imageio.open_image`) through the pipeline into
     ``target`` (and ``preview``), one row of tiles at a time. Returns the output's (width, height)."""
-    from zoo.checkpoint import atomic_open
-    from zoo.color import gray_to_rgb, join_lab, split_lab
-    from zoo.pngstream import PngWriter
-
     w, h = img.size
     s = sr.scale if sr is not None else 1
     overlap = options.overlap if sr is not None else 0

@@ -137,7 +137,7 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                        f"selected models: {', '.join(known) or 'none'})")
     notes = [f"preset '{suite.preset}' is not defined by {', '.join(without)}: trained at the default "
              f"(paper) config"] if without else []
-    from zoo.metrics.perceptual import weights_for_metrics
+    from zoo.metrics.pretrained import weights_for_metrics
 
     train_set = resolve_dataset(suite.train)
     train_fp = train_set.fingerprint()
@@ -510,7 +510,7 @@ def _fetch_metric_weights(metrics, log) -> None:
     """Fetch the weight files the suite's metrics need before any job starts (once, in this process, where
     the user sees it; Ray tasks then find them). One that cannot be fetched makes its metric n/a, with why."""
     from zoo.download import DOWNLOADED
-    from zoo.metrics.perceptual import weights_for_metrics
+    from zoo.metrics.pretrained import weights_for_metrics
     from zoo.weights import WeightsUnavailable, require
 
     for w in weights_for_metrics(metrics):

@@ -183,6 +183,7 @@ def _pillow_errors(path):
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SPNG_COLOUR_TYPES = frozenset({0, 2, 6})  # grey, RGB, RGBA; palette and grey+alpha (pyspng refuses it): Pillow
 
+
 def _decode_png_fast(path) -> np.ndarray | None:
     """Pixels of a plain 8-bit PNG (grey, RGB, RGBA) by libspng, exactly as :func:`_decode` gives them;
     None for anything else, which then goes through Pillow: other formats, palette, grey+alpha and 16-bit
