@@ -26,7 +26,7 @@ from helpers import make_dist, ok, refused, run_zoo, snapshot, strict_json
 from helpers import zoo_cli as zoo
 
 def photo(path: Path, size=(96, 72), seed: int = 0) -> Path:
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
 
     base = np.asarray(Image.open(resolve_dataset("samples:test")[0].path).convert("RGB").resize(size))
     noise = np.random.default_rng(seed).integers(0, 8, base.shape, dtype=np.uint8)

@@ -99,7 +99,7 @@ def test_hub_checkpoints_are_loaded_with_the_strict_rules(fake_hub, trained_chec
 
 
 def _photos(folder):
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
 
     folder.mkdir()
     Image.open(resolve_dataset("samples:test")[0].path).convert("RGB").resize((40, 30)).save(folder / "p.png")

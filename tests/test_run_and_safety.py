@@ -14,7 +14,8 @@ from PIL import Image
 from zoo.apply import RunOptions, run_pipeline, upscale_tiled
 from zoo.checkpoint import import_state_dict, load_checkpoint, save_checkpoint
 from zoo.color import split_lab
-from zoo.data import read_image, resolve_dataset
+from zoo.datasets import resolve_dataset
+from zoo.imageio import read_image
 from zoo.errors import ZooError
 from zoo.evaluate import load_model
 from zoo.registry import get_registry

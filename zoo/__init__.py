@@ -47,7 +47,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
-        # Submodules (zoo.data, zoo.checkpoint, ...) still import as usual; this only covers attributes.
+        # Submodules (zoo.datasets, zoo.checkpoint, ...) still import as usual; this only covers attributes.
         raise AttributeError(f"module 'zoo' has no attribute '{name}'")
     imported = importlib.import_module(module)
     value = imported if module == f"zoo.{name}" else getattr(imported, name)

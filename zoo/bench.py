@@ -114,7 +114,7 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
     """Resolve models and data, and list every job with its content key. Nothing runs yet.
 
     ``eval_device``: the device type the evaluations will run on (their keys depend on it)."""
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.registry import did_you_mean
     from zoo.suite import check_models
     from zoo.suitefiles import check_data_root
@@ -137,7 +137,7 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                        f"selected models: {', '.join(known) or 'none'})")
     notes = [f"preset '{suite.preset}' is not defined by {', '.join(without)}: trained at the default "
              f"(paper) config"] if without else []
-    from zoo.metrics.perceptual import weights_for_metrics
+    from zoo.metrics.pretrained import weights_for_metrics
 
     train_set = resolve_dataset(suite.train)
     train_fp = train_set.fingerprint()
@@ -254,7 +254,7 @@ def _with_baselines(registry, names, task):
 def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = True,
                   workers: int | None = None) -> dict[str, Any]:
     """Train (or resume, or find finished) one model. Returns what the leaderboard needs about it."""
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.device import pick_device
     from zoo.download import DOWNLOADED
     from zoo.registry import get_registry
@@ -305,7 +305,7 @@ def _cached_rows(path: Path) -> list[dict[str, Any]] | None:
 
 
 def _evaluate_job(job: EvalJob, cache: Path, pictures: Path, device: str | None) -> list[dict[str, Any]]:
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.device import pick_device
     from zoo.evaluate import evaluate, load_model
     from zoo.registry import get_registry
@@ -510,7 +510,7 @@ def _fetch_metric_weights(metrics, log) -> None:
     """Fetch the weight files the suite's metrics need before any job starts (once, in this process, where
     the user sees it; Ray tasks then find them). One that cannot be fetched makes its metric n/a, with why."""
     from zoo.download import DOWNLOADED
-    from zoo.metrics.perceptual import weights_for_metrics
+    from zoo.metrics.pretrained import weights_for_metrics
     from zoo.weights import WeightsUnavailable, require
 
     for w in weights_for_metrics(metrics):

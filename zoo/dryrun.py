@@ -120,7 +120,8 @@ def _done(job) -> int:
 def measure(est: TrainEstimate, *, registry, device: torch.device, workers: int | None = None) -> None:
     """Fill ``est`` with timings and peak memory of a few steps of each stage still to run."""
     from zoo import devicefacts
-    from zoo.data import make_train_loader, resolve_dataset
+    from zoo.datasets import resolve_dataset
+    from zoo.loader import make_train_loader
     from zoo.determinism import configure
     from zoo.failures import one_line
     from zoo.recipe import TrainContext

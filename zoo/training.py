@@ -194,7 +194,7 @@ def _train_here(entry, config, dataset, *, steps, out_dir, device, seed, data_sc
                 precision, channels_last, progress, extra_meta, key, command, deterministic,
                 read_every) -> TrainResult:
     """The loop of :func:`train`, holding the run folder's lock."""
-    from zoo.data import make_train_loader
+    from zoo.loader import make_train_loader
     from zoo.models import count_parameters
 
     ckpt_path, state_path, log_path = out_dir / "model.safetensors", out_dir / "state.pt", out_dir / "log.jsonl"

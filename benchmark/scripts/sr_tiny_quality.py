@@ -12,7 +12,7 @@ import time
 import torch
 
 from zoo.checkpoint import load_checkpoint
-from zoo.data import resolve_dataset
+from zoo.datasets import resolve_dataset
 from zoo.evaluate import LoadedModel, evaluate
 from zoo.registry import get_registry
 from zoo.training import train
