@@ -292,16 +292,8 @@ SEED_COURSE = {
     "vgg_rescale": 1.0,
 }
 
-# CPU-sized, for the default suite (x2, 7 sample photographs, 1500 steps). Each change was measured there
-# (Y-PSNR, mean of the 3 test photos; bicubic 31.60 dB), with the paper's recipe otherwise unchanged:
-# - 3x3 instead of 9x9 at both ends: 400 MSE-only steps gave 20.8 dB with 9x9 ends, 28.5 dB with 3x3;
-# - no batch norm: with BN (batch 4 of 12 px patches) the eval-mode running statistics did not fit the
-#   test photos and cast their colours (flower: green channel off by -0.063 on average, 29.4 dB against
-#   bicubic's 35.2). ESRGAN (Wang et al. 2018) removed BN from SRResNet for this reason. MSE stage only,
-#   linear output: 30.5 -> 31.5 dB;
-# - linear output instead of tanh: MSE stage only, with BN: 29.6 -> 30.5 dB;
-# - 24 px LR patches, batch 8 and 32 features (the GAN stage included): 30.7 (16 features, 12 px x 4)
-#   -> 31.5 (24 px x 8) -> 31.7 dB (32 features).
+# CPU-sized, for the default suite: each departure from the paper (3x3 ends, no batch norm, linear output, wider
+# patches) raised Y-PSNR at x2 after 1500 steps on the sample photos (benchmark/perf/NOTES.md#srgan-tiny).
 TINY = {
     "n_blocks": 4,
     "n_feats": 32,
