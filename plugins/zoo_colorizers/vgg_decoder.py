@@ -1,5 +1,6 @@
 """``vgg_decoder``: a VGG16 embedding of L decoded to ab by a small convolutional decoder (seed 003,
-"Enhancing Image Colorization Architectures", slides; the same idea as seed 001's CLVGG encoder).
+"Enhancing Image Colorization Architectures", slides; the same idea as seed 001's CLVGG encoder; both in
+docs/sources.md).
 
 The seed feeds the L channel, replicated to three channels, to an ImageNet VGG16 and decodes its 7x7x512
 output (for a 224x224 input) to ab with::
@@ -199,8 +200,8 @@ ENTRY = zoo.ModelEntry(
     build=VggDecoder,
     config=VggDecoderConfig,
     summary="VGG16 (timm) embedding of L + conv/upsampling decoder to ab, tanh, MSE (seed 003)",
-    reference="seed 003 'Enhancing Image Colorization Architectures' (VGG16 embedding + decoder); "
-              "VGG16: Simonyan & Zisserman, arXiv:1409.1556",
+    reference="seed 003 'Enhancing Image Colorization Architectures' (VGG16 embedding + decoder; "
+              "docs/sources.md); VGG16: Simonyan & Zisserman, arXiv:1409.1556",
     presets={
         "paper": {},
         "tiny": {"stages": 3, "width_div": 4, "decoder": (64, 32, 16), "batch_size": 8, "patch_size": 48},

@@ -45,12 +45,11 @@ Adapted, and why:
 - ``batch_norm=False`` drops the BN layers (as ESRGAN and BasicSR's MSRResNet do); ``output="linear"``
   returns the last convolution as is. ``paper`` keeps BN and tanh; ``tiny`` uses both changes (see ``TINY``).
 
-Preset ``seed_course``: the SRGAN of the seed course report ("Generative AI course report: cGAN colorization +
-SRGAN", Sec. 3.2; seed document 002_fb95d62aba45078e.txt), where it differs from the paper: 64 -> 256 px
-(LR patch 64), Adam 2e-4 with betas (0.5, 0.999), residual blocks with ReLU instead of PReLU, a sigmoid
-output, no MSE pre-training stage and no learning-rate drop (neither is mentioned), VGG19 perceptual MSE
-without the 1/12.75 rescaling (none is mentioned), 1e-3 adversarial weight. The layer for its VGG19 loss is
-not named; we keep VGG54.
+Preset ``seed_course``: the SRGAN of the seed course report, seed 002 (cGAN colorization + SRGAN, Sec. 3.2;
+see docs/sources.md#seed-002), where it differs from the paper: 64 -> 256 px (LR patch 64), Adam 2e-4 with
+betas (0.5, 0.999), residual blocks with ReLU instead of PReLU, a sigmoid output, no MSE pre-training stage
+and no learning-rate drop (neither is mentioned), VGG19 perceptual MSE without the 1/12.75 rescaling (none
+is mentioned), 1e-3 adversarial weight. The layer for its VGG19 loss is not named; we keep VGG54.
 """
 
 from __future__ import annotations
@@ -313,8 +312,8 @@ ENTRY = zoo.ModelEntry(
     build=SrResNet,
     config=SrganConfig,
     summary="SRGAN: SRResNet generator (MSE pre-training) then VGG54 content + adversarial training",
-    reference="Ledig et al., CVPR 2017, arXiv:1609.04802; preset seed_course: seed course report "
-              "(cGAN colorization + SRGAN)",
+    reference="Ledig et al., CVPR 2017, arXiv:1609.04802; preset seed_course: seed 002, course report "
+              "(cGAN colorization + SRGAN; docs/sources.md)",
     presets={"paper": {}, "seed_course": SEED_COURSE, "tiny": TINY},
     recipe=SrganRecipe,
     weights=(VGG19,),
