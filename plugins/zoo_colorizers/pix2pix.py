@@ -40,9 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.errors import ZooError
-from zoo.losses import gan_loss
-from zoo.recipe import Recipe, Stage
+from zoo import Recipe, Stage, ZooError, gan_loss
 
 GAN_MODES = ("vanilla", "lsgan")
 

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.recipe import Recipe, Stage
+from zoo import Recipe, Stage
 
 
 @dataclass

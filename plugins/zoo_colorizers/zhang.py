@@ -23,7 +23,7 @@ Faithful to the paper:
   of the authors' training setup).
 
 Adapted (and why):
-- Bins: Q comes from :func:`zoo.abbins.ab_gamut_bins` (grid 10; 261 in-gamut bins for 8-bit sRGB) rather
+- Bins: Q comes from :func:`zoo.ab_gamut_bins` (grid 10; 261 in-gamut bins for 8-bit sRGB) rather
   than the authors' published 313 (whose exact in-gamut test is unpublished; see :mod:`zoo.abbins`). The
   bin centres are stored in the model (buffer ``bins``) so a checkpoint carries its own quantisation.
 - The prior is computed from the batches given to :meth:`ZhangRecipe.prepare` (the training data the loop
@@ -51,8 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.abbins import ab_gamut_bins, annealed_mean, bin_prior, rebalance_weights, soft_encode_sparse
-from zoo.recipe import Recipe, Stage
+from zoo import Recipe, Stage, ab_gamut_bins, annealed_mean, bin_prior, rebalance_weights, soft_encode_sparse
 
 _HEADS = ("classification", "regression")
 

@@ -63,9 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.losses import IMAGENET_MEAN, IMAGENET_STD, VGG19_LAYERS, VGGFeatureLoss
-from zoo.recipe import Recipe, Stage
-from zoo.weights import VGG19
+from zoo import IMAGENET_MEAN, IMAGENET_STD, VGG19, VGG19_LAYERS, Recipe, Stage, VGGFeatureLoss
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 CONTENT_MISSING_NOTE = "vgg19 weights: missing -> content loss off"

@@ -49,9 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.errors import ZooError
-from zoo.recipe import Recipe, Stage
-from zoo.weights import VGG19
+from zoo import VGG19, Recipe, Stage, ZooError
 from zoo_sr.edsr import (
     SUPER_COLORIZATION,
     TINY,

@@ -63,9 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.losses import VGG19_LAYERS, VGGFeatureLoss, gan_loss
-from zoo.recipe import Recipe, Stage
-from zoo.weights import VGG19
+from zoo import VGG19, VGG19_LAYERS, Recipe, Stage, VGGFeatureLoss, gan_loss
 
 CONTENT_FALLBACK_NOTE = "vgg19 weights: missing -> content loss = pixel MSE"
 
@@ -242,7 +240,7 @@ class SrganRecipe(Recipe):
     def _stage_steps(self, stage) -> int:
         """The steps the loop gives ``stage`` (its split of total_steps), for the mid-stage learning-rate drop."""
         try:
-            from zoo.training import stage_plan
+            from zoo import stage_plan
 
             for planned, first, end in stage_plan(tuple(self.stages), self.ctx.total_steps):
                 if planned.name == stage.name:
