@@ -106,9 +106,9 @@ def write_random_vgg19(torch_home) -> None:
 
 @pytest.mark.parametrize("name, preset, expected", [
     ("edsr", "paper", 1_369_859),  # EDSR baseline x2 (16 blocks, 64 features)
-    ("edsr", "super_colorization", 2_921_795),  # seed report: "about 3M"
+    ("edsr", "super_colorization", 2_921_795),  # seed 000: "about 3M"
     ("edsr_dqe", "paper", 4_143_942),  # EDSR baseline + DQE (2,774,083)
-    ("edsr_dqe", "super_colorization", 5_695_878),  # seed report: "3M + 2.8M ~ 6M"
+    ("edsr_dqe", "super_colorization", 5_695_878),  # seed 000: "3M + 2.8M ~ 6M"
     ("srgan", "paper", 1_549_462),  # SRResNet generator, x4
     ("srgan", "seed_course", 1_549_446),  # ReLU instead of PReLU in the 16 blocks
 ])

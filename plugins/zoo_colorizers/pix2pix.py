@@ -1,5 +1,6 @@
 """``pix2pix``: conditional GAN colorization (Isola, Zhu, Zhou & Efros, "Image-to-Image Translation with
-Conditional Adversarial Networks", CVPR 2017, arXiv:1611.07004), as used by seeds 002 and 004.
+Conditional Adversarial Networks", CVPR 2017, arXiv:1611.07004), as used by seeds 002 and 004
+(docs/sources.md).
 
 Generator: a U-Net. Encoder C64-C128-C256-C512-C512-C512-C512-C512 (4x4 convolutions, stride 2, batch
 norm except on the first layer, LeakyReLU 0.2); decoder CD512-CD512-CD512-C512-C256-C128-C64 (4x4
@@ -39,9 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.errors import ZooError
-from zoo.losses import gan_loss
-from zoo.recipe import Recipe, Stage
+from zoo import Recipe, Stage, ZooError, gan_loss
 
 GAN_MODES = ("vanilla", "lsgan")
 
@@ -239,7 +238,7 @@ ENTRY = zoo.ModelEntry(
     config=Pix2PixConfig,
     summary="pix2pix cGAN: U-Net generator, 70x70 PatchGAN on (L, ab), GAN + 100 x L1 (seeds 002, 004)",
     reference="Isola, Zhu, Zhou & Efros, Image-to-Image Translation with Conditional Adversarial Networks, "
-              "CVPR 2017, arXiv:1611.07004",
+              "CVPR 2017, arXiv:1611.07004; preset coco64: seed 002 (docs/sources.md)",
     presets={
         "paper": {},
         # Seed 002: 64x64 COCO images, batch 16, least-squares discriminator loss; 6 levels for 64 px.

@@ -1,5 +1,5 @@
 """``unet_vae``: the U-Net / VAE hybrid colorizer of seed 003 ("Enhancing Image Colorization
-Architectures", slides).
+Architectures", slides; docs/sources.md#seed-003).
 
 The slides list the layer shapes of their best model for a 150x150 input::
 
@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.recipe import Recipe, Stage
+from zoo import Recipe, Stage
 
 
 @dataclass
@@ -179,7 +179,7 @@ ENTRY = zoo.ModelEntry(
     config=UnetVaeConfig,
     summary="U-Net / VAE hybrid: strided-conv encoder, VAE bottleneck, decoder with interpolated skips "
             "(seed 003)",
-    reference="seed 003 'Enhancing Image Colorization Architectures' (U-Net-VAE hybrid); "
+    reference="seed 003 'Enhancing Image Colorization Architectures' (U-Net-VAE hybrid; docs/sources.md); "
               "VAE: Kingma & Welling, arXiv:1312.6114; U-Net: Ronneberger et al., arXiv:1505.04597",
     presets={
         "paper": {},

@@ -27,8 +27,8 @@ Adapted:
   [0, 255] EDSR equals ours with every bias divided by 255);
 - an optional VGG19 content term (``content_weight``; 0 in ``paper``), for the seed report's variant below.
 
-Preset ``super_colorization``: the modified EDSR of the seed report ("Super Colorization: a single pipeline
-for image colorization and super resolution", Sec. III.2; the seed document 000_207f2a7fb8d899b6.txt):
+Preset ``super_colorization``: the modified EDSR of the seed report, seed 000 ("Super Colorization: a single
+pipeline for image colorization and super resolution", Sec. III.2; see docs/sources.md#seed-000):
 - 24 residual blocks (they tried 24 and 32 and kept 24), 64 features, x2 (64 -> 128 px);
 - input normalised with the ImageNet mean and standard deviation, output de-normalised, instead of the
   DIV2K mean shift;
@@ -63,9 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.losses import IMAGENET_MEAN, IMAGENET_STD, VGG19_LAYERS, VGGFeatureLoss
-from zoo.recipe import Recipe, Stage
-from zoo.weights import VGG19
+from zoo import IMAGENET_MEAN, IMAGENET_STD, VGG19, VGG19_LAYERS, Recipe, Stage, VGGFeatureLoss
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 CONTENT_MISSING_NOTE = "vgg19 weights: missing -> content loss off"
@@ -274,8 +272,8 @@ ENTRY = zoo.ModelEntry(
     build=Edsr,
     config=EdsrConfig,
     summary="EDSR: residual blocks without batch norm, global skip, sub-pixel upsampler (L1 loss)",
-    reference="Lim et al., CVPR Workshops 2017, arXiv:1707.02921; preset super_colorization: seed report "
-              "'Super Colorization' (modified EDSR)",
+    reference="Lim et al., CVPR Workshops 2017, arXiv:1707.02921; preset super_colorization: seed 000 "
+              "'Super Colorization' (modified EDSR; docs/sources.md)",
     presets={"paper": {}, "super_colorization": SUPER_COLORIZATION, "tiny": TINY},
     recipe=EdsrRecipe,
     weights=(VGG19,),

@@ -1,7 +1,7 @@
 """``edsr_dqe``: EDSR followed by Deep Quality Enhancement (DQE), the seed report's proposed SR model.
 
-Source: "Super Colorization: a single pipeline for image colorization and super resolution", Sec. III.3 (the
-seed document 000_207f2a7fb8d899b6.txt). The report saw its EDSR stop improving, even on training images, and
+Source: seed 000, "Super Colorization: a single pipeline for image colorization and super resolution",
+Sec. III.3 (see docs/sources.md#seed-000). The report saw its EDSR stop improving, even on training images, and
 blamed the upsampler sitting at the very end of the network. It adds a second network, DQE, "similar to the
 EDSR network but without any upsampling layer or normalization", that takes the upscaled image and "learns
 what the EDSR network misses". EDSR is trained first (L1 + VGG19 content loss), then DQE (L1 only), each
@@ -49,9 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.errors import ZooError
-from zoo.recipe import Recipe, Stage
-from zoo.weights import VGG19
+from zoo import VGG19, Recipe, Stage, ZooError
 from zoo_sr.edsr import (
     SUPER_COLORIZATION,
     TINY,
@@ -210,8 +208,8 @@ ENTRY = zoo.ModelEntry(
     build=EdsrDqe,
     config=EdsrDqeConfig,
     summary="EDSR + Deep Quality Enhancement: an HR residual network refines EDSR's output (two stages)",
-    reference="seed report 'Super Colorization: a single pipeline for image colorization and super resolution' "
-              "(EDSR + DQE); EDSR: Lim et al., CVPR Workshops 2017, arXiv:1707.02921",
+    reference="seed 000 'Super Colorization: a single pipeline for image colorization and super resolution' "
+              "(EDSR + DQE; docs/sources.md); EDSR: Lim et al., CVPR Workshops 2017, arXiv:1707.02921",
     presets={"paper": {}, "super_colorization": dict(SUPER_COLORIZATION), "tiny": {**TINY, **DQE_TINY}},
     recipe=EdsrDqeRecipe,
     weights=(VGG19,),

@@ -45,12 +45,11 @@ Adapted, and why:
 - ``batch_norm=False`` drops the BN layers (as ESRGAN and BasicSR's MSRResNet do); ``output="linear"``
   returns the last convolution as is. ``paper`` keeps BN and tanh; ``tiny`` uses both changes (see ``TINY``).
 
-Preset ``seed_course``: the SRGAN of the seed course report ("Generative AI course report: cGAN colorization +
-SRGAN", Sec. 3.2; seed document 002_fb95d62aba45078e.txt), where it differs from the paper: 64 -> 256 px
-(LR patch 64), Adam 2e-4 with betas (0.5, 0.999), residual blocks with ReLU instead of PReLU, a sigmoid
-output, no MSE pre-training stage and no learning-rate drop (neither is mentioned), VGG19 perceptual MSE
-without the 1/12.75 rescaling (none is mentioned), 1e-3 adversarial weight. The layer for its VGG19 loss is
-not named; we keep VGG54.
+Preset ``seed_course``: the SRGAN of the seed course report, seed 002 (cGAN colorization + SRGAN, Sec. 3.2;
+see docs/sources.md#seed-002), where it differs from the paper: 64 -> 256 px (LR patch 64), Adam 2e-4 with
+betas (0.5, 0.999), residual blocks with ReLU instead of PReLU, a sigmoid output, no MSE pre-training stage
+and no learning-rate drop (neither is mentioned), VGG19 perceptual MSE without the 1/12.75 rescaling (none
+is mentioned), 1e-3 adversarial weight. The layer for its VGG19 loss is not named; we keep VGG54.
 """
 
 from __future__ import annotations
@@ -64,9 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.losses import VGG19_LAYERS, VGGFeatureLoss, gan_loss
-from zoo.recipe import Recipe, Stage
-from zoo.weights import VGG19
+from zoo import VGG19, VGG19_LAYERS, Recipe, Stage, VGGFeatureLoss, gan_loss
 
 CONTENT_FALLBACK_NOTE = "vgg19 weights: missing -> content loss = pixel MSE"
 
@@ -243,7 +240,7 @@ class SrganRecipe(Recipe):
     def _stage_steps(self, stage) -> int:
         """The steps the loop gives ``stage`` (its split of total_steps), for the mid-stage learning-rate drop."""
         try:
-            from zoo.training import stage_plan
+            from zoo import stage_plan
 
             for planned, first, end in stage_plan(tuple(self.stages), self.ctx.total_steps):
                 if planned.name == stage.name:
@@ -292,16 +289,8 @@ SEED_COURSE = {
     "vgg_rescale": 1.0,
 }
 
-# CPU-sized, for the default suite (x2, 7 sample photographs, 1500 steps). Each change was measured there
-# (Y-PSNR, mean of the 3 test photos; bicubic 31.60 dB), with the paper's recipe otherwise unchanged:
-# - 3x3 instead of 9x9 at both ends: 400 MSE-only steps gave 20.8 dB with 9x9 ends, 28.5 dB with 3x3;
-# - no batch norm: with BN (batch 4 of 12 px patches) the eval-mode running statistics did not fit the
-#   test photos and cast their colours (flower: green channel off by -0.063 on average, 29.4 dB against
-#   bicubic's 35.2). ESRGAN (Wang et al. 2018) removed BN from SRResNet for this reason. MSE stage only,
-#   linear output: 30.5 -> 31.5 dB;
-# - linear output instead of tanh: MSE stage only, with BN: 29.6 -> 30.5 dB;
-# - 24 px LR patches, batch 8 and 32 features (the GAN stage included): 30.7 (16 features, 12 px x 4)
-#   -> 31.5 (24 px x 8) -> 31.7 dB (32 features).
+# CPU-sized, for the default suite: each departure from the paper (3x3 ends, no batch norm, linear output, wider
+# patches) raised Y-PSNR at x2 after 1500 steps on the sample photos (benchmark/perf/NOTES.md#srgan-tiny).
 TINY = {
     "blocks": 4,
     "features": 32,
@@ -321,8 +310,8 @@ ENTRY = zoo.ModelEntry(
     build=SrResNet,
     config=SrganConfig,
     summary="SRGAN: SRResNet generator (MSE pre-training) then VGG54 content + adversarial training",
-    reference="Ledig et al., CVPR 2017, arXiv:1609.04802; preset seed_course: seed course report "
-              "(cGAN colorization + SRGAN)",
+    reference="Ledig et al., CVPR 2017, arXiv:1609.04802; preset seed_course: seed 002, course report "
+              "(cGAN colorization + SRGAN; docs/sources.md)",
     presets={"paper": {}, "seed_course": SEED_COURSE, "tiny": TINY},
     recipe=SrganRecipe,
     weights=(VGG19,),
