@@ -244,6 +244,10 @@ ENTRY = zoo.ModelEntry(
         # Seed 002: 64x64 COCO images, batch 16, least-squares discriminator loss; 6 levels for 64 px.
         "coco64": {"depth": 6, "patch_size": 64, "batch_size": 16, "gan_mode": "lsgan"},
         "tiny": {"depth": 5, "features": 16, "d_features": 16, "patch_size": 32, "batch_size": 4},
+        # Sized for a CPU hour (suite color-classic): tiny widths, 6 levels for 64 px crops, a 5x rate and no
+        # dropout (at this budget its noise kept the L1 term from falling).
+        "cpu": {"depth": 6, "features": 16, "d_features": 16, "patch_size": 64, "batch_size": 8, "lr": 1e-3,
+                "dropout": 0.0},
     },
     recipe=Pix2PixRecipe,
 )

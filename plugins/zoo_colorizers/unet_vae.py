@@ -187,6 +187,9 @@ ENTRY = zoo.ModelEntry(
         "k3_depth4": {"widths": (64, 64, 64, 64), "enc_kernel": 3, "dec_kernel": 3},
         "tiny": {"widths": (16, 32, 32), "latent": 16, "dec_features": 16, "batch_size": 8, "patch_size": 48,
                  "lr": 2e-3},
+        # Sized for a CPU hour (suite color-classic): half the slides' widths, 64 px crops, a faster rate.
+        "cpu": {"widths": (32, 64, 64), "latent": 32, "dec_features": 32, "batch_size": 8, "patch_size": 64,
+                "lr": 1e-3},
     },
     recipe=UnetVaeRecipe,
 )

@@ -206,6 +206,9 @@ ENTRY = zoo.ModelEntry(
     presets={
         "paper": {},
         "tiny": {"stages": 3, "width_div": 4, "decoder_widths": (64, 32, 16), "batch_size": 8, "patch_size": 48},
+        # Sized for a CPU hour (suite color-classic): 4 VGG stages at half width, 64 px crops.
+        "cpu": {"stages": 4, "width_div": 2, "decoder_widths": (128, 64, 32, 16), "batch_size": 8,
+                "patch_size": 64},
     },
     recipe=VggDecoderRecipe,
     weights=(VGG16,),

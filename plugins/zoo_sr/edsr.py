@@ -258,6 +258,16 @@ SUPER_COLORIZATION = {
     "content_layer": "relu2_2",
 }
 
+# Sized for the SR half of a CPU-hour colorization suite (color-classic): 8 blocks of 32 features.
+CPU = {
+    "blocks": 8,
+    "features": 32,
+    "patch_size": 32,
+    "batch_size": 8,
+    "lr": 5e-4,
+    "lr_decay_steps": 1000,
+}
+
 TINY = {
     "blocks": 4,
     "features": 16,
@@ -274,7 +284,7 @@ ENTRY = zoo.ModelEntry(
     summary="EDSR: residual blocks without batch norm, global skip, sub-pixel upsampler (L1 loss)",
     reference="Lim et al., CVPR Workshops 2017, arXiv:1707.02921; preset super_colorization: seed 000 "
               "'Super Colorization' (modified EDSR; docs/sources.md)",
-    presets={"paper": {}, "super_colorization": SUPER_COLORIZATION, "tiny": TINY},
+    presets={"paper": {}, "super_colorization": SUPER_COLORIZATION, "cpu": CPU, "tiny": TINY},
     recipe=EdsrRecipe,
     weights=(VGG19,),
 )
