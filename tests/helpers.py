@@ -14,10 +14,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
 
 def shared_set(name: str) -> Path:
     """A standard test set from ../shared/data, or a skip that says why."""
@@ -116,6 +119,29 @@ def strict_json(text: str):
         raise ValueError(f"not JSON: {token}")
 
     return json.loads(text, parse_constant=bad)
+
+
+# -- image files --------------------------------------------------------------------------------------------
+def noise(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Random 8-bit RGB pixels (h, w, 3)."""
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def save(path: Path, arr: np.ndarray) -> Path:
+    """``arr`` written as an image file (format from the suffix), folders created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def smooth_images(n: int, size: int = 64, seed: int = 0):
+    """``n`` smooth random RGB images (n, 3, size, size) in [0, 1]: bicubic upsampling of 6x6 noise."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 6, 6, generator=g)
+    return F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 # -- a tiny trainable SR model for plugin tests ------------------------------------------------------------

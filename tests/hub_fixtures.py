@@ -25,7 +25,7 @@ def trained_checkpoints(tmp_path_factory):
     """``{"edsr": path, "unet_vae": path}``: tiny presets trained for 3 steps by zoo.training (x2 data)."""
     import torch
 
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.registry import get_registry
     from zoo.training import train
 

@@ -24,17 +24,17 @@ def test_list_models_globs_and_tasks():
 
 
 def test_create_model_builds_the_config_it_is_given():
-    sr = zoo.create_model("edsr", preset="tiny", scale=4, n_blocks=2)
+    sr = zoo.create_model("edsr", preset="tiny", scale=4, blocks=2)
     assert isinstance(sr, zoo.SuperResolver) and isinstance(sr, torch.nn.Module) and not sr.training
-    assert sr.scale == 4 and sr.zoo_meta["config"]["n_blocks"] == 2 and sr.zoo_meta["preset"] == "tiny"
+    assert sr.scale == 4 and sr.zoo_meta["config"]["blocks"] == 2 and sr.zoo_meta["preset"] == "tiny"
     entry = get_registry().get("edsr")
-    expected = entry.create("tiny", scale=4, n_blocks=2)
+    expected = entry.create("tiny", scale=4, blocks=2)
     assert sum(p.numel() for p in sr.parameters()) == sum(p.numel() for p in expected.parameters())
-    assert zoo.create_model("edsr").zoo_meta["config"]["n_feats"] == 64  # the paper's defaults
+    assert zoo.create_model("edsr").zoo_meta["config"]["features"] == 64  # the paper's defaults
     assert isinstance(zoo.create_model("gray"), zoo.Colorizer)
     with pytest.raises(ZooError, match="no preset 'huge'"):
         zoo.create_model("edsr", preset="huge")
-    with pytest.raises(ZooError, match="no setting 'n_blokcs'; did you mean 'n_blocks'"):
+    with pytest.raises(ZooError, match="no setting 'n_blokcs'; did you mean 'blocks'"):
         zoo.create_model("edsr", n_blokcs=3)
     with pytest.raises(ZooError, match="'gray' is a colorizer: scale applies to SR models"):
         zoo.create_model("gray", scale=2)
@@ -56,8 +56,8 @@ def test_create_model_and_load_with_checkpoints(trained_checkpoints, tmp_path):
     assert not loaded.training
     # repeating the checkpoint's config is fine; contradicting it is refused
     zoo.create_model("edsr", preset="tiny", scale=2, checkpoint=path)
-    with pytest.raises(ZooError, match=r"n_blocks=2 \(checkpoint: 4\)"):
-        zoo.create_model("edsr", n_blocks=2, checkpoint=path)
+    with pytest.raises(ZooError, match=r"blocks=2 \(checkpoint: 4\)"):
+        zoo.create_model("edsr", blocks=2, checkpoint=path)
     with pytest.raises(ZooError, match="holds a 'edsr' model, not 'srgan'"):
         zoo.create_model("srgan", checkpoint=path)
     with pytest.raises(ZooError, match="checkpoint not found"):

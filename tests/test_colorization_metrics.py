@@ -1,16 +1,17 @@
-"""Colour metrics of the colorization papers: AuC raw / rebalanced, CIEDE2000, colourfulness gap."""
+"""Colour metrics of the colorization papers: AuC raw / rebalanced, CIEDE2000, colourfulness and its gap."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from helpers import smooth_images
 from skimage.color import deltaE_ciede2000
 
 from zoo.color import join_lab, lab_to_rgb, split_lab
-from zoo.data import resolve_dataset
+from zoo.datasets import resolve_dataset
 from zoo.metrics import build_metric
-from zoo.metrics.colorization import auc_from_counts, ciede2000, error_counts
+from zoo.metrics.colorization import auc_from_counts, ciede2000, colorfulness, error_counts
 
 
 def _score(name, pred, target, **params):
@@ -111,3 +112,29 @@ def test_each_image_is_scored_on_its_own_pixels_whatever_the_conversion_memo():
         m.update(grey.clone(), a.clone())
         values = m.compute().per_image
     assert values[0] == 100 and values[1] < 100
+
+
+# ------------------------------------------------------------------------------------------ colorfulness
+def _colorfulness_np(img: np.ndarray) -> float:
+    r, g, b = (img.astype(np.float64) * 255)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2))
+
+
+def test_colorfulness_formula_gray_and_gt():
+    x = smooth_images(3, size=32, seed=4)
+    vals = colorfulness(x)
+    assert np.allclose(vals.numpy(), [_colorfulness_np(im) for im in x.numpy()], rtol=1e-12)
+    gray = x.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    assert torch.all(colorfulness(gray).abs() < 1e-9)
+
+    desaturated = 0.3 * x + 0.7 * x.mean(1, keepdim=True)
+    pred_m = build_metric("colorfulness", shave=4, quantize=True, device="cpu")
+    gt_m = build_metric("colorfulness_gt", shave=4)
+    for m in (pred_m, gt_m):
+        m.update(desaturated, x)
+    pred_r, gt_r = pred_m.compute(), gt_m.compute()
+    assert pred_r.n == gt_r.n == 3 and len(pred_r.per_image) == 3
+    assert gt_r.value == pytest.approx(float(vals.mean()))
+    assert pred_r.value < 0.5 * gt_r.value  # a desaturating colorizer shows up
+    assert not pred_m.info.ranked and "colorfulness_gt" in pred_m.info.description

@@ -113,7 +113,7 @@ def test_every_config_has_the_training_fields(registry):
             assert cfg.batch_size >= 1 and cfg.patch_size >= 16 and cfg.lr > 0, (name, preset)
     assert registry.get("zhang").make_config("paper").lr == 3e-5
     p2p = registry.get("pix2pix").make_config("paper")
-    assert (p2p.lr, p2p.beta1, p2p.beta2, p2p.l1_weight) == (2e-4, 0.5, 0.999, 100.0)
+    assert (p2p.lr, p2p.adam_beta1, p2p.adam_beta2, p2p.l1_weight) == (2e-4, 0.5, 0.999, 100.0)
 
 
 # -- shapes -----------------------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ def _zoo_env(**extra) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------ first use
 def test_first_use_downloads_verifies_and_lpips_fid_kid_compute(online, mirror, served):
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.evaluate import evaluate, load_model
 
     cpu = torch.device("cpu")
@@ -328,7 +328,7 @@ def test_hf_hub_offline_is_honoured(online, mirror, monkeypatch):
 
 
 def test_silent_host_is_given_up_within_the_connect_timeout(online, monkeypatch):
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.evaluate import evaluate, load_model
 
     silent = socket.socket()  # accepts connections (the kernel does) and never answers

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from zoo.data import resolve_dataset
+from zoo.datasets import resolve_dataset
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate, load_model
 from helpers import run_zoo, shared_set

@@ -26,7 +26,7 @@ from helpers import make_dist, ok, refused, run_zoo, snapshot, strict_json
 from helpers import zoo_cli as zoo
 
 def photo(path: Path, size=(96, 72), seed: int = 0) -> Path:
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
 
     base = np.asarray(Image.open(resolve_dataset("samples:test")[0].path).convert("RGB").resize(size))
     noise = np.random.default_rng(seed).integers(0, 8, base.shape, dtype=np.uint8)
@@ -188,7 +188,7 @@ SUITE_ERRORS = {
     'metrics = "psnr"': "'metrics' must be a list of strings",
     'test = "samples:test"': "'test' must be a list of strings",
     "[overrides.nosuchmodel]\nn_feats = 8": "[overrides.nosuchmodel]: unknown model 'nosuchmodel'",
-    "[overrides.edsr]\nn_feats = 0": "[overrides.edsr]: model 'edsr': 'n_feats' must be at least 1",
+    "[overrides.edsr]\nfeatures = 0": "[overrides.edsr]: model 'edsr': 'features' must be at least 1",
     'name = "../../escaped"': "'name' must be a plain folder name",
 }
 
@@ -216,9 +216,9 @@ def test_unknown_preset_is_an_error_with_did_you_mean(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("setting,message", [("n_feats=0", "'n_feats' must be at least 1"),
+@pytest.mark.parametrize("setting,message", [("features=0", "'features' must be at least 1"),
                                              ("lr=nan", "'lr' must be a finite number"),
-                                             ("n_blocks=-2", "'n_blocks' must be at least 0")])
+                                             ("blocks=-2", "'blocks' must be at least 0")])
 def test_nonsense_settings_are_refused(tmp_path, setting, message):
     refused(zoo("train", "--model", "edsr", "--preset", "tiny", "--set", setting, "--out", tmp_path / "run"),
             message)
@@ -246,10 +246,10 @@ def checkpoint(tmp_path_factory):
 
 @pytest.mark.parametrize("change,message", [
     (lambda m: m.pop("model"), "'model' must name a registered model"),
-    (lambda m: m.update(config="n_feats=16"), "'config' must be a table"),
+    (lambda m: m.update(config="features=16"), "'config' must be a table"),
     (lambda m: m.update(model=["edsr"]), "'model' must name a registered model"),
-    (lambda m: m["config"].update(n_feats=10**6), "does not fit model config"),
-    (lambda m: m["config"].update(n_blocks=64), "missing"),
+    (lambda m: m["config"].update(features=10**6), "does not fit model config"),
+    (lambda m: m["config"].update(blocks=64), "missing"),
 ])
 def test_a_malformed_checkpoint_sidecar_is_refused_before_allocating(checkpoint, tmp_path, change, message):
     import shutil

@@ -73,7 +73,7 @@ def test_unreachable_hub_still_loads_a_cached_name(fake_hub, trained_checkpoints
 def test_hub_checkpoints_are_loaded_with_the_strict_rules(fake_hub, trained_checkpoints):
     edsr = trained_checkpoints["edsr"]
     meta = json.loads(edsr.with_suffix(".json").read_text())
-    publish(fake_hub, "test/misfit", edsr, meta_changes={"config": {**meta["config"], "n_feats": 32}})
+    publish(fake_hub, "test/misfit", edsr, meta_changes={"config": {**meta["config"], "features": 32}})
     with pytest.raises(ZooError, match="does not fit model config"):
         zoo.create_model("edsr", checkpoint="hf-hub:test/misfit")
     publish(fake_hub, "test/alien", edsr, meta_changes={"model": "not_registered_here"})
@@ -99,7 +99,7 @@ def test_hub_checkpoints_are_loaded_with_the_strict_rules(fake_hub, trained_chec
 
 
 def _photos(folder):
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
 
     folder.mkdir()
     Image.open(resolve_dataset("samples:test")[0].path).convert("RGB").resize((40, 30)).save(folder / "p.png")

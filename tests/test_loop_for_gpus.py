@@ -72,7 +72,7 @@ def entry():
 
 @pytest.fixture(scope="module")
 def data():
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
 
     return resolve_dataset("samples:train")
 
@@ -123,15 +123,15 @@ def test_the_log_is_written_at_checkpoints_and_survives_a_crash_up_to_the_last_o
 
 
 def test_the_loop_asks_for_uint8_batches_and_pins_memory_only_for_cuda(entry, data, tmp_path, monkeypatch):
-    import zoo.data
+    import zoo.loader
 
-    calls, real = [], zoo.data.make_train_loader
+    calls, real = [], zoo.loader.make_train_loader
 
     def recording(*args, **kwargs):
         calls.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(zoo.data, "make_train_loader", recording)
+    monkeypatch.setattr(zoo.loader, "make_train_loader", recording)
     _train(entry, data, tmp_path / "run", steps=3)
     main = calls[-1]
     assert main["uint8"] is True and main["pin_memory"] is False and main["workers"] == 0
@@ -139,7 +139,7 @@ def test_the_loop_asks_for_uint8_batches_and_pins_memory_only_for_cuda(entry, da
 
 @pytest.mark.parametrize("task, scale", [("sr", 2), ("sr", 3), ("colorizer", 2), ("colorizer", 1)])
 def test_uint8_batches_become_the_float_batches_on_the_device(data, task, scale):
-    from zoo.data import make_train_loader
+    from zoo.loader import make_train_loader
     from zoo.training import _to_device
 
     kw = dict(task=task, patch_size=16, scale=scale, batch_size=5, seed=1, workers=0, steps=3)

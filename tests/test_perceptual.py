@@ -1,4 +1,4 @@
-"""LPIPS, FID, KID and colorfulness: offline, on random-init weight files of the exact architectures.
+"""The pretrained metrics LPIPS, FID and KID: offline, on random-init weight files of the exact architectures.
 
 The weight files are random (tests/weights_fixture.py), so values are meaningless as scores; what is tested is
 the plumbing (files found, recorded, never downloaded), the maths (FID, KID against reference formulas) and
@@ -16,15 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ is not a package
+from helpers import smooth_images  # noqa: E402
 from weights_fixture import make_test_weights  # noqa: E402
 from weights_fixture import test_torch_home, test_weights_dir  # noqa: E402,F401  (fixtures)
 
 from zoo import weights as W  # noqa: E402
 from zoo.metrics import MetricUnavailable, build_metric  # noqa: E402
-from zoo.metrics import perceptual as P  # noqa: E402
+from zoo.metrics import fid as FID  # noqa: E402
+from zoo.metrics import inception as INC  # noqa: E402
+from zoo.metrics import lpips as LP  # noqa: E402
+from zoo.metrics.pretrained import downloads_refused  # noqa: E402
 
 
 @pytest.fixture
@@ -42,12 +45,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def smooth_images(n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(n, 3, 6, 6, generator=g)
-    return F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def noisy(x: torch.Tensor, sigma: float, seed: int = 123) -> torch.Tensor:
@@ -75,7 +72,7 @@ def test_lpips_zero_on_identity_grows_with_noise_and_records_weights(hub):
         values.append(m.compute().value)
     assert 0 < values[0] < values[1] < values[2], values
 
-    lin = P.lpips_linear_weights("alex")
+    lin = LP.lpips_linear_weights("alex")
     assert r.weights == {W.ALEXNET.filename: sha10(hub / "hub" / "checkpoints" / W.ALEXNET.filename),
                          "lpips/weights/v0.1/alex.pth": sha10(lin)}
 
@@ -103,7 +100,7 @@ def test_lpips_vgg_selectable(hub):
 
 
 def test_lpips_linear_layer_file_missing_is_unavailable(hub, monkeypatch, tmp_path):
-    monkeypatch.setattr(P, "lpips_linear_weights", lambda net="alex": tmp_path / "missing" / "alex.pth")
+    monkeypatch.setattr(LP, "lpips_linear_weights", lambda net="alex": tmp_path / "missing" / "alex.pth")
     with pytest.raises(MetricUnavailable, match="lpips linear-layer weights missing"):
         build_metric("lpips", device="cpu")
 
@@ -132,7 +129,7 @@ def test_missing_weights_unavailable_fast_without_network(tmp_path, monkeypatch)
         assert weight.filename in msg and "$TORCH_HOME/hub/checkpoints" in msg and "\n" not in msg, msg
         assert "downloads are off (ZOO_OFFLINE=1)" in msg and str(tmp_path) not in msg, msg
     with pytest.raises(MetricUnavailable):
-        P.InceptionFeatures.get("cpu")
+        INC.InceptionFeatures.get("cpu")
     assert list(home.rglob("*")) == []  # nothing created, nothing downloaded
     assert not (tmp_path / "zoo_cache").exists()
 
@@ -141,7 +138,7 @@ def test_download_guard_refuses_and_restores(tmp_path):
     original = torch.hub.download_url_to_file
     t0 = time.perf_counter()
     with pytest.raises(MetricUnavailable, match="refusing to download"):
-        with P._downloads_refused(W.ALEXNET):
+        with downloads_refused(W.ALEXNET):
             torch.hub.load_state_dict_from_url("https://example.invalid/never-12345678.pth",
                                                model_dir=str(tmp_path))
     assert time.perf_counter() - t0 < 5
@@ -184,7 +181,7 @@ def test_reference_features_cached_on_disk_and_invalidated_by_weights(hub, tmp_p
     cache = tmp_path / "cache"
     ref = smooth_images(2, seed=2)
     pred = noisy(ref, 0.1)
-    P.InceptionFeatures.clear()
+    INC.InceptionFeatures.clear()
     m1 = build_metric("fid", device="cpu", cache_dir=cache)
     m1.update(pred, ref)
     assert m1.extractor.images_embedded == 2  # update embeds predictions only; targets wait for compute
@@ -194,7 +191,7 @@ def test_reference_features_cached_on_disk_and_invalidated_by_weights(hub, tmp_p
     assert len(files) == 1 and not list(cache.glob("*.tmp"))
     assert np.load(files[0], allow_pickle=False).shape == (2, 2048)
 
-    P.InceptionFeatures.clear()  # as a new process: no in-memory features left
+    INC.InceptionFeatures.clear()  # as a new process: no in-memory features left
     m2 = build_metric("fid", device="cpu", cache_dir=cache)
     assert m2.extractor is not m1.extractor
     m2.update(pred, ref)
@@ -207,7 +204,7 @@ def test_reference_features_cached_on_disk_and_invalidated_by_weights(hub, tmp_p
     assert m2.compute().value == pytest.approx(r1.value, rel=1e-6, abs=1e-9)
     assert m2.extractor.images_embedded == 2 and m2.reference_from_cache is True
     # the public helper reads the same cache
-    assert np.array_equal(P.reference_features([ref], device="cpu", cache_dir=cache), np.load(files[0]))
+    assert np.array_equal(INC.reference_features([ref], device="cpu", cache_dir=cache), np.load(files[0]))
     assert m2.extractor.images_embedded == 2
 
     # other weights (different fingerprint): cache miss, reference embedded again, new file
@@ -242,17 +239,17 @@ def test_frechet_distance_matches_pytorch_fid():
     stats = [x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False)]
     with _quiet():
         ref = calculate_frechet_distance(*stats)
-    assert P.frechet_distance(*stats) == pytest.approx(ref, rel=1e-6)
-    assert P.frechet_distance_from_features(x, y) == pytest.approx(ref, rel=1e-6)
+    assert FID.frechet_distance(*stats) == pytest.approx(ref, rel=1e-6)
+    assert FID.frechet_distance_from_features(x, y) == pytest.approx(ref, rel=1e-6)
 
     # small sets, rank-deficient covariances (n < d): the n x m route, against the d x d one and pytorch-fid
     a, b = rng.standard_normal((20, 64)), rng.standard_normal((30, 64)) + 0.1
     sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    small = P.frechet_distance_from_features(a, b)
-    assert small == pytest.approx(P.frechet_distance(a.mean(0), sa, b.mean(0), sb), rel=1e-9)
+    small = FID.frechet_distance_from_features(a, b)
+    assert small == pytest.approx(FID.frechet_distance(a.mean(0), sa, b.mean(0), sb), rel=1e-9)
     with _quiet():
         assert small == pytest.approx(calculate_frechet_distance(a.mean(0), sa, b.mean(0), sb), rel=1e-4)
-    assert abs(P.frechet_distance_from_features(a, a)) < 1e-9 * np.trace(sa)
+    assert abs(FID.frechet_distance_from_features(a, a)) < 1e-9 * np.trace(sa)
 
 
 class _quiet:
@@ -286,14 +283,14 @@ def test_kid_matches_loop_reference():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((7, 5)).astype(np.float32)
     y = (rng.standard_normal((6, 5)) + 0.3).astype(np.float32)
-    assert P.mmd2_unbiased(x, y) == pytest.approx(_mmd2_loops(x.astype(np.float64), y.astype(np.float64)),
+    assert FID.mmd2_unbiased(x, y) == pytest.approx(_mmd2_loops(x.astype(np.float64), y.astype(np.float64)),
                                                   rel=1e-10)
     # whole sets as the only possible subsets: every subset value is the same
-    mean, std, _ = P.kernel_inception_distance(x[:6], y, subsets=5, subset_size=1000)
+    mean, std, _ = FID.kernel_inception_distance(x[:6], y, subsets=5, subset_size=1000)
     assert mean == pytest.approx(_mmd2_loops(x[:6].astype(np.float64), y.astype(np.float64)), rel=1e-10)
     assert std < 1e-12
     # random subsets, following the documented sampling protocol
-    mean, std, vals = P.kernel_inception_distance(x, y, subsets=4, subset_size=4, seed=3)
+    mean, std, vals = FID.kernel_inception_distance(x, y, subsets=4, subset_size=4, seed=3)
     rs = np.random.default_rng(3)
     expect = []
     for _ in range(4):
@@ -309,8 +306,8 @@ def test_kid_is_unbiased_and_detects_shift():
     vals, biased = [], []
     for _ in range(300):
         x, y = rng.standard_normal((20, 16)), rng.standard_normal((20, 16))
-        vals.append(P.mmd2_unbiased(x, y))
-        kxx, kyy, kxy = P._poly_kernel(x, x), P._poly_kernel(y, y), P._poly_kernel(x, y)
+        vals.append(FID.mmd2_unbiased(x, y))
+        kxx, kyy, kxy = FID._poly_kernel(x, x), FID._poly_kernel(y, y), FID._poly_kernel(x, y)
         biased.append(kxx.mean() + kyy.mean() - 2 * kxy.mean())
     vals, biased = np.array(vals), np.array(biased)
     se = vals.std() / np.sqrt(len(vals))
@@ -318,33 +315,7 @@ def test_kid_is_unbiased_and_detects_shift():
     assert biased.mean() > 10 * biased.std() / np.sqrt(len(biased))
 
     x, y = rng.standard_normal((500, 64)), rng.standard_normal((500, 64))
-    same_mean, same_std, _ = P.kernel_inception_distance(x, y, subsets=30, subset_size=200, seed=0)
+    same_mean, same_std, _ = FID.kernel_inception_distance(x, y, subsets=30, subset_size=200, seed=0)
     assert abs(same_mean) < max(3 * same_std, 1e-3)
-    shift_mean, shift_std, _ = P.kernel_inception_distance(x, y + 0.5, subsets=30, subset_size=200, seed=0)
+    shift_mean, shift_std, _ = FID.kernel_inception_distance(x, y + 0.5, subsets=30, subset_size=200, seed=0)
     assert shift_mean > 0.05 and shift_mean > 10 * shift_std
-
-
-# ------------------------------------------------------------------------------------------ colorfulness
-def _colorfulness_np(img: np.ndarray) -> float:
-    r, g, b = (img.astype(np.float64) * 255)
-    rg, yb = r - g, 0.5 * (r + g) - b
-    return float(np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2))
-
-
-def test_colorfulness_formula_gray_and_gt():
-    x = smooth_images(3, size=32, seed=4)
-    vals = P.colorfulness(x)
-    assert np.allclose(vals.numpy(), [_colorfulness_np(im) for im in x.numpy()], rtol=1e-12)
-    gray = x.mean(1, keepdim=True).expand(-1, 3, -1, -1)
-    assert torch.all(P.colorfulness(gray).abs() < 1e-9)
-
-    desaturated = 0.3 * x + 0.7 * x.mean(1, keepdim=True)
-    pred_m = build_metric("colorfulness", shave=4, quantize=True, device="cpu")
-    gt_m = build_metric("colorfulness_gt", shave=4)
-    for m in (pred_m, gt_m):
-        m.update(desaturated, x)
-    pred_r, gt_r = pred_m.compute(), gt_m.compute()
-    assert pred_r.n == gt_r.n == 3 and len(pred_r.per_image) == 3
-    assert gt_r.value == pytest.approx(float(vals.mean()))
-    assert pred_r.value < 0.5 * gt_r.value  # a desaturating colorizer shows up
-    assert not pred_m.info.ranked and "colorfulness_gt" in pred_m.info.description

@@ -202,12 +202,12 @@ def test_backend_choice_and_a_clear_error_without_numba(monkeypatch):
 
 @pytest.mark.parametrize("space", ["y", "rgb"])
 def test_ssim_is_the_same_in_bands_of_rows_and_in_one_piece(space, monkeypatch):
-    import zoo.metrics.pixel as P
+    import zoo.metrics.pixel_torch as T
 
     pred, target = _pair(3, (2, 3, 120, 90))
-    monkeypatch.setattr(P, "_SSIM_TILE_ELEMENTS", 1 << 30)
+    monkeypatch.setattr(T, "SSIM_TILE_ELEMENTS", 1 << 30)
     whole = ssim(pred, target, space=space, backend="torch")
-    monkeypatch.setattr(P, "_SSIM_TILE_ELEMENTS", 16 * 90)  # the 16-row minimum: 7 bands, the last short
+    monkeypatch.setattr(T, "SSIM_TILE_ELEMENTS", 16 * 90)  # the 16-row minimum: 7 bands, the last short
     banded = ssim(pred, target, space=space, backend="torch")
     assert torch.allclose(banded, whole, atol=1e-7, rtol=0)
 

@@ -13,7 +13,7 @@ import torch
 import zoo
 from zoo.errors import PluginConflictError, PluginWarning, ZooError
 from zoo.evaluate import evaluate, load_model
-from zoo.data import resolve_dataset
+from zoo.datasets import resolve_dataset
 from helpers import tiny_sr_parts
 
 

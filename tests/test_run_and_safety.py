@@ -14,7 +14,8 @@ from PIL import Image
 from zoo.apply import RunOptions, run_pipeline, upscale_tiled
 from zoo.checkpoint import import_state_dict, load_checkpoint, save_checkpoint
 from zoo.color import split_lab
-from zoo.data import read_image, resolve_dataset
+from zoo.datasets import resolve_dataset
+from zoo.imageio import read_image
 from zoo.errors import ZooError
 from zoo.evaluate import load_model
 from zoo.registry import get_registry
@@ -159,13 +160,13 @@ def test_malicious_pickle_is_refused_and_never_executes(tmp_path):
 def test_checkpoint_for_unregistered_model_or_wrong_shapes_is_refused(tmp_path):
     entry = get_registry().get("edsr")
     model = entry.create("tiny", scale=2)
-    path = save_checkpoint(tmp_path / "m.safetensors", model, {"model": "edsr", "config": {"n_blocks": 4,
-                           "n_feats": 16, "scale": 2}})
+    path = save_checkpoint(tmp_path / "m.safetensors", model, {"model": "edsr", "config": {"blocks": 4,
+                           "features": 16, "scale": 2}})
     assert load_checkpoint(path).model.scale == 2
     meta = json.loads(path.with_suffix(".json").read_text())
     wrong = tmp_path / "wrong.safetensors"
     shutil.copy(path, wrong)
-    (tmp_path / "wrong.json").write_text(json.dumps({**meta, "config": {**meta["config"], "n_feats": 32}}))
+    (tmp_path / "wrong.json").write_text(json.dumps({**meta, "config": {**meta["config"], "features": 32}}))
     with pytest.raises(ZooError, match="does not fit model config"):
         load_checkpoint(wrong)
     alien = tmp_path / "alien.safetensors"

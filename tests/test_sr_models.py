@@ -106,9 +106,9 @@ def write_random_vgg19(torch_home) -> None:
 
 @pytest.mark.parametrize("name, preset, expected", [
     ("edsr", "paper", 1_369_859),  # EDSR baseline x2 (16 blocks, 64 features)
-    ("edsr", "super_colorization", 2_921_795),  # seed report: "about 3M"
+    ("edsr", "super_colorization", 2_921_795),  # seed 000: "about 3M"
     ("edsr_dqe", "paper", 4_143_942),  # EDSR baseline + DQE (2,774,083)
-    ("edsr_dqe", "super_colorization", 5_695_878),  # seed report: "3M + 2.8M ~ 6M"
+    ("edsr_dqe", "super_colorization", 5_695_878),  # seed 000: "3M + 2.8M ~ 6M"
     ("srgan", "paper", 1_549_462),  # SRResNet generator, x4
     ("srgan", "seed_course", 1_549_446),  # ReLU instead of PReLU in the 16 blocks
 ])
@@ -326,7 +326,7 @@ def test_edsr_lr_halves_on_schedule(registry):
     entry, cfg, model, ctx, recipe = make(registry, "edsr", lr_decay_steps=2)
     batch = real_batch(cfg.scale, cfg.patch_size, n=1)
     run_stage(recipe, model, recipe.stages[0], batch, 2)
-    group = recipe.optimizers["g"].param_groups[0]
+    group = recipe.optimizers["main"].param_groups[0]
     assert group["lr"] == pytest.approx(cfg.lr / 2)
     paper = entry.make_config("paper")
     assert (paper.lr, paper.adam_beta1, paper.adam_beta2, paper.adam_eps) == (1e-4, 0.9, 0.999, 1e-8)
@@ -399,8 +399,8 @@ def test_edsr_dqe_starts_from_edsr_checkpoint(registry, tmp_path):
     # an EDSR of another architecture is refused, naming the difference (normalisation is not in the tensors)
     with pytest.raises(ZooError, match="norm"):
         make(registry, "edsr_dqe", edsr_checkpoint=str(path), norm="imagenet")
-    with pytest.raises(ZooError, match="n_feats"):
-        make(registry, "edsr_dqe", edsr_checkpoint=str(path), n_feats=32)
+    with pytest.raises(ZooError, match="features"):
+        make(registry, "edsr_dqe", edsr_checkpoint=str(path), features=32)
 
 
 def test_unknown_content_layer_is_refused_even_without_weights(registry):

@@ -86,7 +86,7 @@ def entry(registry):
 
 @pytest.fixture(scope="module")
 def data():
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
 
     return resolve_dataset("samples:train")
 

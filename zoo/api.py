@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.config import config_to_dict
+from zoo.config import apply_overrides, config_to_dict
 from zoo.errors import ZooError
 from zoo.locate import locate
 from zoo.registry import get_registry
@@ -37,7 +37,7 @@ def create_model(name: str, preset: str | None = None, scale: int | None = None,
 
     Without ``checkpoint`` the weights are freshly initialised, and the config is the model's defaults
     (its paper configuration), then ``preset`` (``"tiny"``, ...), then ``scale`` (SR models) and
-    ``overrides`` (config fields: ``n_blocks=8``).
+    ``overrides`` (config fields: ``blocks=8``).
 
     ``checkpoint`` loads trained weights: a ``.safetensors`` file (with its ``.json``), a training run
     folder, a bench run folder (the checkpoint it trained for ``name``, at ``scale`` if it trained several),
@@ -65,7 +65,7 @@ def create_model(name: str, preset: str | None = None, scale: int | None = None,
         raise ZooError(f"checkpoint {checkpoint} holds a '{meta['model']}' model, not '{name}' "
                        f"(zoo.load(...) takes whatever model a checkpoint holds)")
     asked = set(overrides) | set(entry.presets.get(preset, {}) if preset else ())
-    have = entry.make_config(None, meta.get("config", {}))
+    have = apply_overrides(entry.config(), meta.get("config", {}), where=f"checkpoint {checkpoint}", migrate=True)
     differ = [f"{k}={getattr(wanted, k)!r} (checkpoint: {getattr(have, k)!r})" for k in sorted(asked)
               if getattr(wanted, k) != getattr(have, k)]
     if differ:

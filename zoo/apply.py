@@ -28,9 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from zoo.color import gray_to_rgb, join_lab, split_lab
 from zoo.errors import ZooError
+from zoo.files import atomic_open, atomic_write_bytes
+from zoo.imageio import BadImageError, DataWarning, array_to_tensor, image_window, open_image
 from zoo.outputs import InputFile, collect_inputs, plan_outputs  # noqa: F401  (collect_inputs re-exported)
+from zoo.pngstream import PngWriter
 
 PREVIEW_HEIGHT = 512
 
@@ -139,11 +144,9 @@ def _bilinear_window(ab: torch.Tensor, height: int, width: int, y0: int, y1: int
 
 
 def _pixels(img, path: Path, y0: int, y1: int, x0: int, x1: int, device) -> torch.Tensor:
-    """A window of the decoded image as RGB (1, 3, n, m) floats in [0, 1], by ``zoo.data.read_image``'s rules
+    """A window of the decoded image as RGB (1, 3, n, m) floats in [0, 1], by ``zoo.imageio.read_image``'s rules
     (converted window by window: the image is never one float array, nor one uint8 array beside Pillow's)."""
-    from zoo.data import _array_to_tensor, image_window
-
-    return _array_to_tensor(image_window(img, (x0, y0, x1, y1), path)).unsqueeze(0).to(device)
+    return array_to_tensor(image_window(img, (x0, y0, x1, y1), path)).unsqueeze(0).to(device)
 
 
 def _to_uint8(t: torch.Tensor) -> np.ndarray:
@@ -157,10 +160,6 @@ def _preview_size(height: int, width: int) -> tuple[int, int]:
 
 def _write_preview(gray: torch.Tensor, out: torch.Tensor, path: Path) -> None:
     """Input (left) and output (right) side by side at the same height."""
-    from PIL import Image
-
-    from zoo.checkpoint import atomic_write_bytes
-
     def pil(t):
         img = Image.fromarray(_to_uint8(t))
         size = _preview_size(img.height, img.width)[::-1]
@@ -178,12 +177,8 @@ def _write_preview(gray: torch.Tensor, out: torch.Tensor, path: Path) -> None:
 @torch.inference_mode()
 def _process(img, path: Path, target: Path, preview: Path | None, *, colorizer, sr, device,
              options: RunOptions) -> tuple[int, int]:
-    """Stream one decoded image (a Pillow image, :func:`zoo.data.open_image`) through the pipeline into
+    """Stream one decoded image (a Pillow image, :func:`zoo.imageio.open_image`) through the pipeline into
     ``target`` (and ``preview``), one row of tiles at a time. Returns the output's (width, height)."""
-    from zoo.checkpoint import atomic_open
-    from zoo.color import gray_to_rgb, join_lab, split_lab
-    from zoo.pngstream import PngWriter
-
     w, h = img.size
     s = sr.scale if sr is not None else 1
     overlap = options.overlap if sr is not None else 0
@@ -240,8 +235,6 @@ def run_pipeline(paths: list[Path | InputFile], out_dir: Path, *, colorizer, sr,
 
     ``skipped``: inputs already left out while collecting them (e.g. dangling symlinks), reported again.
     """
-    from zoo.data import BadImageError, DataWarning, open_image
-
     if colorizer is None and sr is None:
         raise ZooError("give a colorizer, an SR model or both")
     files = [p if isinstance(p, InputFile) else InputFile(Path(p), Path(p).parent) for p in paths]

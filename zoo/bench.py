@@ -36,7 +36,7 @@ import torch
 import zoo
 from zoo.cache import cache_root, content_key
 from zoo.checkpoint import atomic_write_bytes
-from zoo.data import resolve_dataset
+from zoo.datasets import resolve_dataset
 from zoo.device import pick_device
 from zoo.download import DOWNLOADED
 from zoo.errors import ZooError, did_you_mean
@@ -45,7 +45,7 @@ from zoo.failures import failures
 from zoo.folders import claim_bench_dir, ensure_writable
 from zoo.jobs import EVAL_FORMAT, BenchPlan, EvalJob, ModelRef, TrainJob, set_eval_device
 from zoo.leaderboard import results_frame, write_run
-from zoo.metrics.perceptual import weights_for_metrics
+from zoo.metrics.pretrained import weights_for_metrics
 from zoo.pictures import loss_curves
 from zoo.provenance import command_line, environment
 from zoo.registry import get_registry

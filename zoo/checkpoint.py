@@ -143,7 +143,8 @@ def load_checkpoint(path: Path, registry=None, device: torch.device | str = "cpu
     except ZooError as exc:
         raise ZooError(f"checkpoint {path.name} is for model '{meta['model']}', which is not registered here "
                        f"({exc})") from None
-    config = apply_overrides(entry.config(), meta.get("config", {}), where=f"checkpoint {path.name}")
+    config = apply_overrides(entry.config(), meta.get("config", {}), where=f"checkpoint {path.name}",
+                             migrate=True)
     problem = torn(path, meta)
     if problem:
         raise ZooError(f"checkpoint {path} is torn ({problem}: a crash between its two writes); rerun the "

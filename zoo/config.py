@@ -6,8 +6,11 @@ type and checked against its bounds, so a nonsense value is one line before anyt
 - a float must be finite (``lr=nan`` would train on NaN);
 - an int must be >= 0 unless its default is negative (a count or a width is never negative; a default of
   -1 marks a sentinel), and the contract's sizes (``batch_size``, ``patch_size``, ``scale``) >= 1;
-- a field may declare its own bounds: ``n_feats: int = zoo.bounded(64, min=1)`` (dataclass field metadata
+- a field may declare its own bounds: ``features: int = zoo.bounded(64, min=1)`` (dataclass field metadata
   ``min`` / ``max``), also checked for each item of a tuple field.
+
+A field that was renamed stays known by its old name (:func:`renamed_fields`): typed by a user it is an
+error naming the new field, read from a checkpoint's sidecar it is mapped, so old checkpoints still load.
 """
 
 from __future__ import annotations
@@ -85,6 +88,17 @@ def _coerce(value: Any, annotation: Any, key: str, where: str) -> Any:
     return value
 
 
+def renamed_fields(cfg: Any) -> dict[str, str]:
+    """``{old name: new name}`` for a config class or instance: the ``RENAMED`` class attributes along its
+    bases (a subclass wins), limited to new names that are fields of this config."""
+    cls = cfg if isinstance(cfg, type) else type(cfg)
+    names = {f.name for f in dataclasses.fields(cls)}
+    merged: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(vars(klass).get("RENAMED", {}))
+    return {old: new for old, new in merged.items() if new in names and old not in names}
+
+
 def as_mapping(overrides: Any) -> dict[str, Any]:
     """Overrides as a dict, from a mapping or from ``key=value`` strings."""
     if isinstance(overrides, dict):
@@ -98,15 +112,27 @@ def as_mapping(overrides: Any) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(cfg: Any, overrides: Any, where: str = "config") -> Any:
-    """A copy of dataclass ``cfg`` with ``overrides`` (mapping or ``key=value`` strings) applied."""
+def apply_overrides(cfg: Any, overrides: Any, where: str = "config", *, migrate: bool = False) -> Any:
+    """A copy of dataclass ``cfg`` with ``overrides`` (mapping or ``key=value`` strings) applied.
+
+    An old field name is an error, or with ``migrate`` (values read from a file written by an older zoo)
+    the value goes to the field's new name.
+    """
     mapping = as_mapping(overrides)
     if not mapping:
         return cfg
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     hints = typing.get_type_hints(type(cfg))
+    renamed = renamed_fields(cfg)
     changes = {}
     for key, value in mapping.items():
+        if key in renamed:
+            if not migrate:
+                raise ZooError(f"{where}: setting '{key}' is now called '{renamed[key]}' "
+                               f"(one name per idea across models: see README, 'Config fields')")
+            if renamed[key] in mapping:
+                continue  # the file has both names; the new one wins
+            key = renamed[key]
         if key not in fields:
             hint = did_you_mean(key, fields, n=1, cutoff=0.6) or f" (fields: {', '.join(fields)})"
             raise ZooError(f"{where} has no setting '{key}'{hint}")

@@ -9,6 +9,11 @@ What the core reads from a plugin's :class:`~zoo.ModelEntry`:
 - ``presets``: ``{"name": {field: value}}``, each field an existing one, each value of its type.
 - ``build(config)``: returns a :class:`zoo.Colorizer` (L (B, 1, H, W) in [0, 100] -> ab (B, 2, H, W) in Lab
   units) or a :class:`zoo.SuperResolver` (RGB (B, 3, h, w) in [0, 1] -> (B, 3, s*h, s*w)).
+- field names: one name per idea across models (README, "Config fields"): ``lr``, ``adam_beta1`` /
+  ``adam_beta2`` / ``adam_eps``, ``features`` (a base width), ``d_features`` (a discriminator's),
+  ``blocks`` (residual blocks), ``widths`` (one width per level), ``*_weight`` (a loss term's weight).
+  A config that renames a field lists ``RENAMED = {"old": "new"}`` on its class (the bases' entries are
+  inherited), so the old name still explains itself.
 - ``recipe``: for a trainable model, a :class:`zoo.Recipe` subclass with one or more uniquely named
   :class:`zoo.Stage` s; ``None`` for a model with nothing to learn.
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
+from typing import ClassVar
 
 from zoo.config import apply_overrides
 from zoo.errors import ZooError
@@ -35,6 +41,11 @@ class TrainConfig:
     # Side of a square training crop, in input pixels of the model: LR pixels for SR models (the HR crop
     # is scale times larger), pixels of the colour LR image for colorizers.
     patch_size: int = 48
+
+    # Names used before the vocabulary was unified (zoo 0.1): only those whose new name a config has apply.
+    RENAMED: ClassVar[dict[str, str]] = {"beta1": "adam_beta1", "beta2": "adam_beta2", "n_feats": "features",
+                                         "n_blocks": "blocks", "ngf": "features", "ndf": "d_features",
+                                         "d_feats": "d_features"}
 
 
 @dataclass

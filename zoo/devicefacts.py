@@ -16,7 +16,7 @@ from zoo.errors import ZooError
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BF16_CAPABILITY = (8, 0)  # Ampere: the first GPUs with bfloat16 tensor cores (V100 = 7.0, T4 = 7.5 emulate it)
 MAX_WORKERS = 8  # loader processes per training: more rarely helps, and each holds a torch import and a cache
-CPU_CACHE_MB = 256  # the decoded-image budget measured on CPU runs (see zoo.data)
+CPU_CACHE_MB = 256  # the decoded-image budget measured on CPU runs (see zoo.loader)
 MAX_CACHE_MB = 8192
 CUDA_READ_EVERY = 50  # steps between reads of the losses on an asynchronous device (one host sync each)
 EVAL_GROUP = 8  # evaluations per Ray task: the metric networks are built once per task, not once per job

@@ -32,7 +32,8 @@ from tabulate import tabulate
 from zoo import devicefacts
 from zoo.bench import plan_bench
 from zoo.cache import cache_root
-from zoo.data import make_train_loader, resolve_dataset
+from zoo.datasets import resolve_dataset
+from zoo.loader import make_train_loader
 from zoo.determinism import configure as configure_determinism
 from zoo.device import pick_device
 from zoo.failures import one_line

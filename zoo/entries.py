@@ -26,7 +26,7 @@ class ModelEntry:
     reference: str = ""
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     recipe: Any = None
-    # Pretrained files (zoo.weights.WeightFile) the model can use; listed by `zoo weights`.
+    # Pretrained files (zoo.WeightFile) the model can use; listed by `zoo weights`.
     weights: tuple = ()
     # Filled in by the registry, not by the plugin.
     task: str = ""

@@ -19,9 +19,16 @@ from typing import Any, Iterable
 
 import torch
 
+from zoo.checkpoint import load_checkpoint
+from zoo.color import gray_to_rgb, join_lab, split_lab
+from zoo.degrade import make_triple
+from zoo.download import DOWNLOADED
 from zoo.errors import ZooError
+from zoo.imageio import BadImageError, DataWarning
+from zoo.locate import locate, looks_like_checkpoint
 from zoo.metrics import MetricResult, MetricUnavailable, build_metric
 from zoo.metrics.base import MetricInfo
+from zoo.registry import get_registry
 
 DEFAULT_METRICS = ("psnr", "ssim")
 
@@ -40,10 +47,6 @@ class LoadedModel:
 def load_model(spec: str, task: str, *, scale: int, device: torch.device, registry=None) -> LoadedModel:
     """``spec`` is a registered model name (baselines run as they are) or a checkpoint: a ``.safetensors``
     file, a run folder or a Hub name ``hf-hub:ORG/REPO`` (:mod:`zoo.locate`)."""
-    from zoo.checkpoint import load_checkpoint
-    from zoo.locate import locate, looks_like_checkpoint
-    from zoo.registry import get_registry
-
     registry = registry or get_registry()
     if looks_like_checkpoint(spec):
         path = locate(spec)
@@ -93,8 +96,6 @@ class EvalReport:
 
 def _build_metrics(names: Iterable[str], shave: int, device: torch.device, params: dict[str, Any] | None = None,
                    registry=None):
-    from zoo.registry import get_registry
-
     registry = registry or get_registry()
     metrics, unavailable = [], []
     for name in names:
@@ -120,11 +121,6 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     ``on_image(name, output, target, triple, intermediate)`` sees every image (for pictures).
     ``metric_params`` go to every metric factory (e.g. ``cache_dir`` for the FID/KID reference features).
     """
-    from zoo.color import gray_to_rgb, join_lab, split_lab
-    from zoo.data import BadImageError, DataWarning
-    from zoo.degrade import make_triple
-    from zoo.download import DOWNLOADED
-
     if colorizer is None and sr is None:
         raise ZooError("nothing to evaluate: give a colorizer, an SR model or both")
     mode = "pipeline" if colorizer and sr else ("sr" if sr else "colorizer")

@@ -22,7 +22,7 @@ from typing import Any
 from zoo.cache import content_key
 from zoo.checkpoint import atomic_write_json
 from zoo.comparisons import copy_pictures, draw_samples
-from zoo.data import resolve_dataset
+from zoo.datasets import resolve_dataset
 from zoo.determinism import configure as configure_determinism
 from zoo.device import pick_device
 from zoo.download import DOWNLOADED

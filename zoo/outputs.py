@@ -44,7 +44,7 @@ class Collected(list):
 
 def collect_inputs(inputs: list[str]) -> Collected:
     """Files as given, folders searched recursively for images (hidden ones ignored), in sorted order."""
-    from zoo.data import IMAGE_EXTENSIONS
+    from zoo.imageio import IMAGE_EXTENSIONS
 
     files: list[InputFile] = []
     skipped: list[str] = []

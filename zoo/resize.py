@@ -22,8 +22,8 @@ Implementation: each axis has ``p`` taps per output pixel (their input indices, 
 and weights), built once per (in, out, scale) in float64 and cached. A short axis is one ``matmul``
 with the dense (out, in) matrix. A longer one costs ``p`` instead of ``in`` multiply-adds per output
 value: by an integer factor (x2, x1/4, ...: every SR scale) the taps repeat with the pixel grid, so the
-pass is a polyphase filter of strided multiply-adds on the edge-replicated input (1.5-3x faster than the
-product on photos, see ``_POLYPHASE_MIN_ENTRIES``); any other shrinking factor gathers its taps
+pass is a polyphase filter of strided multiply-adds on the edge-replicated input (faster than the product
+on photos, see ``_POLYPHASE_MIN_ENTRIES``); any other shrinking factor gathers its taps
 (``_DENSE_MAX_ENTRIES``); any other enlarging factor stays dense. All agree to the last bit wherever the
 sums are exact (integers times dyadic weights, as for x2 and x4), else to float rounding (the tests hold
 every path to the MATLAB reference). Works for any float dtype (and uint8, as MATLAB does), any leading
@@ -170,16 +170,12 @@ def _tap_tensors(in_len: int, out_len: int, scale: float, antialias: bool, borde
     return torch.from_numpy(np.array(idx.T)), torch.from_numpy(np.array(w.T))  # (p, out) each
 
 
-# A shrinking pass by any other factor with more (out x in) entries than this gathers its taps. Measured on
-# a 2-core CPU (float64, 3 channels, x1/2, gather against dense): dense wins up to about 320x480 (0.52
-# against 0.26 ms at 128x128, about even at 320x480), the gather beyond (400x600: 3.1 against 7.1 ms;
-# 2000x3000: 0.67 against 0.96 s). Enlarging passes never gather: the gather reads the input once per
-# output value, and cost more than the product at every size tried (up to 750x1000 x4).
+# A shrinking pass by a non-integer factor gathers its taps above this many (out x in) entries: there the gather
+# beats the dense product, below it loses. Enlarging passes never gather (slower at every size tried).
+# Timings: benchmark/perf/NOTES.md#resize.
 _DENSE_MAX_ENTRIES = 1 << 17
-# A pass by an integer factor (x s, x 1/s) with more (out x in) entries than this runs as a polyphase filter.
-# Measured (float64, 3 channels): dense wins on patches (48 -> 24: 0.17 against 0.37 ms; 128 -> 64: 0.27
-# against 0.36 ms); the polyphase filter from about 80x120 up: 320x480 x1/2 2.4-2.8 against 4.2-4.6 ms,
-# 160x240 x2 1.4 against 4.1 ms, 750x1000 x4 0.38-0.45 against 1.1 s, 1356x2040 x1/2 0.11 against 0.31 s.
+# An integer-factor pass (x s, x 1/s) runs as a polyphase filter above this many entries; on small patches the
+# dense product is faster (benchmark/perf/NOTES.md#resize).
 _POLYPHASE_MIN_ENTRIES = 1 << 14
 
 
@@ -234,8 +230,8 @@ def _pair(v, what):
 
 def _round_u8_(x: torch.Tensor) -> torch.Tensor:
     # uint8 conversion of MATLAB: saturate, round half away from zero (values are >= 0 after clamping).
-    # In place: x is always a fresh tensor here. Out of place, the two temporaries of a 320x480x3 float64
-    # image took 3.2 ms and 2668 page faults per call, in place 0.12 ms and none (measured).
+    # In place: x is always a fresh tensor here, and image-sized temporaries cost page faults on every call
+    # (benchmark/perf/NOTES.md#resize).
     return x.clamp_(0.0, 255.0).add_(0.5).floor_()
 
 

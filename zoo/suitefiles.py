@@ -82,7 +82,7 @@ def _present(spec: str) -> bool:
     if PLACEHOLDER in spec:
         return False
     if spec.startswith("samples"):
-        from zoo.data import resolve_dataset
+        from zoo.datasets import resolve_dataset
 
         try:
             return len(resolve_dataset(spec)) > 0

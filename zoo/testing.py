@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from zoo.datasets import ImageFolder
 from zoo.errors import ZooError
 
 CHECKS = ("contract", "presets", "forward", "train", "save_load", "seeded", "params")
@@ -250,7 +251,6 @@ class _Checker:
     def _train(self, tag: str) -> Path:
         if tag in self.runs:
             return self.runs[tag]
-        from zoo.data import ImageFolder
         from zoo.training import train
 
         if self.entry.recipe is None:

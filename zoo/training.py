@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-# data.make_train_loader and trainfiles.write_checkpoint are looked up at each call: tests wrap them
-from zoo import data, devicefacts, rngstate, trainfiles
+# loader.make_train_loader and trainfiles.write_checkpoint are looked up at each call: tests wrap them
+from zoo import devicefacts, loader, rngstate, trainfiles
 from zoo.cache import content_key
 from zoo.checkpoint import save_checkpoint
 from zoo.color import split_lab
@@ -325,7 +325,7 @@ class _TrainRun:
         trainfiles.truncate_log(self.log_path, self.start)
         self.steplog = StepLog(self.log_path, self.ctx.read_every)
         if self.start == 0:
-            prep = data.make_train_loader(self.dataset, task=self.task, patch_size=self.patch_size, scale=self.scale,
+            prep = loader.make_train_loader(self.dataset, task=self.task, patch_size=self.patch_size, scale=self.scale,
                                           batch_size=self.batch_size, seed=self.seed + 7919, workers=0,
                                           steps=PREPARE_BATCHES)
             self.recipe.prepare(_to_device(b, self.device, self.task, False) for b in prep)
@@ -338,11 +338,11 @@ class _TrainRun:
             # Loader processes and intra-op threads share the cores; oversubscribing them slows small
             # convolutions 5-10x. Never raise a thread count the caller lowered.
             torch.set_num_threads(max(1, min(torch.get_num_threads(), self.facts.cpus - workers)))
-        loader = data.make_train_loader(self.dataset, task=self.task, patch_size=self.patch_size, scale=self.scale,
-                                        batch_size=self.batch_size, seed=self.seed, workers=workers,
-                                        start_step=self.start, steps=self.steps - self.start,
-                                        pin_memory=loading.pin_memory, cache_mb=loading.cache_mb, uint8=True)
-        return iter(loader)
+        stream = loader.make_train_loader(self.dataset, task=self.task, patch_size=self.patch_size, scale=self.scale,
+                                          batch_size=self.batch_size, seed=self.seed, workers=workers,
+                                          start_step=self.start, steps=self.steps - self.start,
+                                          pin_memory=loading.pin_memory, cache_mb=loading.cache_mb, uint8=True)
+        return iter(stream)
 
     def progress_bar(self):
         """A tqdm bar from the resume point (None without ``progress``)."""

@@ -19,7 +19,8 @@ CASES = (  # (model, preset, precision): the main job's presets and sr-classic's
 
 
 def loader_throughput() -> list[Row]:
-    from zoo.data import make_train_loader, resolve_dataset
+    from zoo.datasets import resolve_dataset
+    from zoo.loader import make_train_loader
     from zoo.registry import get_registry
     from zoo.training import default_workers
 
@@ -81,7 +82,7 @@ def _first_epoch_in_the_loop(runner, dataset, task, config, batch, scale, steps,
     number of steps on one fixed batch; interleaved, each round with a fresh loader (cold, another seed)."""
     import torch
 
-    from zoo.data import make_train_loader
+    from zoo.loader import make_train_loader
     from zoo.training import _to_device
 
     cpu = torch.device("cpu")

@@ -19,7 +19,7 @@ SCALE = 4
 def _test_images(limit: int | None = None):
     """(name, sr, hr) on BSD100 x4 (or the embedded test photos): HR modcropped, LR by MATLAB bicubic,
     the prediction its bicubic upscaling, all float in [0, 1], (1, 3, H, W)."""
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.resize import imresize
 
     spec = str(SHARED_DATA / "BSD100") if (SHARED_DATA / "BSD100").is_dir() else "samples:test"
@@ -214,7 +214,7 @@ def fid_timing(torch_home: str, real: bool, n: int = 50) -> list[Row]:
     from pytorch_fid.fid_score import calculate_fid_given_paths
 
     from zoo.metrics import build_metric
-    from zoo.metrics.perceptual import InceptionFeatures
+    from zoo.metrics.inception import InceptionFeatures
 
     _, images = _test_images(n)
     side = 320  # pytorch-fid batches files of one size; BSD100 mixes portrait and landscape
@@ -255,14 +255,15 @@ def fid_timing(torch_home: str, real: bool, n: int = 50) -> list[Row]:
 def fid_forward_passes(torch_home: str) -> list[Row]:
     """Run the smoke grid with FID and count Inception forward passes for references and for outputs."""
     os.environ["TORCH_HOME"] = torch_home
-    import zoo.metrics.perceptual as perceptual
+    import zoo.metrics.fid as fid
     from zoo.bench import run_bench
+    from zoo.metrics.inception import InceptionFeatures
     from zoo.registry import get_registry
     from zoo.suite import load_suite
 
-    perceptual.InceptionFeatures.clear()
+    InceptionFeatures.clear()
     counted = {"reference": 0, "calls": 0}
-    original = perceptual._reference_features_from
+    original = fid.reference_features_from
 
     def counting(hashes, lookup, extractor, cache_dir, batch_size):
         before = extractor.images_embedded
@@ -272,7 +273,7 @@ def fid_forward_passes(torch_home: str) -> list[Row]:
             counted["reference"] += extractor.images_embedded - before
             counted["calls"] += 1
 
-    perceptual._reference_features_from = counting
+    fid.reference_features_from = counting  # the name FID calls
     try:
         with tempfile.TemporaryDirectory() as tmp:
             suite = load_suite("smoke").replace(metrics=["psnr", "fid"])
@@ -280,8 +281,8 @@ def fid_forward_passes(torch_home: str) -> list[Row]:
                                progress=False, log=lambda *a, **k: None)
             jobs = result.eval_jobs
     finally:
-        perceptual._reference_features_from = original
-    ext = next(iter(perceptual.InceptionFeatures._shared.values()))
+        fid.reference_features_from = original
+    ext = next(iter(InceptionFeatures._shared.values()))
     total = ext.images_embedded
     n_test = 3
     per_combination = counted["calls"] * n_test

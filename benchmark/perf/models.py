@@ -184,7 +184,7 @@ def step_flops(step) -> float:
 def edsr_figures(train_steps: tuple[int, int] = (5, 25), rounds: int = 5) -> list[Row]:
     """EDSR-baseline's training step against the conv peak, a bare PyTorch step, the memory formats, bf16,
     torch.compile, and `zoo train` end to end. Everything compared is timed in alternation in one run."""
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.registry import get_registry
     from zoo.training import default_channels_last, train
 

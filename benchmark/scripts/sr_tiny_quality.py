@@ -1,6 +1,6 @@
 """Train one SR model's tiny preset at x2 on samples:train and print its Y-PSNR on samples:test.
 
-    python benchmark/scripts/sr_tiny_quality.py srgan 1500 n_blocks=4
+    python benchmark/scripts/sr_tiny_quality.py srgan 1500 blocks=4
 
 Used to size the default suite (does each trained SR model beat bicubic's 31.59 dB?).
 """
@@ -12,7 +12,7 @@ import time
 import torch
 
 from zoo.checkpoint import load_checkpoint
-from zoo.data import resolve_dataset
+from zoo.datasets import resolve_dataset
 from zoo.evaluate import LoadedModel, evaluate
 from zoo.registry import get_registry
 from zoo.training import train

@@ -1,5 +1,6 @@
 """``pix2pix``: conditional GAN colorization (Isola, Zhu, Zhou & Efros, "Image-to-Image Translation with
-Conditional Adversarial Networks", CVPR 2017, arXiv:1611.07004), as used by seeds 002 and 004.
+Conditional Adversarial Networks", CVPR 2017, arXiv:1611.07004), as used by seeds 002 and 004
+(docs/sources.md).
 
 Generator: a U-Net. Encoder C64-C128-C256-C512-C512-C512-C512-C512 (4x4 convolutions, stride 2, batch
 norm except on the first layer, LeakyReLU 0.2); decoder CD512-CD512-CD512-C512-C256-C128-C64 (4x4
@@ -39,9 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.errors import ZooError
-from zoo.losses import gan_loss
-from zoo.recipe import Recipe, Stage
+from zoo import Recipe, Stage, ZooError, gan_loss
 
 GAN_MODES = ("vanilla", "lsgan")
 
@@ -49,8 +48,8 @@ GAN_MODES = ("vanilla", "lsgan")
 @dataclass
 class Pix2PixConfig(zoo.TrainConfig):
     depth: int = zoo.bounded(8, min=1)  # downsamplings of the U-Net (8 for 256 px, 6 for 64 px)
-    ngf: int = zoo.bounded(64, min=1)  # generator base width (C64); widths double up to 8 x ngf
-    ndf: int = zoo.bounded(64, min=1)  # discriminator base width
+    features: int = zoo.bounded(64, min=1)  # generator base width (C64); widths double up to 8 x features
+    d_features: int = zoo.bounded(64, min=1)  # discriminator base width
     d_layers: int = 3  # stride-2 layers of the PatchGAN (3 -> 70x70 receptive field)
     dropout: float = 0.5
     dropout_layers: int = 3  # first decoder layers with dropout (CD512 x 3)
@@ -62,8 +61,8 @@ class Pix2PixConfig(zoo.TrainConfig):
     batch_size: int = 4
     patch_size: int = 256
     lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    adam_beta1: float = 0.5
+    adam_beta2: float = 0.999
 
 
 class UnetGenerator(zoo.Colorizer):
@@ -77,7 +76,7 @@ class UnetGenerator(zoo.Colorizer):
             raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {cfg.gan_mode!r}")
         self.cfg = cfg
         d = cfg.depth
-        ch = [cfg.ngf * min(2**i, 8) for i in range(d)]
+        ch = [cfg.features * min(2**i, 8) for i in range(d)]
         self.down = nn.ModuleList()
         cin = 1
         for i, c in enumerate(ch):
@@ -180,7 +179,7 @@ class Pix2PixRecipe(Recipe):
 
     def __init__(self, model, config, ctx):
         super().__init__(model, config, ctx)
-        d = PatchDiscriminator(3, config.ndf, config.d_layers)
+        d = PatchDiscriminator(3, config.d_features, config.d_layers)
         _init_normal_(d)
         self.aux["discriminator"] = d.to(ctx.device)
 
@@ -202,7 +201,7 @@ class Pix2PixRecipe(Recipe):
 
     def start_stage(self, stage: Stage) -> None:
         cfg = self.config
-        betas = (cfg.beta1, cfg.beta2)
+        betas = (cfg.adam_beta1, cfg.adam_beta2)
         self.optimizers["d"] = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas)
         self.optimizers["g"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=betas)
 
@@ -239,12 +238,16 @@ ENTRY = zoo.ModelEntry(
     config=Pix2PixConfig,
     summary="pix2pix cGAN: U-Net generator, 70x70 PatchGAN on (L, ab), GAN + 100 x L1 (seeds 002, 004)",
     reference="Isola, Zhu, Zhou & Efros, Image-to-Image Translation with Conditional Adversarial Networks, "
-              "CVPR 2017, arXiv:1611.07004",
+              "CVPR 2017, arXiv:1611.07004; preset coco64: seed 002 (docs/sources.md)",
     presets={
         "paper": {},
         # Seed 002: 64x64 COCO images, batch 16, least-squares discriminator loss; 6 levels for 64 px.
         "coco64": {"depth": 6, "patch_size": 64, "batch_size": 16, "gan_mode": "lsgan"},
-        "tiny": {"depth": 5, "ngf": 16, "ndf": 16, "patch_size": 32, "batch_size": 4},
+        "tiny": {"depth": 5, "features": 16, "d_features": 16, "patch_size": 32, "batch_size": 4},
+        # Sized for a CPU hour (suite color-classic): tiny widths, 6 levels for 64 px crops, a 5x rate and no
+        # dropout (at this budget its noise kept the L1 term from falling).
+        "cpu": {"depth": 6, "features": 16, "d_features": 16, "patch_size": 64, "batch_size": 8, "lr": 1e-3,
+                "dropout": 0.0},
     },
     recipe=Pix2PixRecipe,
 )

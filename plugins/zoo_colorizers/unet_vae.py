@@ -1,5 +1,5 @@
 """``unet_vae``: the U-Net / VAE hybrid colorizer of seed 003 ("Enhancing Image Colorization
-Architectures", slides).
+Architectures", slides; docs/sources.md#seed-003).
 
 The slides list the layer shapes of their best model for a 150x150 input::
 
@@ -42,16 +42,18 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.recipe import Recipe, Stage
+from zoo import Recipe, Stage
 
 
 @dataclass
 class UnetVaeConfig(zoo.TrainConfig):
+    RENAMED = {"dec_width": "dec_features"}  # zoo 0.1 names
+
     widths: tuple[int, ...] = zoo.bounded((64, 64, 64), min=1)  # encoder widths (one per level); decoder mirrors them
     latent: int = zoo.bounded(64, min=1)  # channels of the VAE latent
     enc_kernel: int = zoo.bounded(4, min=1)
     dec_kernel: int = zoo.bounded(6, min=1)
-    dec_width: int = zoo.bounded(64, min=1)  # width of every decoder layer (the slides: 64)
+    dec_features: int = zoo.bounded(64, min=1)  # width of every decoder layer (the slides: 64)
     ab_scale: float = 110.0
     sample: bool = False  # sample the latent at inference instead of using its mean
     # -- loss --
@@ -61,8 +63,8 @@ class UnetVaeConfig(zoo.TrainConfig):
     batch_size: int = 32
     patch_size: int = 150
     lr: float = 2e-4
-    beta1: float = 0.9
-    beta2: float = 0.999
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
 
 
 def _resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -92,9 +94,9 @@ class UnetVae(zoo.Colorizer):
         for i in range(n):
             skip = cfg.widths[n - 1 - i] if i < n - 1 else 0
             self.decoders.append(nn.Sequential(
-                nn.ConvTranspose2d(prev + skip, cfg.dec_width, cfg.dec_kernel, stride=2),
-                nn.BatchNorm2d(cfg.dec_width), nn.ReLU(inplace=True)))
-            prev = cfg.dec_width
+                nn.ConvTranspose2d(prev + skip, cfg.dec_features, cfg.dec_kernel, stride=2),
+                nn.BatchNorm2d(cfg.dec_features), nn.ReLU(inplace=True)))
+            prev = cfg.dec_features
         self.final = nn.Conv2d(prev, 2, 3, padding=1)
         self.min_size = self._min_size()
 
@@ -156,7 +158,7 @@ class UnetVaeRecipe(Recipe):
 
     def start_stage(self, stage: Stage) -> None:
         cfg = self.config
-        self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
 
     def training_step(self, batch, stage, step):
         cfg = self.config
@@ -177,14 +179,17 @@ ENTRY = zoo.ModelEntry(
     config=UnetVaeConfig,
     summary="U-Net / VAE hybrid: strided-conv encoder, VAE bottleneck, decoder with interpolated skips "
             "(seed 003)",
-    reference="seed 003 'Enhancing Image Colorization Architectures' (U-Net-VAE hybrid); "
+    reference="seed 003 'Enhancing Image Colorization Architectures' (U-Net-VAE hybrid; docs/sources.md); "
               "VAE: Kingma & Welling, arXiv:1312.6114; U-Net: Ronneberger et al., arXiv:1505.04597",
     presets={
         "paper": {},
         # The slides' second good model: 4 encoder layers K=3 S=2, VAE, 4 decoder layers K=3 S=2.
         "k3_depth4": {"widths": (64, 64, 64, 64), "enc_kernel": 3, "dec_kernel": 3},
-        "tiny": {"widths": (16, 32, 32), "latent": 16, "dec_width": 16, "batch_size": 8, "patch_size": 48,
+        "tiny": {"widths": (16, 32, 32), "latent": 16, "dec_features": 16, "batch_size": 8, "patch_size": 48,
                  "lr": 2e-3},
+        # Sized for a CPU hour (suite color-classic): half the slides' widths, 64 px crops, a faster rate.
+        "cpu": {"widths": (32, 64, 64), "latent": 32, "dec_features": 32, "batch_size": 8, "patch_size": 64,
+                "lr": 1e-3},
     },
     recipe=UnetVaeRecipe,
 )

@@ -1,5 +1,6 @@
 """``vgg_decoder``: a VGG16 embedding of L decoded to ab by a small convolutional decoder (seed 003,
-"Enhancing Image Colorization Architectures", slides; the same idea as seed 001's CLVGG encoder).
+"Enhancing Image Colorization Architectures", slides; the same idea as seed 001's CLVGG encoder; both in
+docs/sources.md).
 
 The seed feeds the L channel, replicated to three channels, to an ImageNet VGG16 and decodes its 7x7x512
 output (for a 224x224 input) to ab with::
@@ -18,7 +19,7 @@ Chosen where the seed is silent (documented so results can be compared):
   torchvision/timm VGG16 weights expect).
 - Output scale: ``ab = 110 * tanh(.)`` (``ab_scale``); 110 covers the sRGB gamut's a*, b* (about -108..98),
   the loss is the MSE of ``ab / 110``.
-- Pretrained weights: torchvision's ImageNet VGG16 (``vgg16-397923af.pth``, :data:`zoo.weights.VGG16`),
+- Pretrained weights: torchvision's ImageNet VGG16 (``vgg16-397923af.pth``, :data:`zoo.VGG16`),
   loaded by the recipe at the start of a fresh run from the torch hub cache (nothing is downloaded; their
   ``features.N`` keys are timm's ``features.N``). With them the encoder is frozen (``freeze_pretrained``:
   the seed "extracted embeddings"); without them it stays randomly initialised and is trained with the
@@ -41,8 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo import weights as zw
-from zoo.recipe import Recipe, Stage
+from zoo import VGG16, Recipe, Stage, load_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -50,13 +50,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass
 class VggDecoderConfig(zoo.TrainConfig):
+    RENAMED = {"decoder": "decoder_widths"}  # zoo 0.1 names
+
     encoder: str = "vgg16"  # a timm VGG: vgg11 / vgg13 / vgg16 / vgg19
     # VGG stages used (each ends in a 2x2 max pool); 5 = the whole convolutional part
     stages: int = zoo.bounded(5, min=1)
     # divide the VGG widths by this (1 = the real VGG, which can load ImageNet weights)
     width_div: int = zoo.bounded(1, min=1)
     # one width per stage (= number of 2x upsamplings)
-    decoder: tuple[int, ...] = zoo.bounded((256, 128, 64, 32, 16), min=1)
+    decoder_widths: tuple[int, ...] = zoo.bounded((256, 128, 64, 32, 16), min=1)
     upsample: str = "nearest"  # Keras UpSampling2D default
     ab_scale: float = 110.0  # ab = ab_scale * tanh(.)
     freeze_pretrained: bool = True  # freeze the encoder when it starts from ImageNet weights
@@ -64,8 +66,8 @@ class VggDecoderConfig(zoo.TrainConfig):
     batch_size: int = 32
     patch_size: int = 224
     lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
 
 
 def _default_device() -> torch.device:
@@ -110,12 +112,12 @@ def build_vgg_features(name: str, stages: int, width_div: int = 1) -> nn.Sequent
 class VggDecoder(zoo.Colorizer):
     def __init__(self, cfg: VggDecoderConfig):
         super().__init__()
-        if len(cfg.decoder) != cfg.stages:
-            raise ValueError(f"decoder needs one width per encoder stage ({cfg.stages}), got {cfg.decoder!r}")
+        if len(cfg.decoder_widths) != cfg.stages:
+            raise ValueError(f"decoder needs one width per encoder stage ({cfg.stages}), got {cfg.decoder_widths!r}")
         self.cfg = cfg
         self.encoder = build_vgg_features(cfg.encoder, cfg.stages, cfg.width_div)
         enc_ch = [m for m in self.encoder if isinstance(m, nn.Conv2d)][-1].out_channels
-        d = cfg.decoder
+        d = cfg.decoder_widths
         layers: list[nn.Module] = [nn.Conv2d(enc_ch, d[0], 3, padding=1), nn.ReLU(inplace=True)]
         for i in range(1, len(d)):
             layers += [nn.Conv2d(d[i - 1], d[i], 3, padding=1), nn.ReLU(inplace=True),
@@ -152,7 +154,7 @@ def torchvision_to_encoder(state: dict[str, torch.Tensor], encoder: nn.Sequentia
         else:
             out[key] = src
     if problems:
-        raise zoo.ZooError(f"{zw.VGG16.filename} does not fit the encoder: {'; '.join(problems[:4])}")
+        raise zoo.ZooError(f"{VGG16.filename} does not fit the encoder: {'; '.join(problems[:4])}")
     return out
 
 
@@ -167,17 +169,17 @@ class VggDecoderRecipe(Recipe):
             self.ctx.note(f"vgg16 weights: not used ({cfg.encoder} encoder at 1/{cfg.width_div} width) "
                           "-> encoder randomly initialised")
             return
-        state = zw.load_state_dict(zw.VGG16)
+        state = load_state_dict(VGG16)
         if state is None:
             self.ctx.note("vgg16 weights: missing -> encoder randomly initialised "
-                          f"({zw.VGG16.missing_message()})")
+                          f"({VGG16.missing_message()})")
             return
         enc_state = torchvision_to_encoder(state, model.encoder)
         model.encoder.load_state_dict(enc_state, strict=True)
         with torch.no_grad():
             model.encoder_pretrained.fill_(True)
         frozen = "frozen" if cfg.freeze_pretrained else "fine-tuned"
-        self.ctx.note(f"vgg16 weights: {zw.VGG16.fingerprint()} -> encoder ImageNet-initialised ({frozen})")
+        self.ctx.note(f"vgg16 weights: {VGG16.fingerprint()} -> encoder ImageNet-initialised ({frozen})")
 
     def start_stage(self, stage: Stage) -> None:
         cfg, model = self.config, self.model
@@ -185,7 +187,7 @@ class VggDecoderRecipe(Recipe):
         model.encoder.requires_grad_(not frozen)
         # All parameters are handed to Adam either way (frozen ones simply get no gradient), so the
         # optimiser's parameter groups do not depend on whether the weights were found.
-        self.optimizers["main"] = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.optimizers["main"] = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
 
     def training_step(self, batch, stage, step):
         s = self.config.ab_scale
@@ -199,12 +201,15 @@ ENTRY = zoo.ModelEntry(
     build=VggDecoder,
     config=VggDecoderConfig,
     summary="VGG16 (timm) embedding of L + conv/upsampling decoder to ab, tanh, MSE (seed 003)",
-    reference="seed 003 'Enhancing Image Colorization Architectures' (VGG16 embedding + decoder); "
-              "VGG16: Simonyan & Zisserman, arXiv:1409.1556",
+    reference="seed 003 'Enhancing Image Colorization Architectures' (VGG16 embedding + decoder; "
+              "docs/sources.md); VGG16: Simonyan & Zisserman, arXiv:1409.1556",
     presets={
         "paper": {},
-        "tiny": {"stages": 3, "width_div": 4, "decoder": (64, 32, 16), "batch_size": 8, "patch_size": 48},
+        "tiny": {"stages": 3, "width_div": 4, "decoder_widths": (64, 32, 16), "batch_size": 8, "patch_size": 48},
+        # Sized for a CPU hour (suite color-classic): 4 VGG stages at half width, 64 px crops.
+        "cpu": {"stages": 4, "width_div": 2, "decoder_widths": (128, 64, 32, 16), "batch_size": 8,
+                "patch_size": 64},
     },
     recipe=VggDecoderRecipe,
-    weights=(zw.VGG16,),
+    weights=(VGG16,),
 )

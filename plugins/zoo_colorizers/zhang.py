@@ -5,7 +5,8 @@ Colorization as classification. A VGG-style network maps L to a distribution ove
 targets, re-weighted per pixel so that rare (saturated) colours count more; at test time the distribution
 is decoded with the *annealed mean* (softmax temperature T = 0.38) and upsampled to the input size.
 Seed 001 re-states this method (its CLVGG models) and seed 000 ("Super Colorization") turned the same
-network into a regression model; both are available here as presets.
+network into a regression model (both in docs/sources.md); the paper's method and seed 000's variant are
+the presets ``paper`` and ``super_colorization``.
 
 Faithful to the paper:
 - 8 blocks of 3x3 conv + ReLU (2, 2, 3, 3, 3, 3, 3, 3 convolutions), widths 64, 128, 256, 512, 512, 512,
@@ -22,7 +23,7 @@ Faithful to the paper:
   of the authors' training setup).
 
 Adapted (and why):
-- Bins: Q comes from :func:`zoo.abbins.ab_gamut_bins` (grid 10; 261 in-gamut bins for 8-bit sRGB) rather
+- Bins: Q comes from :func:`zoo.ab_gamut_bins` (grid 10; 261 in-gamut bins for 8-bit sRGB) rather
   than the authors' published 313 (whose exact in-gamut test is unpublished; see :mod:`zoo.abbins`). The
   bin centres are stored in the model (buffer ``bins``) so a checkpoint carries its own quantisation.
 - The prior is computed from the batches given to :meth:`ZhangRecipe.prepare` (the training data the loop
@@ -50,8 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.abbins import ab_gamut_bins, annealed_mean, bin_prior, rebalance_weights, soft_encode_sparse
-from zoo.recipe import Recipe, Stage
+from zoo import Recipe, Stage, ab_gamut_bins, annealed_mean, bin_prior, rebalance_weights, soft_encode_sparse
 
 _HEADS = ("classification", "regression")
 
@@ -73,8 +73,8 @@ class ZhangConfig(zoo.TrainConfig):
     batch_size: int = 40
     patch_size: int = 176
     lr: float = 3e-5
-    beta1: float = 0.9
-    beta2: float = 0.99
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.99
     weight_decay: float = 1e-3
 
 
@@ -192,7 +192,7 @@ class ZhangRecipe(Recipe):
     def start_stage(self, stage: Stage) -> None:
         cfg = self.config
         self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
-                                                   betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+                                                   betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
 
     def classification_loss(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         model, cfg = self.model, self.config
@@ -225,7 +225,8 @@ ENTRY = zoo.ModelEntry(
     build=Zhang,
     config=ZhangConfig,
     summary="Zhang et al.: VGG-style net classifying ab into gamut bins, class rebalancing, annealed mean",
-    reference="Zhang, Isola & Efros, Colorful Image Colorization, ECCV 2016, arXiv:1603.08511",
+    reference="Zhang, Isola & Efros, Colorful Image Colorization, ECCV 2016, arXiv:1603.08511; "
+              "preset super_colorization: seed 000 (docs/sources.md)",
     presets={
         "paper": {},
         # Seed 000 ("Super Colorization"): regression head, (R)MSE loss.
@@ -233,6 +234,9 @@ ENTRY = zoo.ModelEntry(
         # Same family at 1/8 width (1/4 for the first block), small CPU patches.
         "tiny": {"widths": (16, 16, 32, 64, 64, 64, 64, 32), "batch_size": 8, "patch_size": 48,
                  "lr": 1e-3, "weight_decay": 0.0},
+        # Sized for a CPU hour (suite color-classic): 1/4 of the paper's widths, 64 px crops, a faster rate.
+        "cpu": {"widths": (16, 32, 64, 128, 128, 128, 128, 64), "batch_size": 8, "patch_size": 64,
+                "lr": 5e-4, "weight_decay": 0.0},
     },
     recipe=ZhangRecipe,
 )

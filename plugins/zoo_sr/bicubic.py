@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 import zoo
-from zoo.resize import imresize
+from zoo import imresize
 
 
 @dataclass

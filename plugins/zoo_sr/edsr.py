@@ -27,8 +27,8 @@ Adapted:
   [0, 255] EDSR equals ours with every bias divided by 255);
 - an optional VGG19 content term (``content_weight``; 0 in ``paper``), for the seed report's variant below.
 
-Preset ``super_colorization``: the modified EDSR of the seed report ("Super Colorization: a single pipeline
-for image colorization and super resolution", Sec. III.2; the seed document 000_207f2a7fb8d899b6.txt):
+Preset ``super_colorization``: the modified EDSR of the seed report, seed 000 ("Super Colorization: a single
+pipeline for image colorization and super resolution", Sec. III.2; see docs/sources.md#seed-000):
 - 24 residual blocks (they tried 24 and 32 and kept 24), 64 features, x2 (64 -> 128 px);
 - input normalised with the ImageNet mean and standard deviation, output de-normalised, instead of the
   DIV2K mean shift;
@@ -36,7 +36,7 @@ for image colorization and super resolution", Sec. III.2; the seed document 000_
   many and how wide is not written. The report gives about 3M parameters for this EDSR and about 2.8M for
   DQE, which it describes as the same kind of network without the upsampler. The two differ by about the
   upsampler's 0.15M parameters, so the extra HR convolutions hold about 1.0M parameters. We use 7 conv3x3 +
-  ReLU layers, 128 wide (``post_convs=7``, ``post_feats=128``): 2,921,795 parameters here (report: about 3M),
+  ReLU layers, 128 wide (``post_convs=7``, ``post_features=128``): 2,921,795 parameters here (report: about 3M),
   and 2,774,083 for the matching DQE (report: about 2.8M). The ReLUs are our choice: stacked convolutions
   without them would collapse into one linear map;
 - loss ``L = |y - y'| + (vgg(y) - vgg(y'))^2`` (mean absolute error plus the mean squared distance of VGG19
@@ -63,9 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.losses import IMAGENET_MEAN, IMAGENET_STD, VGG19_LAYERS, VGGFeatureLoss
-from zoo.recipe import Recipe, Stage
-from zoo.weights import VGG19
+from zoo import IMAGENET_MEAN, IMAGENET_STD, VGG19, VGG19_LAYERS, Recipe, Stage, VGGFeatureLoss
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 CONTENT_MISSING_NOTE = "vgg19 weights: missing -> content loss off"
@@ -74,15 +72,16 @@ CONTENT_MISSING_NOTE = "vgg19 weights: missing -> content loss off"
 @dataclass
 class EdsrConfig(zoo.SRConfig, zoo.TrainConfig):
     """Defaults: the EDSR baseline at x2 as trained in the paper (preset ``paper``)."""
+    RENAMED = {"post_feats": "post_features"}  # zoo 0.1 names
 
     scale: int = 2
     # -- architecture
-    n_blocks: int = 16  # residual blocks (B)
-    n_feats: int = zoo.bounded(64, min=1)  # feature channels (F)
+    blocks: int = 16  # residual blocks (B)
+    features: int = zoo.bounded(64, min=1)  # feature channels (F)
     res_scale: float = 1.0  # residual scaling inside each block
     norm: Literal["div2k_mean", "imagenet", "none"] = "div2k_mean"
     post_convs: int = 0  # extra conv3x3 + ReLU layers after the upsampler (seed report's modification)
-    post_feats: int = zoo.bounded(64, min=1)  # width of those layers
+    post_features: int = zoo.bounded(64, min=1)  # width of those layers
     # -- training
     patch_size: int = 48  # LR patch side
     batch_size: int = 16
@@ -179,11 +178,11 @@ class Edsr(zoo.SuperResolver):
 
     def __init__(self, cfg: EdsrConfig):
         super().__init__(cfg.scale)
-        f = cfg.n_feats
+        f = cfg.features
         self.norm = RgbNorm(cfg.norm)
         self.head = nn.Sequential(conv3x3(3, f))
-        self.body = residual_body(cfg.n_blocks, f, cfg.res_scale)
-        post, width = post_layers(f, cfg.post_convs, cfg.post_feats)
+        self.body = residual_body(cfg.blocks, f, cfg.res_scale)
+        post, width = post_layers(f, cfg.post_convs, cfg.post_features)
         self.tail = nn.Sequential(Upsampler(cfg.scale, f), *post, conv3x3(width, 3))
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -239,29 +238,39 @@ class EdsrRecipe(Recipe):
         self.content = content_loss_or_note(config, ctx, ctx.device)
 
     def start_stage(self, stage):
-        self.optimizers["g"], self.schedulers["g"] = adam_with_step_decay(self.model.parameters(), self.config)
+        self.optimizers["main"], self.schedulers["main"] = adam_with_step_decay(self.model.parameters(), self.config)
 
     def training_step(self, batch, stage, step):
         with self.autocast():
             sr = self.model(batch["lr"])
             loss, logs = l1_and_content(sr, batch["hr"], self.content, self.config.content_weight)
-        total = self.backward_step(loss, "g")
+        total = self.backward_step(loss, "main")
         return {"loss": total, **{k: self.loggable(v) for k, v in logs.items()}}
 
 
 SUPER_COLORIZATION = {
-    "n_blocks": 24,
+    "blocks": 24,
     "norm": "imagenet",
     "post_convs": 7,
-    "post_feats": 128,
+    "post_features": 128,
     "patch_size": 64,
     "content_weight": 1.0,
     "content_layer": "relu2_2",
 }
 
+# Sized for the SR half of a CPU-hour colorization suite (color-classic): 8 blocks of 32 features.
+CPU = {
+    "blocks": 8,
+    "features": 32,
+    "patch_size": 32,
+    "batch_size": 8,
+    "lr": 5e-4,
+    "lr_decay_steps": 1000,
+}
+
 TINY = {
-    "n_blocks": 4,
-    "n_feats": 16,
+    "blocks": 4,
+    "features": 16,
     "patch_size": 24,
     "batch_size": 8,
     "lr": 1e-3,
@@ -273,9 +282,9 @@ ENTRY = zoo.ModelEntry(
     build=Edsr,
     config=EdsrConfig,
     summary="EDSR: residual blocks without batch norm, global skip, sub-pixel upsampler (L1 loss)",
-    reference="Lim et al., CVPR Workshops 2017, arXiv:1707.02921; preset super_colorization: seed report "
-              "'Super Colorization' (modified EDSR)",
-    presets={"paper": {}, "super_colorization": SUPER_COLORIZATION, "tiny": TINY},
+    reference="Lim et al., CVPR Workshops 2017, arXiv:1707.02921; preset super_colorization: seed 000 "
+              "'Super Colorization' (modified EDSR; docs/sources.md)",
+    presets={"paper": {}, "super_colorization": SUPER_COLORIZATION, "cpu": CPU, "tiny": TINY},
     recipe=EdsrRecipe,
     weights=(VGG19,),
 )

@@ -1,7 +1,7 @@
 """``edsr_dqe``: EDSR followed by Deep Quality Enhancement (DQE), the seed report's proposed SR model.
 
-Source: "Super Colorization: a single pipeline for image colorization and super resolution", Sec. III.3 (the
-seed document 000_207f2a7fb8d899b6.txt). The report saw its EDSR stop improving, even on training images, and
+Source: seed 000, "Super Colorization: a single pipeline for image colorization and super resolution",
+Sec. III.3 (see docs/sources.md#seed-000). The report saw its EDSR stop improving, even on training images, and
 blamed the upsampler sitting at the very end of the network. It adds a second network, DQE, "similar to the
 EDSR network but without any upsampling layer or normalization", that takes the upscaled image and "learns
 what the EDSR network misses". EDSR is trained first (L1 + VGG19 content loss), then DQE (L1 only), each
@@ -49,9 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.errors import ZooError
-from zoo.recipe import Recipe, Stage
-from zoo.weights import VGG19
+from zoo import VGG19, Recipe, Stage, ZooError
 from zoo_sr.edsr import (
     SUPER_COLORIZATION,
     TINY,
@@ -66,7 +64,7 @@ from zoo_sr.edsr import (
 )
 
 # The EdsrConfig fields that shape the EDSR network: an EDSR checkpoint must agree on all of them.
-EDSR_ARCH_FIELDS = ("scale", "n_blocks", "n_feats", "res_scale", "norm", "post_convs", "post_feats")
+EDSR_ARCH_FIELDS = ("scale", "blocks", "features", "res_scale", "norm", "post_convs", "post_features")
 
 
 @dataclass
@@ -75,12 +73,13 @@ class EdsrDqeConfig(EdsrConfig):
 
     Defaults (preset ``paper``): the EDSR baseline followed by the report's DQE.
     """
+    RENAMED = {"dqe_feats": "dqe_features", "dqe_post_feats": "dqe_post_features"}  # zoo 0.1 names
 
     dqe_blocks: int = 24
-    dqe_feats: int = zoo.bounded(64, min=1)
+    dqe_features: int = zoo.bounded(64, min=1)
     dqe_res_scale: float = 1.0
     dqe_post_convs: int = 7
-    dqe_post_feats: int = zoo.bounded(128, min=1)
+    dqe_post_features: int = zoo.bounded(128, min=1)
     edsr_fraction: float = 6 / 7  # share of the steps for stage "edsr" (report: 300 + 50 epochs)
     edsr_checkpoint: str = ""  # a trained `edsr` .safetensors to start from; then stage "edsr" gets 0 steps
 
@@ -90,10 +89,10 @@ class Dqe(nn.Module):
 
     def __init__(self, cfg: EdsrDqeConfig):
         super().__init__()
-        f = cfg.dqe_feats
+        f = cfg.dqe_features
         self.head = nn.Sequential(conv3x3(3, f))
         self.body = residual_body(cfg.dqe_blocks, f, cfg.dqe_res_scale)
-        post, width = post_layers(f, cfg.dqe_post_convs, cfg.dqe_post_feats)
+        post, width = post_layers(f, cfg.dqe_post_convs, cfg.dqe_post_features)
         self.tail = nn.Sequential(*post, conv3x3(width, 3))
         nn.init.zeros_(self.tail[-1].weight)  # start as the identity: output = EDSR's output
         nn.init.zeros_(self.tail[-1].bias)
@@ -202,15 +201,15 @@ class EdsrDqeRecipe(Recipe):
         return {"loss": self.backward_step(loss, "dqe")}
 
 
-DQE_TINY = {"dqe_blocks": 2, "dqe_feats": 16, "dqe_post_convs": 0, "edsr_fraction": 0.5}
+DQE_TINY = {"dqe_blocks": 2, "dqe_features": 16, "dqe_post_convs": 0, "edsr_fraction": 0.5}
 
 ENTRY = zoo.ModelEntry(
     name="edsr_dqe",
     build=EdsrDqe,
     config=EdsrDqeConfig,
     summary="EDSR + Deep Quality Enhancement: an HR residual network refines EDSR's output (two stages)",
-    reference="seed report 'Super Colorization: a single pipeline for image colorization and super resolution' "
-              "(EDSR + DQE); EDSR: Lim et al., CVPR Workshops 2017, arXiv:1707.02921",
+    reference="seed 000 'Super Colorization: a single pipeline for image colorization and super resolution' "
+              "(EDSR + DQE; docs/sources.md); EDSR: Lim et al., CVPR Workshops 2017, arXiv:1707.02921",
     presets={"paper": {}, "super_colorization": dict(SUPER_COLORIZATION), "tiny": {**TINY, **DQE_TINY}},
     recipe=EdsrDqeRecipe,
     weights=(VGG19,),

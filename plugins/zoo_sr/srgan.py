@@ -45,12 +45,11 @@ Adapted, and why:
 - ``batch_norm=False`` drops the BN layers (as ESRGAN and BasicSR's MSRResNet do); ``output="linear"``
   returns the last convolution as is. ``paper`` keeps BN and tanh; ``tiny`` uses both changes (see ``TINY``).
 
-Preset ``seed_course``: the SRGAN of the seed course report ("Generative AI course report: cGAN colorization +
-SRGAN", Sec. 3.2; seed document 002_fb95d62aba45078e.txt), where it differs from the paper: 64 -> 256 px
-(LR patch 64), Adam 2e-4 with betas (0.5, 0.999), residual blocks with ReLU instead of PReLU, a sigmoid
-output, no MSE pre-training stage and no learning-rate drop (neither is mentioned), VGG19 perceptual MSE
-without the 1/12.75 rescaling (none is mentioned), 1e-3 adversarial weight. The layer for its VGG19 loss is
-not named; we keep VGG54.
+Preset ``seed_course``: the SRGAN of the seed course report, seed 002 (cGAN colorization + SRGAN, Sec. 3.2;
+see docs/sources.md#seed-002), where it differs from the paper: 64 -> 256 px (LR patch 64), Adam 2e-4 with
+betas (0.5, 0.999), residual blocks with ReLU instead of PReLU, a sigmoid output, no MSE pre-training stage
+and no learning-rate drop (neither is mentioned), VGG19 perceptual MSE without the 1/12.75 rescaling (none
+is mentioned), 1e-3 adversarial weight. The layer for its VGG19 loss is not named; we keep VGG54.
 """
 
 from __future__ import annotations
@@ -64,9 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.losses import VGG19_LAYERS, VGGFeatureLoss, gan_loss
-from zoo.recipe import Recipe, Stage
-from zoo.weights import VGG19
+from zoo import VGG19, VGG19_LAYERS, Recipe, Stage, VGGFeatureLoss, gan_loss
 
 CONTENT_FALLBACK_NOTE = "vgg19 weights: missing -> content loss = pixel MSE"
 
@@ -77,14 +74,14 @@ class SrganConfig(zoo.SRConfig, zoo.TrainConfig):
 
     scale: int = 4
     # -- generator
-    n_blocks: int = 16
-    n_feats: int = zoo.bounded(64, min=1)
+    blocks: int = 16
+    features: int = zoo.bounded(64, min=1)
     io_kernel: int = zoo.bounded(9, min=1)  # kernel of the first and the last convolution (the paper's 9x9)
     block_act: Literal["prelu", "relu"] = "prelu"  # activation inside the residual blocks
     batch_norm: bool = True  # BN in the residual blocks and after the body (the paper's); False drops it
     output: Literal["tanh", "sigmoid", "linear"] = "tanh"  # tanh: (tanh + 1) / 2, the paper's [-1, 1] in [0, 1]
     # -- discriminator
-    d_feats: int = zoo.bounded(64, min=1)  # channels of the first conv; the blocks use 1, 2, 2, 4, 4, 8, 8 times that
+    d_features: int = zoo.bounded(64, min=1)  # channels of the first conv; the blocks use 1, 2, 2, 4, 4, 8, 8 times that
     # adaptive average pool to d_pool x d_pool before the dense layers (96 px in -> 6 x 6)
     d_pool: int = zoo.bounded(6, min=1)
     d_dense: int = zoo.bounded(1024, min=1)
@@ -147,7 +144,7 @@ class SrResNet(zoo.SuperResolver):
 
     def __init__(self, cfg: SrganConfig):
         super().__init__(cfg.scale)
-        f = cfg.n_feats
+        f = cfg.features
         if cfg.output not in ("tanh", "sigmoid", "linear"):
             raise ValueError(f"unknown output '{cfg.output}' (tanh, sigmoid, linear)")
         self.output = cfg.output
@@ -155,7 +152,7 @@ class SrResNet(zoo.SuperResolver):
         if k < 1 or k % 2 == 0:
             raise ValueError(f"io_kernel must be odd and positive, got {k}")
         self.head = nn.Sequential(nn.Conv2d(3, f, k, padding=k // 2), nn.PReLU())
-        self.body = nn.Sequential(*[SrResBlock(f, cfg.block_act, cfg.batch_norm) for _ in range(cfg.n_blocks)])
+        self.body = nn.Sequential(*[SrResBlock(f, cfg.block_act, cfg.batch_norm) for _ in range(cfg.blocks)])
         self.body_end = nn.Sequential(nn.Conv2d(f, f, 3, padding=1), _norm(f, cfg.batch_norm))
         self.upsample = _upsampling(cfg.scale, f)
         self.tail = nn.Conv2d(f, 3, k, padding=k // 2)
@@ -176,7 +173,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, cfg: SrganConfig):
         super().__init__()
-        d = cfg.d_feats
+        d = cfg.d_features
         layers: list[nn.Module] = [nn.Conv2d(3, d, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
         cin = d
         for mult, stride in ((1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2)):
@@ -243,7 +240,7 @@ class SrganRecipe(Recipe):
     def _stage_steps(self, stage) -> int:
         """The steps the loop gives ``stage`` (its split of total_steps), for the mid-stage learning-rate drop."""
         try:
-            from zoo.training import stage_plan
+            from zoo import stage_plan
 
             for planned, first, end in stage_plan(tuple(self.stages), self.ctx.total_steps):
                 if planned.name == stage.name:
@@ -292,23 +289,15 @@ SEED_COURSE = {
     "vgg_rescale": 1.0,
 }
 
-# CPU-sized, for the default suite (x2, 7 sample photographs, 1500 steps). Each change was measured there
-# (Y-PSNR, mean of the 3 test photos; bicubic 31.60 dB), with the paper's recipe otherwise unchanged:
-# - 3x3 instead of 9x9 at both ends: 400 MSE-only steps gave 20.8 dB with 9x9 ends, 28.5 dB with 3x3;
-# - no batch norm: with BN (batch 4 of 12 px patches) the eval-mode running statistics did not fit the
-#   test photos and cast their colours (flower: green channel off by -0.063 on average, 29.4 dB against
-#   bicubic's 35.2). ESRGAN (Wang et al. 2018) removed BN from SRResNet for this reason. MSE stage only,
-#   linear output: 30.5 -> 31.5 dB;
-# - linear output instead of tanh: MSE stage only, with BN: 29.6 -> 30.5 dB;
-# - 24 px LR patches, batch 8 and 32 features (the GAN stage included): 30.7 (16 features, 12 px x 4)
-#   -> 31.5 (24 px x 8) -> 31.7 dB (32 features).
+# CPU-sized, for the default suite: each departure from the paper (3x3 ends, no batch norm, linear output, wider
+# patches) raised Y-PSNR at x2 after 1500 steps on the sample photos (benchmark/perf/NOTES.md#srgan-tiny).
 TINY = {
-    "n_blocks": 4,
-    "n_feats": 32,
+    "blocks": 4,
+    "features": 32,
     "io_kernel": 3,
     "batch_norm": False,
     "output": "linear",
-    "d_feats": 8,
+    "d_features": 8,
     "d_pool": 3,
     "d_dense": 64,
     "patch_size": 24,
@@ -321,8 +310,8 @@ ENTRY = zoo.ModelEntry(
     build=SrResNet,
     config=SrganConfig,
     summary="SRGAN: SRResNet generator (MSE pre-training) then VGG54 content + adversarial training",
-    reference="Ledig et al., CVPR 2017, arXiv:1609.04802; preset seed_course: seed course report "
-              "(cGAN colorization + SRGAN)",
+    reference="Ledig et al., CVPR 2017, arXiv:1609.04802; preset seed_course: seed 002, course report "
+              "(cGAN colorization + SRGAN; docs/sources.md)",
     presets={"paper": {}, "seed_course": SEED_COURSE, "tiny": TINY},
     recipe=SrganRecipe,
     weights=(VGG19,),

@@ -50,7 +50,10 @@ def push_cmd(source, repo_id, model_name, scale, private, message, out_dir):
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Write here instead of stdout (html: a .html file, or a folder that gets report.html).")
-def leaderboard_cmd(run_dirs, fmt, output):
+@click.option("--pictures/--no-pictures", default=True, show_default=True,
+              help="With -o and md: draw comparison grids of the saved outputs into a folder named after the "
+                   "file, beside it, and show them at the end of the board.")
+def leaderboard_cmd(run_dirs, fmt, output, pictures):
     """Re-render and merge the results of one or more bench runs, without recomputing anything."""
     from zoo.checkpoint import atomic_write_bytes
     from zoo.leaderboard import read_run, render
@@ -64,6 +67,11 @@ def leaderboard_cmd(run_dirs, fmt, output):
             click.echo(render_html(runs, Path.cwd()), nl=False)
         return
     text = render([Path(d) for d in run_dirs], fmt)
+    if output and fmt == "md" and pictures:  # published boards carry their pictures in a folder beside them
+        from zoo.boardpictures import write_board_pictures
+
+        section = write_board_pictures([Path(d) for d in run_dirs], Path(output))
+        text = text + ("\n" + section if section else "")
     if output:
         atomic_write_bytes(Path(output), text.encode())
         click.echo(f"wrote {output}")

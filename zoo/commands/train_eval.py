@@ -42,7 +42,7 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     Checkpoints are written every --checkpoint-every steps and at the end; rerunning the same command after
     an interruption continues where it stopped.
     """
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.device import pick_device
     from zoo.download import DOWNLOADED
     from zoo.training import run_key, train
@@ -98,7 +98,7 @@ def eval_cmd(sr_spec, col_spec, data_spec, scale, metrics, device, as_json):
     A colorizer alone is scored at LR resolution against the colour LR image (shave 0). A metric whose
     pretrained weights are missing fetches them first (see 'zoo weights'), unless --offline.
     """
-    from zoo.data import resolve_dataset
+    from zoo.datasets import resolve_dataset
     from zoo.device import pick_device
     from zoo.evaluate import evaluate, load_model
 

@@ -11,6 +11,7 @@ import inspect
 
 from zoo.entries import MetricEntry
 from zoo.hookspecs import hookimpl
+from zoo.metrics.base import _FACTORIES
 
 # name -> (module, higher is better, unit, ranked, summary)
 _BUILTIN = {
@@ -18,12 +19,12 @@ _BUILTIN = {
     "ssim": ("zoo.metrics.pixel", True, "", True, "SSIM on BT.601 Y, 11x11 Gaussian window (Wang et al. 2004)"),
     "psnr_rgb": ("zoo.metrics.pixel", True, "dB", True, "PSNR on the three RGB channels"),
     "ssim_rgb": ("zoo.metrics.pixel", True, "", True, "SSIM averaged over the RGB channels"),
-    "lpips": ("zoo.metrics.perceptual", False, "", True, "LPIPS distance with AlexNet features (Zhang et al. 2018)"),
-    "lpips_vgg": ("zoo.metrics.perceptual", False, "", True, "LPIPS distance with VGG16 features"),
-    "fid": ("zoo.metrics.perceptual", False, "", True, "Fréchet Inception Distance to the targets (pytorch-fid)"),
-    "kid": ("zoo.metrics.perceptual", False, "", True, "Kernel Inception Distance to the targets (unbiased)"),
-    "colorfulness": ("zoo.metrics.perceptual", True, "", False, "Hasler-Süsstrunk colourfulness of the outputs"),
-    "colorfulness_gt": ("zoo.metrics.perceptual", True, "", False,
+    "lpips": ("zoo.metrics.lpips", False, "", True, "LPIPS distance with AlexNet features (Zhang et al. 2018)"),
+    "lpips_vgg": ("zoo.metrics.lpips", False, "", True, "LPIPS distance with VGG16 features"),
+    "fid": ("zoo.metrics.fid", False, "", True, "Fréchet Inception Distance to the targets (pytorch-fid)"),
+    "kid": ("zoo.metrics.fid", False, "", True, "Kernel Inception Distance to the targets (unbiased)"),
+    "colorfulness": ("zoo.metrics.colorization", True, "", False, "Hasler-Süsstrunk colourfulness of the outputs"),
+    "colorfulness_gt": ("zoo.metrics.colorization", True, "", False,
                         "Hasler-Süsstrunk colourfulness of the ground truth"),
     "colorfulness_gap": ("zoo.metrics.colorization", False, "", True,
                          "|colourfulness(output) - colourfulness(ground truth)| per image"),
@@ -42,8 +43,6 @@ class _Lazy:
         self.module, self.name = module, name
 
     def _factory(self):
-        from zoo.metrics.base import _FACTORIES
-
         importlib.import_module(self.module)
         return _FACTORIES[self.name]
 

@@ -9,11 +9,16 @@
   ones. Their Table 1: predicting ab = 0 scores 89.1 % raw but 58.0 % rebalanced.
 - ``deltae2000``: the mean CIEDE2000 colour difference to the ground truth (Sharma, Wu & Dalal 2005, as
   ``skimage.color.deltaE_ciede2000``), per image, then over images.
-- ``colorfulness_gap``: |C(output) - C(ground truth)| per image, C the Hasler-Süsstrunk colourfulness of
-  the ``colorfulness`` columns: how far a colorizer is from the saturation of the truth, either way.
+- ``colorfulness``, ``colorfulness_gt``: the Hasler-Süsstrunk colourfulness (2003) of the outputs and of the
+  ground truth, per image; descriptive, not ranked.
+- ``colorfulness_gap``: |C(output) - C(ground truth)| per image, C the colourfulness of the two columns
+  above: how far a colorizer is from the saturation of the truth, either way.
 
-Inputs are RGB in [0, 1] as every metric gets them, quantized to 8 bits first (the image that would be
-saved), ``shave`` pixels removed from each border, then converted to CIELAB (D65) with :mod:`zoo.color`.
+Inputs are RGB in [0, 1] as every metric gets them. The AuCs, CIEDE2000 and the gap quantize them to 8 bits
+first (the image that would be saved) and remove ``shave`` pixels from each border; the AuCs and CIEDE2000
+then convert to CIELAB (D65) with :mod:`zoo.color`. The two colourfulness columns take the images as they
+are. Per-image values are summarised as every per-image metric's
+(:func:`zoo.metrics.perimage.per_image_result`: mean, population std).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import math
 
 import torch
 
+from zoo.color import rgb_to_lab
 from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
+from zoo.metrics.perimage import check_pair, per_image_result
 
 THRESHOLDS = 150  # ab error thresholds 0, 1, ..., 150 (Zhang et al.)
 BIN_GRID = 10.0
@@ -34,8 +41,6 @@ _LAB_MEMO: list[tuple[tuple, torch.Tensor]] = []  # the last two conversions (se
 def _lab(x: torch.Tensor, shave: int, quantize: bool) -> torch.Tensor:
     """``x`` in CIELAB (float64) under the convention. The colour metrics of one evaluation see the same two
     tensors in turn, so the last conversions are kept: each image is converted once, not once per metric."""
-    from zoo.color import rgb_to_lab
-
     if x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"expected RGB (B, 3, H, W), got {tuple(x.shape)}")
     # The memo holds the tensor, so identity is reliable; inference tensors (evaluation) keep no version.
@@ -117,10 +122,7 @@ class _ColourMetric(Metric):
         self.values: list[float] = []
 
     def compute(self) -> MetricResult:
-        n = len(self.values)
-        mean = sum(self.values) / n if n else None
-        std = None if n < 2 else float(torch.tensor(self.values, dtype=torch.float64).std())
-        return MetricResult(self.info, mean, std=std, n=n, per_image=list(self.values))
+        return per_image_result(self.info, self.values)
 
 
 class AbErrorAuc(_ColourMetric):
@@ -188,14 +190,54 @@ class DeltaE2000(_ColourMetric):
         self.values += d.mean(dim=(-2, -1)).tolist()
 
 
+def colorfulness(images: torch.Tensor) -> torch.Tensor:
+    """Hasler & Süsstrunk (2003) colorfulness per image, (B,) float64, on the [0, 255] scale:
+    rg = R-G, yb = (R+G)/2 - B, M = sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2)."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected RGB images (B, 3, H, W), got {tuple(images.shape)}")
+    x = images.detach().to(torch.float64).clamp(0, 1) * 255
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    rg, yb = r - g, 0.5 * (r + g) - b
+    std = torch.sqrt(rg.var(dim=(1, 2), unbiased=False) + yb.var(dim=(1, 2), unbiased=False))
+    mean = torch.sqrt(rg.mean(dim=(1, 2)) ** 2 + yb.mean(dim=(1, 2)) ** 2)
+    return (std + 0.3 * mean).cpu()
+
+
+class ColorfulnessMetric(Metric):
+    """Colorfulness of the predictions (``colorfulness``) or of the targets (``colorfulness_gt``).
+
+    Descriptive, not ranked (``MetricInfo.ranked=False``): a colorizer should come close to the ground truth's
+    colorfulness, not maximise its own. ``higher_is_better`` is True only because the field must be set."""
+
+    def __init__(self, name: str = "colorfulness", *, of: str = "pred"):
+        self.of = of
+        if of == "pred":
+            desc = ("Hasler & Süsstrunk 2003 colorfulness of the predictions. Not better when higher in "
+                    "itself: compare with colorfulness_gt (the ground truth's); a desaturated colorizer scores "
+                    "well below it")
+        else:
+            desc = "Hasler & Süsstrunk 2003 colorfulness of the ground truth, the reference for colorfulness"
+        self.info = MetricInfo(name, higher_is_better=True, unit="", convention="Hasler-Süsstrunk 2003, RGB 0-255",
+                               description=desc, ranked=False)
+        self.reset()
+
+    def reset(self) -> None:
+        self._values: list[float] = []
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        check_pair(pred, target)
+        self._values.extend(colorfulness(pred if self.of == "pred" else target).tolist())
+
+    def compute(self) -> MetricResult:
+        return per_image_result(self.info, self._values)
+
+
 class ColorfulnessGap(_ColourMetric):
     def __init__(self, name: str = "colorfulness_gap", **kw):
         super().__init__(name, higher_is_better=False, unit="", convention="|C(out) - C(gt)|, Hasler-Süsstrunk",
                          description="distance of the output's colourfulness from the ground truth's", **kw)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        from zoo.metrics.perceptual import colorfulness
-
         s = self.shave
         if self.quantize:
             pred, target = (torch.round(x.clamp(0, 1) * 255) / 255 for x in (pred, target))
@@ -212,6 +254,11 @@ def _auc_factory(name, *, shave: int = 0, quantize: bool = True, **ignored) -> M
 @metric_factory("deltae2000")
 def _deltae_factory(name, *, shave: int = 0, quantize: bool = True, **ignored) -> Metric:
     return DeltaE2000(name, shave=shave, quantize=quantize)
+
+
+@metric_factory("colorfulness", "colorfulness_gt")
+def _colorfulness_factory(name, **ignored) -> Metric:
+    return ColorfulnessMetric(name, of="target" if name.endswith("_gt") else "pred")
 
 
 @metric_factory("colorfulness_gap")

@@ -25,18 +25,19 @@ Convention, applied to both prediction and target (RGB in [0, 1], (B, 3, H, W), 
    SSIM of Wang et al. 2004 with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
    L = 255, computed only where the window fits (valid filtering, no padding: MATLAB ``ssim_index``,
    BasicSR ``_ssim``), mean of the SSIM map (local statistics filtered in float32 on mean-centred
-   data, formula in float64; see ``_ssim_maps``). Single-channel inputs are replicated to RGB.
+   data, formula in float64; see :func:`zoo.metrics.pixel_torch.ssim_mean`). Single-channel inputs are
+   replicated to RGB.
 
 This SSIM equals ``skimage.metrics.structural_similarity(y, y_ref, gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=255)``: skimage filters the whole image (reflect padding) and
 then averages the map without its ``(11 - 1) // 2 = 5``-pixel border, i.e. exactly over the valid
 positions, with the same normalised 11-tap Gaussian (truncate 3.5 -> radius 5).
 
-Two implementations of the same convention (``backend=``, see :func:`backend_for`): eager torch ops, on any
-device; and, for CPU tensors when numba is installed (``pip install 'zoo[fast]'``), the fused kernels of
-:mod:`zoo.metrics.pixel_numba`, which read each pixel once (5-9x skimage's speed against 2.5-5.5x for the
-torch path on a 2-core CPU; ``benchmark/perf``). They agree to about 1e-5 dB and 1e-6; the fused kernels
-match skimage to about 1e-14.
+Two implementations of the same convention (``backend=``, see :func:`backend_for`): eager torch ops
+(:mod:`zoo.metrics.pixel_torch`), on any device; and, for CPU tensors when numba is installed
+(``pip install 'zoo[fast]'``), the fused kernels of :mod:`zoo.metrics.pixel_numba`, which read each pixel
+once (1.5-2x the torch path's speed on the perf suite's 2-core CPU, ``benchmark/perf/RESULTS.md``). They
+agree to about 1e-5 dB and 1e-6; the fused kernels match skimage to about 1e-14.
 """
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ import torch
 from zoo.color import _Y_COEFFS, rgb_to_y
 from zoo.constants import constant
 from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
+from zoo.metrics.pixel_torch import aligned_rows, gaussian_taps, ssim_mean, sum_of_squares_f32, y_difference
 
 __all__ = ["psnr", "ssim", "prepare", "prepare_pair", "backend_for", "PixelMetric"]
 
 _SPACES = ("y", "rgb")
 _LUMA_FULL = (0.299, 0.587, 0.114)
+_SSIM_C1, _SSIM_C2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2  # (K1 L)^2, (K2 L)^2 with L = 255
 
 
 def _check(x: torch.Tensor, *, expand: bool = True) -> torch.Tensor:
@@ -202,7 +205,7 @@ def _fused_scores(kind: str, pred: torch.Tensor, target: torch.Tensor, *, space:
     a, b = (x.float() if x.dtype in (torch.float16, torch.bfloat16) else x for x in (a, b))
     if space == "y":
         weights, offset = _fused_luma(_grey_rule(target, space, gray))
-    taps = _gaussian_taps(11, 1.5)
+    taps = gaussian_taps(11, 1.5)
     scores = []
     for ia, ib in zip(kernels.images(a), kernels.images(b)):
         if kind == "psnr":
@@ -230,36 +233,6 @@ def _fused_luma(full_range: bool):
     return np.array([k / 255.0 for k in _Y_COEFFS]), 16.0
 
 
-def _y_difference(d: torch.Tensor) -> torch.Tensor:
-    """The 16-235 luma of an RGB *difference* (0..255 units): Y's linear part, without its offset."""
-    c = [k / 255.0 for k in _Y_COEFFS]
-    y = torch.mul(d[:, 0:1], c[0])
-    return y.add_(d[:, 1:2], alpha=c[1]).add_(d[:, 2:3], alpha=c[2])
-
-
-def _aligned_rows(x: torch.Tensor) -> torch.Tensor:
-    """``x`` (B, ...) float32 as (B, L) rows that each start 64-byte aligned: ``x`` itself when its images
-    already do (a fresh image-sized buffer costs page faults), else a copy with each row padded by zeros
-    (which add nothing to a sum of squares) to a multiple of 16 floats."""
-    n, per_image = x.shape[0], x[0].numel()
-    if x.is_contiguous() and x.data_ptr() % 64 == 0 and per_image % 16 == 0:
-        return x.view(n, per_image)
-    rows = x.new_zeros((n, -(-per_image // 16) * 16))  # 16 float32 = 64 bytes, torch's CPU alignment
-    rows[:, :per_image] = x.reshape(n, per_image)
-    return rows
-
-
-def _sum_of_squares_f32(rows: torch.Tensor) -> torch.Tensor:
-    """Per-row sum of squares of the ``rows`` of :func:`_aligned_rows`, each by one BLAS dot product.
-
-    A float64 mean of the squares costs 10x more. One dot per row, not a batched matmul: BLAS picks its
-    blocking and threading from the batch size and its SIMD head from the row's alignment, so a batched
-    call gives an image a different rounding depending on its neighbours (5e-7 dB). Every row starts
-    64-byte aligned, as a single image's would, so an image scores the same bits alone or in any batch.
-    """
-    return torch.stack([torch.dot(row, row) for row in rows])
-
-
 def psnr(
     pred: torch.Tensor, target: torch.Tensor, *, space: str = "y", shave: int = 0, quantize: bool = True,
     gray: str = "raw", backend: str = "auto",
@@ -284,102 +257,13 @@ def psnr(
     a, b = prepare_pair(pred, target, space="rgb", shave=shave, quantize=quantize, gray=gray, dtype=dt)
     d = a.sub_(b)  # a is a fresh tensor owned here
     if space == "y":
-        d = _luma_full(d) if _grey_rule(target, space, gray) else _y_difference(d)
+        d = _luma_full(d) if _grey_rule(target, space, gray) else y_difference(d)
     if d.dtype == torch.float32:
-        sq = _sum_of_squares_f32(_aligned_rows(d)).double()
+        sq = sum_of_squares_f32(aligned_rows(d)).double()
     else:
         sq = d.flatten(1).square().sum(dim=1)
     mse = sq / d[0].numel()
     return 10.0 * torch.log10(255.0**2 / mse)  # mse == 0 -> inf
-
-
-@functools.lru_cache(maxsize=8)
-def _gaussian_taps(size: int, sigma: float) -> tuple[float, ...]:
-    r = (size - 1) / 2.0
-    x = torch.arange(size, dtype=torch.float64, device="cpu") - r
-    g = torch.exp(-(x * x) / (2.0 * sigma * sigma))
-    return tuple((g / g.sum()).tolist())
-
-
-def _filter_valid(x: torch.Tensor, taps: tuple[float, ...], dim: int, out: torch.Tensor) -> torch.Tensor:
-    """Correlation of ``x`` with ``taps`` along ``dim``, valid positions only (no padding), into ``out``.
-
-    Shifted in-place multiply-adds: on CPU faster than ``conv2d`` with 11x1 kernels (which has no fast
-    path for this shape) and than banded matrix products (measured 3.7 ms against 17-27 ms for 4 maps of
-    312x472; blocked 32-row bands were still 1.4-7x slower), and the same code on any device.
-    """
-    n = x.shape[dim] - len(taps) + 1
-    torch.mul(x.narrow(dim, 0, n), taps[0], out=out)
-    for i in range(1, len(taps)):
-        out.add_(x.narrow(dim, i, n), alpha=taps[i])
-    return out
-
-
-# Rows are processed in bands of about this many values per statistic. The best size depends on the CPU
-# (2 threads, BSD100-sized images, measured): on an Intel Xeon, 2^16 values (3 bands of a Y image) ran
-# about 20% faster than one band for the whole image; on an AMD EPYC, 2^18 (one band for Y, 2 for RGB)
-# ran about 20% faster than 2^16, and 2^19 or more took twice as long on RGB. 2^17 sits between the two.
-# All of these are tangled with page faults: the band buffers (several MB) are handed back to the OS
-# between calls and faulted in again, 100-1500 faults per call depending on the process's allocator
-# state (measured), which moves a timing by up to 2x from one process to the next.
-_SSIM_TILE_ELEMENTS = 1 << 17
-
-_SSIM_C1, _SSIM_C2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2  # (K1 L)^2, (K2 L)^2 with L = 255
-
-
-def _ssim_mean(a: torch.Tensor, b: torch.Tensor, *, win: int = 11, sigma: float = 1.5, k1: float = 0.01,
-               k2: float = 0.03, data_range: float = 255.0) -> torch.Tensor:
-    """Mean SSIM (B, C) float64 of two (B, C, h, w) images, Gaussian window, valid positions only.
-
-    The local means, E[a^2 + b^2] and E[ab] are filtered with a separable Gaussian and combined into
-    ``(2 mu_a mu_b + C1)(2 cov + C2) / ((mu_a^2 + mu_b^2 + C1)(var_a + var_b + C2))``.
-
-    The work is done in the inputs' dtype. The mean level of the pair is subtracted first: that keeps the
-    E[x^2] - mu^2 cancellation benign in float32 (the level is added back for the luminance term; any level
-    would do, it needs no precision of its own). Each band's map is summed along rows in the work dtype and
-    across rows in float64. In float32 the result agrees with an all-float64 computation, and with skimage,
-    to about 1e-7.
-
-    Images are processed in bands of rows of about ``_SSIM_TILE_ELEMENTS`` values per statistic, and every
-    band reuses the same buffers: that bounds the memory, keeps each band in cache, and spares the
-    allocator (fresh buffers per band cost about a fifth of the time, measured).
-    """
-    n, c, h, w = a.shape
-    if h < win or w < win:
-        raise ValueError(f"SSIM needs images of at least {win}x{win} (after shaving), got {h}x{w}")
-    taps = _gaussian_taps(win, sigma)
-    level = 0.5 * (a.mean(dim=(-2, -1), keepdim=True) + b.mean(dim=(-2, -1), keepdim=True))
-    c1 = (k1 * data_range) ** 2
-    c2 = (k2 * data_range) ** 2
-    ho, wo = h - win + 1, w - win + 1
-    tile = min(ho, max(16, _SSIM_TILE_ELEMENTS // max(1, n * c * w)))
-
-    def buffer(*shape):
-        return torch.empty(shape, dtype=a.dtype, device=a.device)
-
-    stats_buf, cols_buf = buffer(4, n, c, tile + win - 1, w), buffer(4, n, c, tile, w)
-    filtered_buf, terms_buf = buffer(4, n, c, tile, wo), buffer(2, n, c, tile, wo)
-    total = torch.zeros(n, c, dtype=torch.float64, device=a.device)
-    for s in range(0, ho, tile):
-        rows = min(tile, ho - s)
-        stats = stats_buf[:, :, :, : rows + win - 1]
-        ta, tb = stats[0], stats[1]
-        torch.sub(a[..., s : s + rows + win - 1, :], level, out=ta)
-        torch.sub(b[..., s : s + rows + win - 1, :], level, out=tb)
-        torch.mul(ta, ta, out=stats[2]).addcmul_(tb, tb)
-        torch.mul(ta, tb, out=stats[3])
-        cols = _filter_valid(stats, taps, -2, cols_buf[:, :, :, :rows])
-        mu_a, mu_b, e_sq, e_ab = _filter_valid(cols, taps, -1, filtered_buf[:, :, :, :rows]).unbind(0)
-        num, den = terms_buf[:, :, :, :rows].unbind(0)
-        # var_a + var_b and cov are shift invariant, so the centred statistics give them directly
-        var_sum = e_sq.addcmul_(mu_a, mu_a, value=-1.0).addcmul_(mu_b, mu_b, value=-1.0).add_(c2)
-        cs_num = e_ab.addcmul_(mu_a, mu_b, value=-1.0).mul_(2.0).add_(c2)  # 2 cov + C2
-        mu_a.add_(level)  # back to the real local means for the luminance term
-        mu_b.add_(level)
-        torch.mul(mu_a, mu_b, out=num).mul_(2.0).add_(c1).mul_(cs_num)
-        torch.mul(mu_a, mu_a, out=den).addcmul_(mu_b, mu_b).add_(c1).mul_(var_sum)
-        total += num.div_(den).sum(dim=-1).sum(dim=-1, dtype=torch.float64)
-    return total / (ho * wo)
 
 
 def ssim(
@@ -396,7 +280,7 @@ def ssim(
         return _fused_scores("ssim", pred, target, space=space, shave=shave, quantize=quantize, gray=gray)
     dt = torch.float64 if float64 else torch.float32
     a, b = prepare_pair(pred, target, space=space, shave=shave, quantize=quantize, gray=gray, dtype=dt)
-    return _ssim_mean(a, b).mean(dim=1)
+    return ssim_mean(a, b).mean(dim=1)
 
 
 class PixelMetric(Metric):

@@ -6,7 +6,7 @@ as much as the arithmetic it does. These kernels go through the image one row at
 intermediate in cache: each input value is read once. They follow :mod:`zoo.metrics.pixel`'s convention
 exactly (same rounding in the input's precision, same valid-window SSIM); the 8-bit PSNR sums are exact and
 everything else is float64, so they agree with skimage to about 1e-14. :mod:`zoo.metrics.pixel` decides when
-to use them.
+to use them. Measurements and what was tried instead: benchmark/perf/NOTES.md#fused-kernels.
 
 Every kernel works on one image and one thread: an image's score never depends on its batch or on the
 thread count. Compiled code is cached on disk by numba (next to this file, or in its user cache directory),

@@ -1,0 +1,48 @@
+"""A published markdown board carries its comparison pictures: drawn from the run's saved outputs into a
+folder beside the board, linked relatively, regenerated without stale files."""
+
+from __future__ import annotations
+
+import re
+
+from PIL import Image
+
+from helpers import ok, zoo_cli
+
+
+def _links(md: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+
+
+def test_a_board_written_to_a_file_shows_every_stage_it_scored(bench_run, tmp_path):
+    run_dir, table = bench_run
+    board = tmp_path / "pub" / "smoke.md"
+    ok(zoo_cli("leaderboard", run_dir, "-o", board))
+    md = board.read_text()
+    links = _links(md)
+    stages = set(table["stage"])
+    assert links and "## Pictures" in md
+    for stage in stages:  # one grid per stage and sample image at least
+        assert any(f"-{stage}-" in link for link in links), (stage, links)
+    for link in links:
+        assert not link.startswith("/") and link.startswith("smoke/")
+        with Image.open(board.parent / link) as img:
+            assert img.width > 2 * 256 and img.height > 256  # several panels, each with its detail crop
+    assert sorted(p.name for p in (board.parent / "smoke").iterdir()) == sorted(link.split("/")[1] for link in links)
+
+
+def test_regenerating_a_board_removes_pictures_it_no_longer_links(bench_run, tmp_path):
+    run_dir, _ = bench_run
+    board = tmp_path / "b.md"
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x9-old-sr-gone.png").write_bytes(b"stale")
+    ok(zoo_cli("leaderboard", run_dir, "-o", board))
+    assert not (tmp_path / "b" / "x9-old-sr-gone.png").exists()
+    ok(zoo_cli("leaderboard", run_dir, "-o", tmp_path / "plain.md", "--no-pictures"))
+    assert not _links((tmp_path / "plain.md").read_text()) and not (tmp_path / "plain").exists()
+
+
+def test_stdout_boards_have_no_pictures(bench_run):
+    run_dir, _ = bench_run
+    res = ok(zoo_cli("leaderboard", run_dir))
+    assert "## Pictures" not in res.out and not _links(res.out)
