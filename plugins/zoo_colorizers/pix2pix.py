@@ -29,6 +29,13 @@ Adapted / chosen:
   dropout and batch statistics at test time).
 - The discriminator lives in ``recipe.aux["discriminator"]`` so training checkpoints keep it; the
   inference checkpoint holds the generator only.
+
+Preset ``cpu``: the tiny widths (16), 6 levels for 64 px crops, batch 8, rate 1e-3 and no dropout (in
+1000-step trials with dropout at the paper's rate the L1 term did not move: 0.131 -> 0.131; without
+dropout at 1e-3 it fell a little, and more colours came out right). 6000 steps took 334 s; on
+Kodak24 (colorization alone, x2) AuC rebalanced 71.01 % against gray's 68.35, raw 88.44 against 87.98.
+The L1 term over the first and last 10 % of steps: 0.138 and 0.136; it starts at gray's level because
+the generator's initial output is close to ab = 0.
 """
 
 from __future__ import annotations

@@ -31,6 +31,11 @@ Chosen where the slides are silent or differ from us:
 - Loss: ``recon`` (L1 default, or MSE) on ab / 110 plus ``kl_weight`` x KL (mean over latent elements),
   with kl_weight 1e-3; Adam 2e-4, batch 32 (none of these are in the slides).
 - Inference uses the posterior mean (deterministic) unless ``sample=True`` (config or forward argument).
+
+Preset ``cpu``: half the slides' widths (32-64-64, latent 32, decoder 32), batch 8 of 64 px crops, rate
+1e-3. 2500 steps took 142 s; on Kodak24 (colorization alone, x2) AuC rebalanced 71.56 % against gray's
+68.35, raw 89.71 against 87.98, CIEDE2000 11.17 against 12.11. Loss over the first and last 10 % of
+steps: 0.134 and 0.124.
 """
 
 from __future__ import annotations

@@ -40,6 +40,12 @@ Preset ``super_colorization`` (seed 000): same body, the classification head rep
 regression head (1x1 convolution, bilinear upsampling to the input size, 110 * tanh) trained with the mean
 squared error (the seed minimises the RMSE, which has the same minimiser). The seed reports about 24M
 parameters without saying which layers it removed; keeping Zhang's body gives about 32M (see the tests).
+
+Preset ``cpu``: 1/4 of the paper's widths, batch 8 of 64 px crops, rate 5e-4 without weight decay (the
+paper's rate is for batch 40 and 450k steps). 2000 steps took 134 s; on Kodak24 (colorization alone, x2)
+AuC rebalanced 72.44 % against gray's 68.35, raw 86.43 against 87.98, CIEDE2000 14.09 against 12.11:
+more colour, placed less accurately. The cross-entropy's mean over the first and last 10 % of steps:
+9.21 and 8.99 (most of the fall is in the first hundred steps).
 """
 
 from __future__ import annotations
