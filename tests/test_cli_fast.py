@@ -51,8 +51,8 @@ def test_zoo_list_reads_its_cache_without_torch(tmp_path):
     assert torch_first and not torch_again  # the first run imports the plugins and writes the cache
     assert json.loads(first.stdout) == json.loads(again.stdout)
     models = {m["name"]: m for m in json.loads(again.stdout)["models"]}
-    assert models["edsr"]["params"] == 1369859 and models["edsr"]["presets"] == ["paper", "super_colorization",
-                                                                                   "tiny"]
+    assert models["edsr"]["params"] == 1369859 and models["edsr"]["presets"] == ["cpu", "paper",
+                                                                                   "super_colorization", "tiny"]
     # --refresh imports the plugins again
     _, torch_refresh = probe("list", "--refresh", "edsr", env=env)
     assert torch_refresh
@@ -108,8 +108,8 @@ def test_completion_offers_names_without_torch(tmp_path):
     run_zoo("list", "no-such-model", env=env, check=True)  # writes the cache (a first completion would too)
     cases = {
         "zoo train --model ed": ["edsr", "edsr_dqe"],
-        "zoo train --model edsr --preset ": ["paper", "super_colorization", "tiny"],
-        "zoo train --model unet_vae --preset ": ["k3_depth4", "paper", "tiny"],
+        "zoo train --model edsr --preset ": ["cpu", "paper", "super_colorization", "tiny"],
+        "zoo train --model unet_vae --preset ": ["cpu", "k3_depth4", "paper", "tiny"],
         "zoo bench --sr bicubic,sr": ["bicubic,srgan"],
         "zoo bench --colorizer p": ["pix2pix"],
         "zoo bench --suite s": ["smoke", "sr-classic"],

@@ -89,7 +89,7 @@ def test_the_wheel_runs_the_smoke_bench_from_an_unrelated_directory(installed, t
 
     listing = _run(["-m", "zoo", "suites", "--json"], target, elsewhere, env={"ZOO_DATA": ""})
     suites = {s["name"]: s for s in json.loads(listing.stdout)["suites"]}
-    assert set(suites) == {"default", "paper", "smoke", "sr-classic"} and suites["smoke"]["ready"]
+    assert set(suites) == {"color-classic", "default", "paper", "smoke", "sr-classic"} and suites["smoke"]["ready"]
     assert not suites["sr-classic"]["ready"]
     # installed, sr-classic's data needs $ZOO_DATA: said in one line, before anything runs
     proc = _run(["-m", "zoo", "bench", "--suite", "sr-classic", "--out", str(tmp_path / "sr")], target, elsewhere,
@@ -104,7 +104,7 @@ def test_builtin_suites_name_their_data_as_samples_or_under_zoo_data():
     from zoo.suitefiles import PLACEHOLDER, builtin_suites
 
     suites = builtin_suites()
-    assert set(suites) == {"default", "paper", "smoke", "sr-classic"}
+    assert set(suites) == {"color-classic", "default", "paper", "smoke", "sr-classic"}
     for name, file in suites.items():
         raw = tomllib.loads(file.read_text())
         specs = [raw.get("train", "samples:train"), *raw.get("test", []), *raw.get("optional_test", [])]
