@@ -24,6 +24,9 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rows", nargs="*", default=None,
+                        help="labels of the comparison view's rows to show (default: the page's first two)")
+    parser.add_argument("--image", default=None, help="test image of the comparison view (default: the first)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -51,6 +54,13 @@ def main() -> None:
                 label = page.eval_on_selector(
                     "#cmp-section", "s => [...s.options].find(o => o.text.startsWith('pipeline')).text")
                 page.select_option("#cmp-section", label=label)
+                if args.image:
+                    page.select_option("#cmp-image", label=args.image)
+                if args.rows:
+                    for box in page.locator("#compare input[type=checkbox]").all():
+                        wanted = box.evaluate("b => b.parentElement.textContent.trim()") in args.rows
+                        if box.is_checked() != wanted:
+                            box.click()
                 page.wait_for_function(
                     "[...document.querySelectorAll('#cmp-panels img')].every(i => i.complete && i.naturalWidth)")
                 page.locator("#compare").scroll_into_view_if_needed()
