@@ -98,3 +98,23 @@ def test_a_preset_changed_by_the_suite_is_named_as_it_ran():
     md = render_markdown([(meta, rows)])
     assert "- preset `paper` as changed by the suite: edsr: lr=0.0002, patch_size=32" in md
     assert "as changed by the suite" not in render([GOLDEN / "run"])  # the golden run has no overrides
+
+
+def _stage_rows(stage: str, key: str, values: dict[str, dict[str, float]]) -> list[dict]:
+    return [{"stage": stage, key: name, "test_set": "samples:test", "scale": 2, "metric": metric, "value": v,
+             "higher_is_better": True, "ranked": True, "unit": "", "convention": "", "n": 3}
+            for name, by_metric in values.items() for metric, v in by_metric.items()]
+
+
+def test_each_stage_ranks_by_its_headline_metric_whatever_the_column_order(tmp_path):
+    meta, _ = read_run(GOLDEN / "run")
+    # colour metrics listed first, as color-classic does: an SR table still ranks by PSNR (given the true
+    # colours, every SR model's AuC is near 100 %), a colorizer table by the rebalanced AuC
+    rows = _stage_rows("sr", "sr", {"bicubic": {"auc_raw": 99.1, "psnr": 30.6}, "edsr": {"auc_raw": 98.9, "psnr": 32.1}})
+    rows += _stage_rows("colorizer", "colorizer", {"gray": {"auc_raw": 88.0, "auc_rebal": 68.4, "psnr": 42.7},
+                                                   "zhang": {"auc_raw": 86.4, "auc_rebal": 72.4, "psnr": 42.5}})
+    md = render_markdown([({**meta, "suite": {**meta["suite"], "metrics": ["auc_raw", "auc_rebal", "psnr"]}}, rows)])
+    sr = md.split("## Super-resolution alone")[1].split("\n## ")[0]
+    col = md.split("## Colorization alone")[1].split("\n## ")[0]
+    assert sr.index("| edsr ") < sr.index("| bicubic ")
+    assert col.index("| zhang ") < col.index("| gray ")

@@ -25,7 +25,9 @@ STAGE_TITLES = {
     "sr": "Super-resolution alone: true colour LR -> HR, compared with HR",
 }
 SMALL_N_FOR_FID = 2048
-RANK_FIRST = {"colorizer": "auc_rebal"}
+# Each stage ranks by its field's headline metric when computed: colour for colorizers (pixel metrics favour
+# ab = 0 there), PSNR for SR (colour metrics of an SR model given the true colours are near 100 %).
+RANK_FIRST = {"colorizer": "auc_rebal", "sr": "psnr"}
 
 
 def write_run(run_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
@@ -165,9 +167,8 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
                 rec[f"{key}#note"] = footnotes.index(note) + 1
         rec["img/s"] = r.get("images_per_second")
     df = pd.DataFrame(list(records.values()))
-    # Sort by the first ranked metric with values, best first.
-    # Sort by the stage's colour-aware metric when it was computed (pixel metrics favour ab = 0 there),
-    # else by the first ranked metric with values, best first.
+    # Sort by the stage's headline metric (RANK_FIRST) when it was computed, else by the first ranked metric
+    # with values, best first.
     ranked = [c for c in columns if direction[c][1] and df[c].notna().any()]
     preferred = [c for c in ranked if c.split()[0] == RANK_FIRST.get(stage)]
     primary = (preferred or ranked or [None])[0]
