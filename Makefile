@@ -1,6 +1,6 @@
 # Two entry points, both self-contained on a fresh machine:
 #   make bench   set up .venv and run the main job on the embedded sample images
-#   make test    set up .venv and run the test suite
+#   make test    set up .venv, lint the tree (ruff, settings in pyproject.toml), run the test suite
 #   make perf    the performance suite (benchmark/perf): writes benchmark/perf/RESULTS.md; exits 1 when a
 #                figure misses its target
 # TORCH_SPEC lets a user pick their own torch build, e.g. TORCH_SPEC="torch torchvision --index-url ...".
@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(VENV)/bin/zoo bench
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 perf: $(STAMP)

@@ -142,4 +142,4 @@ def test_namespace_lists_the_api():
 
     assert zoo.bench is module and zoo.bench.run_bench  # zoo.bench is also the module
     with pytest.raises(AttributeError):
-        zoo.not_a_name
+        _ = zoo.not_a_name

@@ -13,6 +13,7 @@ from zoo.bench import run_bench
 from zoo.leaderboard import read_run
 from zoo.registry import get_registry
 from zoo.suite import load_suite
+
 from helpers import REPO, run_zoo
 
 pytestmark = pytest.mark.slow
@@ -223,4 +224,5 @@ def test_ray_bench_ignores_a_dead_cluster_and_gives_identical_results(first_run,
             torch.set_num_threads(threads)
     local, remote = _values(result.run_dir), _values(out)
     assert local.keys() == remote.keys()
-    assert local == remote, {k: (local[k], remote[k]) for k in local if local[k] != remote[k]}  # every metric value, exactly
+    # every metric value, exactly
+    assert local == remote, {k: (local[k], remote[k]) for k in local if local[k] != remote[k]}

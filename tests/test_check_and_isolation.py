@@ -17,6 +17,7 @@ import torch
 import zoo
 from zoo.registry import get_registry
 from zoo.testing import check_model, format_results
+
 from helpers import REPO, make_dist, run_zoo, tiny_sr_parts
 
 
@@ -54,8 +55,8 @@ class Unseeded(Base):
     def __init__(self, cfg):
         super().__init__(cfg)
         with torch.no_grad():  # a private generator, not seeded by the loop
-            self.conv.weight.copy_(torch.randn(self.conv.weight.shape,
-                                               generator=torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))))
+            seed = int.from_bytes(os.urandom(4), "little")
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=torch.Generator().manual_seed(seed)))
 
 
 class UnsavedState(Base):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import smooth_images
 from skimage.color import deltaE_ciede2000
 
 from zoo.color import join_lab, lab_to_rgb, split_lab
 from zoo.datasets import resolve_dataset
 from zoo.metrics import build_metric
 from zoo.metrics.colorization import auc_from_counts, ciede2000, colorfulness, error_counts
+
+from helpers import smooth_images
 
 
 def _score(name, pred, target, **params):

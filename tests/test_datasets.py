@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SHARED_DATA, noise, save
 from PIL import Image
 
 import zoo.datasets as DS
 from zoo.datasets import SAMPLE_TEST, SAMPLE_TRAIN, ImageFolder, SampleImages, resolve_dataset
 from zoo.errors import ZooError
 from zoo.imageio import DataWarning
+
+from helpers import SHARED_DATA, noise, save
 
 
 # ------------------------------------------------------------------------------------------ folders

@@ -26,12 +26,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ is not a package
-from helpers import REPO, run_zoo, shared_set  # noqa: E402
-from weights_fixture import FILENAMES  # noqa: E402
-from weights_fixture import test_torch_home, test_weights_dir  # noqa: E402,F401  (fixtures)
-
 from zoo import download as D  # noqa: E402
 from zoo import weights as W  # noqa: E402
+
+from helpers import REPO, run_zoo, shared_set  # noqa: E402
+from weights_fixture import FILENAMES  # noqa: E402  (its fixtures come from conftest.py)
 
 ALEX, INCEPTION = FILENAMES["alexnet"], FILENAMES["fid_inception"]
 pytestmark = pytest.mark.filterwarnings(f"ignore:{W.TEST_HASHES_ENV} replaces")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import run_zoo
 from zoo import dryrun
 from zoo.registry import get_registry
+
+from helpers import run_zoo
 
 
 def test_dry_run_from_the_command_line_writes_nothing(tmp_path):

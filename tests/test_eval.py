@@ -11,6 +11,7 @@ import torch
 from zoo.datasets import resolve_dataset
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate, load_model
+
 from helpers import run_zoo, shared_set
 
 CPU = torch.device("cpu")

@@ -25,6 +25,7 @@ from PIL import Image
 from helpers import make_dist, ok, refused, run_zoo, snapshot, strict_json
 from helpers import zoo_cli as zoo
 
+
 def photo(path: Path, size=(96, 72), seed: int = 0) -> Path:
     from zoo.datasets import resolve_dataset
 

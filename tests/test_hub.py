@@ -12,6 +12,7 @@ from PIL import Image
 import zoo
 from zoo.errors import ZooError
 from zoo.locate import locate
+
 from helpers import run_zoo
 from hub_fixtures import publish
 

@@ -9,12 +9,13 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from helpers import noise, save
 from PIL import Image
 
 import zoo.imageio as IO
 from zoo.errors import ZooError
 from zoo.imageio import BadImageError, read_image
+
+from helpers import noise, save
 
 
 def _png16_rgb(arr: np.ndarray) -> bytes:

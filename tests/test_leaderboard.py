@@ -11,6 +11,7 @@ import pytest
 
 from zoo.errors import ZooError
 from zoo.leaderboard import read_run, render, render_markdown
+
 from helpers import run_zoo
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -94,7 +95,8 @@ def test_published_leaderboards_carry_no_absolute_path():
 
 def test_a_preset_changed_by_the_suite_is_named_as_it_ran():
     meta, rows = read_run(GOLDEN / "run")
-    meta = {**meta, "suite": {**meta["suite"], "preset": "paper", "overrides": {"edsr": {"patch_size": 32, "lr": 2e-4}}}}
+    meta = {**meta, "suite": {**meta["suite"], "preset": "paper",
+                              "overrides": {"edsr": {"patch_size": 32, "lr": 2e-4}}}}
     md = render_markdown([(meta, rows)])
     assert "- preset `paper` as changed by the suite: edsr: lr=0.0002, patch_size=32" in md
     assert "as changed by the suite" not in render([GOLDEN / "run"])  # the golden run has no overrides

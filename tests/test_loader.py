@@ -8,13 +8,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from helpers import noise, save
 
 from zoo.datasets import ImageFolder
 from zoo.errors import ZooError
 from zoo.imageio import DataWarning
 from zoo.loader import make_train_loader
 from zoo.resize import downscale
+
+from helpers import noise, save
 
 
 # ------------------------------------------------------------------------------------------- loader

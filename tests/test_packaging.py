@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, run_zoo
 from zoo.errors import ZooError
+
+from helpers import REPO, run_zoo
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -18,16 +18,15 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ is not a package
-from helpers import smooth_images  # noqa: E402
-from weights_fixture import make_test_weights  # noqa: E402
-from weights_fixture import test_torch_home, test_weights_dir  # noqa: E402,F401  (fixtures)
-
 from zoo import weights as W  # noqa: E402
 from zoo.metrics import MetricUnavailable, build_metric  # noqa: E402
 from zoo.metrics import fid as FID  # noqa: E402
 from zoo.metrics import inception as INC  # noqa: E402
 from zoo.metrics import lpips as LP  # noqa: E402
 from zoo.metrics.pretrained import downloads_refused  # noqa: E402
+
+from helpers import smooth_images  # noqa: E402
+from weights_fixture import make_test_weights  # noqa: E402  (its fixtures come from conftest.py)
 
 
 @pytest.fixture

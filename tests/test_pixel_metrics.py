@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from zoo.degrade import modcrop
 from zoo.metrics import MetricResult, available_metrics, build_metric
 from zoo.metrics.pixel import prepare, psnr, ssim
 from zoo.resize import downscale, upscale
-from zoo.degrade import modcrop
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -219,7 +219,8 @@ def test_grey_file_targets_use_raw_grey_values(backend):
     p = (t + 0.05 * torch.randn(t.shape, generator=g)).clamp(0, 1)
     raw = psnr_(p, t).item()
     tq, pq = torch.round(t.double() * 255), torch.round(p.double() * 255)
-    assert raw == pytest.approx(10 * np.log10(255**2 / ((tq - pq) ** 2).mean().item()), abs=1e-6)  # float32 luma of the difference: < 1e-6 dB
+    # float32 luma of the difference: < 1e-6 dB
+    assert raw == pytest.approx(10 * np.log10(255**2 / ((tq - pq) ** 2).mean().item()), abs=1e-6)
     # the same pixels as a 3-channel image use 16-235 Y: higher by exactly 20 log10(255 / 219)
     y = psnr_(p.expand(-1, 3, -1, -1), t.expand(-1, 3, -1, -1)).item()
     assert y - raw == pytest.approx(20 * np.log10(255 / 219), abs=1e-6)
@@ -303,7 +304,8 @@ def _bicubic_scores():
                 p.append(psnr(sr, hr, shave=scale).item())
                 s.append(ssim(sr, hr, shave=scale).item())
             scores[name, scale] = (float(np.mean(p)), float(np.mean(s)))
-    print("\nbicubic Y-PSNR / Y-SSIM:", {f"{k[0]} x{k[1]}": (round(v[0], 4), round(v[1], 5)) for k, v in scores.items()})
+    print("\nbicubic Y-PSNR / Y-SSIM:",
+          {f"{k[0]} x{k[1]}": (round(v[0], 4), round(v[1], 5)) for k, v in scores.items()})
     return scores
 
 

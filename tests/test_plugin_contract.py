@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import zoo
+from zoo.datasets import resolve_dataset
 from zoo.errors import PluginConflictError, PluginWarning, ZooError
 from zoo.evaluate import evaluate, load_model
-from zoo.datasets import resolve_dataset
-from helpers import tiny_sr_parts
 
+from helpers import tiny_sr_parts
 
 GoodConfig, Net, NetRecipe = tiny_sr_parts()
 

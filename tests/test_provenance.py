@@ -9,6 +9,7 @@ import subprocess
 import torch
 
 from zoo import provenance
+
 from helpers import REPO, run_zoo
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_zoo
 from zoo.errors import ZooError
+
+from helpers import run_zoo
 
 pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'zoo[ray]')")
 pytestmark = pytest.mark.slow
@@ -140,8 +141,10 @@ def test_auto_attaches_to_a_running_cluster_and_reports_a_failed_job(live_cluste
     plan.eval_jobs = [j for j in plan.eval_jobs if j.stage == "colorizer" and j.colorizer.name in ("gray", "unet_vae")]
     lines = []
     models, rows = RayExecutor(address="auto", device="cpu").run(plan, lines.append)
-    assert lines[0].startswith(f"  ray: --address auto ({gcs}, recorded by 'ray start'") and "1 node, 1 CPUs" in lines[0]
-    assert models["unet_vae@x2"]["failed"].startswith("data set ") and "no-such-folder" in models["unet_vae@x2"]["failed"]
+    assert lines[0].startswith(f"  ray: --address auto ({gcs}, recorded by 'ray start'")
+    assert "1 node, 1 CPUs" in lines[0]
+    failed = models["unet_vae@x2"]["failed"]
+    assert failed.startswith("data set ") and "no-such-folder" in failed
     by_model = {}
     for r in rows:
         by_model.setdefault(r["colorizer"], []).append(r)

@@ -12,8 +12,8 @@ import torch
 
 import zoo
 from zoo.errors import PluginConflictError, PluginWarning, UnknownModelError, ZooError
-from helpers import REPO, make_dist, run_zoo, tiny_sr_parts
 
+from helpers import REPO, make_dist, run_zoo, tiny_sr_parts
 
 _Cfg, _Tiny, _ = tiny_sr_parts()  # the models registered below have no recipe: nothing to train
 

@@ -107,7 +107,8 @@ def test_the_comparison_view_shows_outputs_at_native_size(page, report):
     page.select_option("#cmp-section", label=page.eval_on_selector(
         "#cmp-section", "s => [...s.options].find(o => o.text.startsWith('pipeline')).text"))
     page.wait_for_function("[...document.querySelectorAll('#cmp-panels img')].every(i => i.complete && i.naturalWidth)")
-    sizes = page.eval_on_selector_all("#cmp-panels img", "imgs => imgs.map(i => [i.alt, i.naturalWidth, i.clientWidth])")
+    sizes = page.eval_on_selector_all("#cmp-panels img",
+                                      "imgs => imgs.map(i => [i.alt, i.naturalWidth, i.clientWidth])")
     assert [s[0] for s in sizes] == ["gray input (LR)", "gray + bicubic", "gray + edsr", "ground truth"]
     assert all(natural == shown for _, natural, shown in sizes), sizes  # 1x: native pixels
     hr = sizes[-1][1]

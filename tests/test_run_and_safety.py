@@ -15,10 +15,11 @@ from zoo.apply import RunOptions, run_pipeline, upscale_tiled
 from zoo.checkpoint import import_state_dict, load_checkpoint, save_checkpoint
 from zoo.color import split_lab
 from zoo.datasets import resolve_dataset
-from zoo.imageio import read_image
 from zoo.errors import ZooError
 from zoo.evaluate import load_model
+from zoo.imageio import read_image
 from zoo.registry import get_registry
+
 from helpers import run_zoo
 
 CPU = torch.device("cpu")

@@ -373,8 +373,8 @@ def test_safetensors_round_trip(registry, tmp_path, name):
 
 
 def test_edsr_dqe_starts_from_edsr_checkpoint(registry, tmp_path):
-    from zoo_sr.edsr_dqe import load_edsr_stage
     from zoo.training import stage_plan
+    from zoo_sr.edsr_dqe import load_edsr_stage
 
     e_entry, e_cfg, edsr, _, e_recipe = make(registry, "edsr", seed=1)
     run_stage(e_recipe, edsr, e_recipe.stages[0], real_batch(e_cfg.scale, e_cfg.patch_size, n=2), 2)

@@ -172,7 +172,7 @@ def test_a_crash_between_any_two_checkpoint_writes_resumes_to_identical_weights(
         out = tmp_path / f"crash{k}"
         calls.clear()
 
-        def crashing(path, data_):
+        def crashing(path, data_, k=k):
             if len(calls) == k:
                 raise _Crash
             calls.append(path)

@@ -10,10 +10,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ is not a package
-from weights_fixture import FILENAMES  # noqa: E402
-from weights_fixture import test_torch_home, test_weights_dir  # noqa: E402,F401  (fixtures)
-
 from zoo import weights as W  # noqa: E402
+
+from weights_fixture import FILENAMES  # noqa: E402  (its fixtures come from conftest.py)
 
 
 @pytest.fixture
@@ -113,6 +112,7 @@ def _booby_trap(ckpt: Path, filename: str, marker: Path) -> Path:
 def test_booby_trapped_weight_files_are_refused_never_run(home, tmp_path, monkeypatch):
     from zoo.losses import VGGFeatureLoss
     from zoo.metrics import MetricUnavailable, build_metric
+
     from helpers import run_zoo
 
     marker = tmp_path / "code-ran"

@@ -20,7 +20,7 @@ must use Zhang's own 313 centres, not these.
 from __future__ import annotations
 
 import functools
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

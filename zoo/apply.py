@@ -258,7 +258,7 @@ def run_pipeline(paths: list[Path | InputFile], out_dir: Path, *, colorizer, sr,
         try:
             img = open_image(path)
         except BadImageError as exc:
-            warnings.warn(str(exc), DataWarning)
+            warnings.warn(str(exc), DataWarning, stacklevel=2)
             skipped.append(str(exc))
             continue
         try:

@@ -110,7 +110,7 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
     eval_jobs: list[EvalJob] = []
     for scale in suite.scales:
         for test in tests:
-            def job(stage, order="", col=None, s=None, samples=False):
+            def job(stage, order="", col=None, s=None, samples=False, *, test=test, scale=scale):
                 payload = {"v": EVAL_FORMAT, "stage": stage, "order": order, "test": test_fps[test],
                            "scale": scale, "metrics": suite.metrics, "samples": suite.sample_images if samples else 0,
                            "colorizer": col and [col.name, col.key], "sr": s and [s.name, s.key]}

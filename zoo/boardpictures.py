@@ -66,7 +66,8 @@ def write_board_pictures(run_dirs: list[Path], board: Path) -> str:
                     continue
                 outputs = [(name, d / "out" / image) for name, d in dirs if (d / "out" / image).is_file()]
                 panels = [("colour LR input" if stage == "sr" else "gray input", read_image(input_dir / image)),
-                          *[(name, read_image(p)) for name, p in outputs], ("ground truth", read_image(truth_dir / image))]
+                          *[(name, read_image(p)) for name, p in outputs],
+                          ("ground truth", read_image(truth_dir / image))]
                 label = "-".join(x for x in (f"x{scale}", test_set_label(test_set), stage, sr, Path(image).stem) if x)
                 target = folder / f"{safe_name(label)}.png"
                 title = f"{Path(image).stem}: " + ", ".join(name for name, _ in outputs) + " (ranked as on the board)"

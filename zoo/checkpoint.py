@@ -44,7 +44,7 @@ def _state_bytes(model: nn.Module, metadata: dict[str, str] | None = None) -> by
     state = model.state_dict()
     # Tied parameters appear under several names; safetensors stores each storage once.
     to_remove = _remove_duplicate_names(state)
-    for kept, dropped in to_remove.items():
+    for dropped in to_remove.values():
         for name in dropped:
             del state[name]
     return save({k: v.detach().contiguous().cpu() for k, v in state.items()}, metadata=metadata)

@@ -57,10 +57,11 @@ import io
 import os
 import threading
 import warnings
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
 from zoo.imageio import IMAGE_EXTENSIONS, BadImageError, DataWarning, decode_stored, read_image

@@ -33,11 +33,11 @@ from zoo import devicefacts
 from zoo.bench import plan_bench
 from zoo.cache import cache_root
 from zoo.datasets import resolve_dataset
-from zoo.loader import make_train_loader
 from zoo.determinism import configure as configure_determinism
 from zoo.device import pick_device
 from zoo.failures import one_line
 from zoo.jobs import BenchPlan, EvalJob, TrainJob
+from zoo.loader import make_train_loader
 from zoo.recipe import TrainContext
 from zoo.runfiles import test_set_label
 from zoo.trainfiles import completed_steps

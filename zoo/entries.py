@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from zoo.config import apply_overrides, as_mapping
 from zoo.errors import ZooError, did_you_mean

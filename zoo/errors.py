@@ -1,7 +1,7 @@
 """Errors a user can act on. The CLI prints them as one line and exits with code 2."""
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -138,13 +139,13 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
         try:
             hr = item.load().unsqueeze(0).to(device)
         except BadImageError as exc:
-            warnings.warn(str(exc), DataWarning)
+            warnings.warn(str(exc), DataWarning, stacklevel=2)
             skipped.append(f"{item.name}: {exc}")
             continue
         if mode != "sr" and getattr(item, "grey", False):
             # A greyscale ground truth holds no colour to compare with: a colorizer would score infinity.
             reason = f"{item.name}: greyscale file, no colour ground truth (scored in SR evaluations only)"
-            warnings.warn(reason, DataWarning)
+            warnings.warn(reason, DataWarning, stacklevel=2)
             skipped.append(reason)
             continue
         h, w = hr.shape[-2:]
@@ -155,7 +156,7 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
             side = need - 2 * shave
             reason = (f"{item.name}: {w}x{h} is too small for x{scale} ({why} {side}x{side} {where} pixels"
                       f"{f' after shaving {shave} from each border' if shave else ''})")
-            warnings.warn(reason, DataWarning)
+            warnings.warn(reason, DataWarning, stacklevel=2)
             skipped.append(reason)
             continue
         triple = make_triple(hr, scale)

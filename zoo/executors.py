@@ -20,8 +20,9 @@ import os
 import re
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -196,7 +197,8 @@ class RayExecutor:
                     if i in reported[gen]:
                         continue
                     append_log(log_path, job_label(job), re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))  # no colours
-                    finish(job, failed_training(job, reason) if isinstance(job, TrainJob) else failure_rows(job, reason))
+                    finish(job, failed_training(job, reason) if isinstance(job, TrainJob)
+                           else failure_rows(job, reason))
                 del pending[gen], reported[gen]
                 continue
             if value == STARTED:

@@ -103,9 +103,14 @@ class _one_line_errors:
     def __exit__(self, kind, exc, tb):
         if exc is None or isinstance(exc, ZooError) or not isinstance(exc, Exception):
             return False
-        from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                            RemoteEntryNotFoundError, RepositoryNotFoundError,
-                                            RevisionNotFoundError)
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            HfHubHTTPError,
+            LocalEntryNotFoundError,
+            RemoteEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
 
         spec, where = self.spec, endpoint()
         status = getattr(getattr(exc, "response", None), "status_code", None)

@@ -61,4 +61,5 @@ def _pick(run_dir: Path, model: str | None, scale: int | None) -> str:
         what = f"'{model}'" if model else "model"
         raise ZooError(f"bench run {run_dir} has no trained {what}{f' at x{scale}' if scale else ''} (it has: {have})")
     raise ZooError(f"bench run {run_dir} trained several models ({have}): name one, e.g. "
-                   f"zoo.create_model('{parse_model_key(next(iter(chosen)))[0]}', checkpoint=...) or --model, and --scale")
+                   f"zoo.create_model('{parse_model_key(next(iter(chosen)))[0]}', checkpoint=...) or --model, "
+                   "and --scale")

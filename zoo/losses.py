@@ -101,7 +101,7 @@ class VGGFeatureLoss(torch.nn.Module):
         self.eval()
 
     @classmethod
-    def from_hub(cls, layer: str = "relu5_4", rescale: float = 1.0) -> "VGGFeatureLoss | None":
+    def from_hub(cls, layer: str = "relu5_4", rescale: float = 1.0) -> VGGFeatureLoss | None:
         """From ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` (downloaded, verified, on first use unless
         offline), or ``None`` when it stays missing. A file that is not plain tensors raises
         :class:`zoo.weights.WeightsRefused` (one line): a run never trains on a file it could not trust."""

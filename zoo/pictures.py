@@ -27,8 +27,9 @@ def _to_pil(img: torch.Tensor, size: tuple[int, int], resample=Image.NEAREST) ->
 
 def save_png(path: Path, img: torch.Tensor) -> Path:
     """(1, 3, H, W) or (3, H, W) RGB in [0, 1] as an 8-bit PNG at its own size (the pixels metrics score)."""
-    from zoo.checkpoint import atomic_write_bytes
     import io
+
+    from zoo.checkpoint import atomic_write_bytes
 
     if img.dim() == 4:
         img = img[0]
@@ -87,12 +88,13 @@ def comparison_grid(path: Path, *, title: str, panels: list[tuple[str, torch.Ten
         draw.text((x, LABEL_H + 2), label, fill=(60, 60, 60), font=_font(12))
         canvas.paste(_to_pil(img, full, Image.LANCZOS), (x, 2 * LABEL_H + PAD // 2))
         y0 = 2 * LABEL_H + PAD // 2
-        draw.rectangle([x + left * k, y0 + top * k, x + (left + side) * k, y0 + (top + side) * k], outline=(220, 30, 30))
-        t, l, s = int(top * f), int(left * f), max(1, round(side * f))
-        crop = img[..., t:t + s, l:l + s]
+        draw.rectangle([x + left * k, y0 + top * k, x + (left + side) * k, y0 + (top + side) * k],
+                       outline=(220, 30, 30))
+        c_top, c_left, c_side = int(top * f), int(left * f), max(1, round(side * f))
+        crop = img[..., c_top:c_top + c_side, c_left:c_left + c_side]
         y1 = y0 + full[1] + LABEL_H
-        draw.text((x, y1 - LABEL_H + 4), f"detail, LR pixels x{MAG * side / s:g}" if s != side else f"detail, pixels x{MAG}",
-                  fill=(60, 60, 60), font=_font(11))
+        caption = f"detail, LR pixels x{MAG * side / c_side:g}" if c_side != side else f"detail, pixels x{MAG}"
+        draw.text((x, y1 - LABEL_H + 4), caption, fill=(60, 60, 60), font=_font(11))
         canvas.paste(_to_pil(crop, (zoom, zoom)), (x, y1))
     return _write_png(path, lambda f: canvas.save(f, format="PNG", optimize=True))
 

@@ -20,9 +20,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from zoo.errors import ZooError
 
@@ -103,7 +103,7 @@ def check(target: Target, timeout: float = DEFAULT_TIMEOUT) -> None:
     except ConnectionRefusedError:
         raise ZooError(f"{where}: nothing listens at {host}:{port} (a Ray cluster that died leaves its address "
                        f"behind; start it again, or {target.private} to run on a private Ray instance)") from None
-    except socket.timeout:
+    except TimeoutError:
         raise ZooError(f"{where}: {host}:{port} did not answer within {timeout:g} s (--ray-timeout)") from None
     except OSError as exc:
         raise ZooError(f"{where}: cannot reach {host}:{port}: {exc.strerror or exc}") from None

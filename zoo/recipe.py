@@ -18,8 +18,9 @@ return what :meth:`Recipe.backward_step` returns and wrap other values in :meth:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn

@@ -25,8 +25,8 @@ import os
 import re
 import traceback
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import pluggy
 

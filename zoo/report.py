@@ -63,7 +63,7 @@ def report_data(runs: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]], b
         params.update(meta.get("params", {}))
         train_s.update({k: v.get("train_seconds") for k, v in meta.get("models", {}).items()})
         baselines |= _baselines(meta)
-    for run_dir, meta, rows in runs:
+    for run_dir, _, rows in runs:
         for r in rows:
             key = (r["stage"], r["test_set"], r["scale"])
             sec = sections.setdefault(key, {"stage": r["stage"], "title": STAGE_TITLES[r["stage"]],

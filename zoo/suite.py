@@ -50,7 +50,7 @@ class Suite:
     precision: str = "auto"
     source: str = ""
 
-    def replace(self, **changes) -> "Suite":
+    def replace(self, **changes) -> Suite:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def model_config(self, entry, scale: int) -> tuple[str | None, dict[str, Any]]:

@@ -66,8 +66,8 @@ def loader_throughput() -> list[Row]:
                                   f"img/s ({workers} workers), first epoch / later epochs, vs step img/s",
                         f"{cold:.0f} / {warm:.0f} img/s", f"{consumed:.0f} img/s", cold / consumed,
                         "loader faster than the step (ratio > 1)", ok=cold > consumed,
-                        note=f"ratio from the first epoch, which decodes each of the {len(dataset)} images once (best of 3 "
-                             f"fresh loaders: {', '.join(f'{c:.0f}' for c in colds)} img/s); "
+                        note=f"ratio from the first epoch, which decodes each of the {len(dataset)} images once "
+                             f"(best of 3 fresh loaders: {', '.join(f'{c:.0f}' for c in colds)} img/s); "
                              f"later epochs: {warm / consumed:.1f}x"
                              + (f"; in-process loading adds {100 * consumed / cold:.0f}% to each step in the first "
                                 f"epoch, {100 * consumed / warm:.0f}% after" if workers == 0 else "")

@@ -116,13 +116,13 @@ def pixel_metrics() -> list[Row]:
             t_sk, t_ours, ratio = _alternating(f_sk, f_ours, pairs, rounds=5)
             torch.set_num_threads(1)
             try:
-                t_one = best_time(lambda: [f_ours(p, t) for p, t, _, _ in pairs], repeat=2)
+                t_one = best_time(lambda f=f_ours: [f(p, t) for p, t, _, _ in pairs], repeat=2)
             finally:
                 torch.set_num_threads(threads)
             other = ""
             if backend != "torch":  # the implementation GPU users, and CPU users without numba, get
                 f_torch = ours(kind, space, "torch")
-                t_torch = best_time(lambda: [f_torch(p, t) for p, t, _, _ in pairs], repeat=2)
+                t_torch = best_time(lambda f=f_torch: [f(p, t) for p, t, _, _ in pairs], repeat=2)
                 other = f"; torch path (GPU, or no numba): {1e3 * t_torch / len(pairs):.2f} ms, {t_sk / t_torch:.1f}x"
             tol = 1e-3 if kind == "psnr" else 1e-4
             n = len(pairs)

@@ -88,7 +88,7 @@ def model_throughput(presets=("tiny", "paper")) -> list[Row]:
             side = INFER_SIDE[entry.task]
             x = torch.rand(1, 3, side, side) if entry.task == "sr" else torch.rand(1, 1, side, side) * 100
             with torch.no_grad():
-                t_inf = best_time(lambda: model(x), repeat=3)
+                t_inf = best_time(lambda model=model, x=x: model(x), repeat=3)
             shape = f"{config.patch_size}px x {batch}"
             rows.append(Row("models", f"{entry.name} {preset}: train step ({shape}, stage {runner.stage.name}) / "
                                       f"inference ({side}x{side} in)",
@@ -236,7 +236,7 @@ def edsr_figures(train_steps: tuple[int, int] = (5, 25), rounds: int = 5) -> lis
         compiled.step()  # compiles
         t_compile = time.perf_counter() - t0
         pair = interleaved_best({"zoo": zoo_step.step, "compiled": compiled.step}, rounds=3, warmup=0)
-        rows.append(Row("models", "edsr paper step, torch.compile: speed-up over eager", 
+        rows.append(Row("models", "edsr paper step, torch.compile: speed-up over eager",
                         f"{pair['zoo'] / pair['compiled']:.2f}x",
                         note=f"{pair['compiled']:.2f} s/step; first step (compiling) {t_compile:.0f} s"))
     except Exception as exc:  # inductor needs a C++ compiler; report rather than fail the suite

@@ -163,7 +163,8 @@ class UnetVaeRecipe(Recipe):
 
     def start_stage(self, stage: Stage) -> None:
         cfg = self.config
-        self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
+        self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
+                                                   betas=(cfg.adam_beta1, cfg.adam_beta2))
 
     def training_step(self, batch, stage, step):
         cfg = self.config

@@ -192,7 +192,8 @@ class VggDecoderRecipe(Recipe):
         model.encoder.requires_grad_(not frozen)
         # All parameters are handed to Adam either way (frozen ones simply get no gradient), so the
         # optimiser's parameter groups do not depend on whether the weights were found.
-        self.optimizers["main"] = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
+        self.optimizers["main"] = torch.optim.Adam(model.parameters(), lr=cfg.lr,
+                                                   betas=(cfg.adam_beta1, cfg.adam_beta2))
 
     def training_step(self, batch, stage, step):
         s = self.config.ab_scale

@@ -198,7 +198,8 @@ class ZhangRecipe(Recipe):
     def start_stage(self, stage: Stage) -> None:
         cfg = self.config
         self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
-                                                   betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
+                                                   betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                                   weight_decay=cfg.weight_decay)
 
     def classification_loss(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         model, cfg = self.model, self.config

@@ -81,7 +81,8 @@ class SrganConfig(zoo.SRConfig, zoo.TrainConfig):
     batch_norm: bool = True  # BN in the residual blocks and after the body (the paper's); False drops it
     output: Literal["tanh", "sigmoid", "linear"] = "tanh"  # tanh: (tanh + 1) / 2, the paper's [-1, 1] in [0, 1]
     # -- discriminator
-    d_features: int = zoo.bounded(64, min=1)  # channels of the first conv; the blocks use 1, 2, 2, 4, 4, 8, 8 times that
+    # channels of the first conv; the blocks use 1, 2, 2, 4, 4, 8, 8 times that
+    d_features: int = zoo.bounded(64, min=1)
     # adaptive average pool to d_pool x d_pool before the dense layers (96 px in -> 6 x 6)
     d_pool: int = zoo.bounded(6, min=1)
     d_dense: int = zoo.bounded(1024, min=1)

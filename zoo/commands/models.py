@@ -32,7 +32,7 @@ def list_models(pattern, task, as_json, refresh):
 
     listing = load_listing(refresh)
     for message in listing.warnings:
-        warnings.warn(message)
+        warnings.warn(message, stacklevel=1)
     for message in listing.conflicts:
         click.echo(f"zoo: error: {message}", err=True)
     chosen = [r for r in listing.models
@@ -41,7 +41,7 @@ def list_models(pattern, task, as_json, refresh):
         listing.save()
     for row in chosen:
         if row.get("build_error"):
-            warnings.warn(row["build_error"])
+            warnings.warn(row["build_error"], stacklevel=1)
     rows = [{k: r[k] for k in LIST_KEYS} for r in chosen]
     if as_json:
         click.echo(json.dumps({"models": rows}, indent=2))

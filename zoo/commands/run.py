@@ -71,7 +71,7 @@ def run_cmd(inputs, out_dir, col_spec, sr_spec, run_dir, scale, preview, overwri
 
     files = collect_inputs(list(inputs))
     for reason in files.skipped:
-        warnings.warn(reason)
+        warnings.warn(reason, stacklevel=1)
     colorizer, sr = resolve(col_spec, "colorizer"), resolve(sr_spec, "sr")
     summary = run_pipeline(files, Path(out_dir), colorizer=colorizer, sr=sr, device=dev,
                            options=RunOptions(color_size=color_size, tile=tile, preview=preview,

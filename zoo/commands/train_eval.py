@@ -8,8 +8,15 @@ from pathlib import Path
 import click
 
 from zoo import completion as complete
-from zoo.commands.options import (checkpoint_scale, cli_registry, deterministic_option, echo_downloads,
-                                  offline_option, precision_option, split_csv)
+from zoo.commands.options import (
+    checkpoint_scale,
+    cli_registry,
+    deterministic_option,
+    echo_downloads,
+    offline_option,
+    precision_option,
+    split_csv,
+)
 
 
 @click.command("train")

@@ -8,8 +8,9 @@ the convention string a leaderboard prints beside every number (``Y, shave=2``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
 

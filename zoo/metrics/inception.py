@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ class InceptionFeatures:
     """
 
     dims = 2048
-    _shared: dict[tuple[str, str], "InceptionFeatures"] = {}
+    _shared: dict[tuple[str, str], InceptionFeatures] = {}
 
     def __init__(self, device=None, *, memo_size: int = 20000):
         path, state = read_tensors(FID_INCEPTION)
@@ -93,7 +93,7 @@ class InceptionFeatures:
         return {FID_INCEPTION.filename: self.weights_sha256[:HASH_DIGITS]}
 
     @classmethod
-    def get(cls, device=None) -> "InceptionFeatures":
+    def get(cls, device=None) -> InceptionFeatures:
         """The shared extractor for ``device`` and the weights file now in the hub cache (MetricUnavailable
         when it is missing)."""
         path = require_file(FID_INCEPTION)
