@@ -112,7 +112,8 @@ def test_each_stage_ranks_by_its_headline_metric_whatever_the_column_order(tmp_p
     meta, _ = read_run(GOLDEN / "run")
     # colour metrics listed first, as color-classic does: an SR table still ranks by PSNR (given the true
     # colours, every SR model's AuC is near 100 %), a colorizer table by the rebalanced AuC
-    rows = _stage_rows("sr", "sr", {"bicubic": {"auc_raw": 99.1, "psnr": 30.6}, "edsr": {"auc_raw": 98.9, "psnr": 32.1}})
+    rows = _stage_rows("sr", "sr", {"bicubic": {"auc_raw": 99.1, "psnr": 30.6},
+                                    "edsr": {"auc_raw": 98.9, "psnr": 32.1}})
     rows += _stage_rows("colorizer", "colorizer", {"gray": {"auc_raw": 88.0, "auc_rebal": 68.4, "psnr": 42.7},
                                                    "zhang": {"auc_raw": 86.4, "auc_rebal": 72.4, "psnr": 42.5}})
     md = render_markdown([({**meta, "suite": {**meta["suite"], "metrics": ["auc_raw", "auc_rebal", "psnr"]}}, rows)])
