@@ -46,3 +46,22 @@ def test_stdout_boards_have_no_pictures(bench_run):
     run_dir, _ = bench_run
     res = ok(zoo_cli("leaderboard", run_dir))
     assert "## Pictures" not in res.out and not _links(res.out)
+
+
+def test_an_sr_only_run_gets_its_colour_lr_input_remade(bench_run, tmp_path):
+    import json
+    import shutil
+
+    run_dir, _ = bench_run
+    sr_only = tmp_path / "sr-only"
+    shutil.copytree(run_dir, sr_only)
+    rows = [json.loads(line) for line in (sr_only / "results.jsonl").read_text().splitlines() if line.strip()]
+    (sr_only / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["stage"] == "sr"))
+    for lr in sr_only.glob("samples/*/*/_truth_lr"):
+        shutil.rmtree(lr)  # what a run without a colorizer stage saves
+    board = tmp_path / "sr.md"
+    ok(zoo_cli("leaderboard", sr_only, "-o", board))
+    links = _links(board.read_text())
+    assert links and all("-sr-" in link for link in links)
+    with Image.open(board.parent / links[0]) as img:
+        assert img.width > 3 * 256  # colour LR input, the SR rows, the ground truth

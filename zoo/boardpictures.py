@@ -42,6 +42,7 @@ def write_board_pictures(run_dirs: list[Path], board: Path) -> str:
     """Draw the grids of every run into ``<board stem>/`` beside ``board``; return the markdown section that
     shows them ("" when the runs saved no pictures). Grids this call did not draw are removed from that
     folder, so a regenerated board never links a stale picture."""
+    from zoo.degrade import make_triple
     from zoo.imageio import read_image
     from zoo.pictures import comparison_grid
 
@@ -62,10 +63,16 @@ def write_board_pictures(run_dirs: list[Path], board: Path) -> str:
             images = sorted(p.name for p in (dirs[0][1] / "out").glob("*.png"))
             section = [f"### {_title(stage, test_set, scale, sr)}", ""]
             for image in images:
-                if not (truth_dir / image).is_file() or not (input_dir / image).is_file():
+                if not (truth_dir / image).is_file():
+                    continue
+                if (input_dir / image).is_file():
+                    shown_input = read_image(input_dir / image)
+                elif stage == "sr":  # an SR-only run saves no colour LR: the bench's own degradation remakes it
+                    shown_input = make_triple(read_image(truth_dir / image)[None], scale).lr[0]
+                else:
                     continue
                 outputs = [(name, d / "out" / image) for name, d in dirs if (d / "out" / image).is_file()]
-                panels = [("colour LR input" if stage == "sr" else "gray input", read_image(input_dir / image)),
+                panels = [("colour LR input" if stage == "sr" else "gray input", shown_input),
                           *[(name, read_image(p)) for name, p in outputs],
                           ("ground truth", read_image(truth_dir / image))]
                 label = "-".join(x for x in (f"x{scale}", test_set_label(test_set), stage, sr, Path(image).stem) if x)
