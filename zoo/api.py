@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.config import apply_overrides, config_to_dict
+from zoo.config import config_to_dict
 from zoo.errors import ZooError
 from zoo.locate import locate
 from zoo.registry import get_registry
@@ -59,13 +59,12 @@ def create_model(name: str, preset: str | None = None, scale: int | None = None,
         model.zoo_meta = {"model": entry.name, "task": entry.task, "preset": preset,
                           "config": config_to_dict(wanted)}
         return model
-    model = _load(checkpoint, registry, model=name, scale=scale)
-    meta = model.zoo_meta
+    loaded = _load(checkpoint, registry, model=name, scale=scale)
+    model, meta, have = loaded.model, loaded.model.zoo_meta, loaded.config
     if meta["model"] != entry.name:
         raise ZooError(f"checkpoint {checkpoint} holds a '{meta['model']}' model, not '{name}' "
                        f"(zoo.load(...) takes whatever model a checkpoint holds)")
     asked = set(overrides) | set(entry.presets.get(preset, {}) if preset else ())
-    have = apply_overrides(entry.config(), meta.get("config", {}), where=f"checkpoint {checkpoint}", migrate=True)
     differ = [f"{k}={getattr(wanted, k)!r} (checkpoint: {getattr(have, k)!r})" for k in sorted(asked)
               if getattr(wanted, k) != getattr(have, k)]
     if differ:
@@ -81,15 +80,16 @@ def load(path_or_hub_name, device: str = "cpu"):
     (else name it: ``zoo.create_model(name, checkpoint=run_dir)``). ``model.zoo_meta`` is the checkpoint's
     JSON (model name, config, training data fingerprint, metrics, versions).
     """
-    return _load(path_or_hub_name, get_registry()).to(device)
+    return _load(path_or_hub_name, get_registry()).model.to(device)
 
 
 def _load(spec, registry, model: str | None = None, scale: int | None = None):
+    """The checkpoint `spec` names, loaded (model, meta, config), its model stamped with `zoo_meta`."""
     from zoo.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(locate(spec, model=model, scale=scale), registry)
     loaded.model.zoo_meta = {**loaded.meta, "source": str(spec)}
-    return loaded.model
+    return loaded
 
 
 def create_metric(name: str, **convention):
