@@ -65,3 +65,17 @@ def test_an_sr_only_run_gets_its_colour_lr_input_remade(bench_run, tmp_path):
     assert links and all("-sr-" in link for link in links)
     with Image.open(board.parent / links[0]) as img:
         assert img.width > 3 * 256  # colour LR input, the SR rows, the ground truth
+
+
+def test_grids_order_models_by_the_metric_their_board_table_ranks_by():
+    from zoo.boardpictures import _groups
+
+    def row(colorizer, metric, value):
+        return {"stage": "pipeline", "colorizer": colorizer, "sr": "edsr", "order": "color-first", "scale": 2,
+                "test_set": "Kodak24", "metric": metric, "value": value, "higher_is_better": True, "ranked": True}
+
+    # no RANK_FIRST for pipelines: the board ranks by the first ranked metric, here auc_raw, not psnr
+    rows = [row("zhang", "auc_raw", 86.0), row("zhang", "psnr", 31.3), row("unet_vae", "auc_raw", 89.7),
+            row("unet_vae", "psnr", 31.2)]
+    (models,) = _groups(rows).values()
+    assert [m["colorizer"] for m in models] == ["unet_vae", "zhang"]

@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from zoo.leaderboard import RANK_FIRST, STAGE_TITLES, read_run
+from zoo.leaderboard import STAGE_TITLES, headline_metric, read_run
 from zoo.runfiles import safe_name, sample_dir, test_set_label
 
 # Rows of one grid: the stage's models, and for a pipeline the SR model it shares (one grid per SR model).
@@ -18,17 +18,18 @@ _MODEL = {"colorizer": "colorizer", "sr": "sr", "pipeline": "colorizer"}
 
 def _groups(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
     """``(scale, test_set, stage, order, shared sr) -> one row per model``, models ranked as on the board."""
-    by_group: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
+    tables: dict[tuple, list[dict[str, Any]]] = defaultdict(list)  # the board's tables: stage, test set, scale
     for r in rows:
-        stage = r.get("stage")
-        if stage not in _MODEL or r.get(_MODEL[stage]) is None:
-            continue
-        key = (r["scale"], r["test_set"], stage, r.get("order") or "", r.get("sr") if stage == "pipeline" else None)
-        name = r[_MODEL[stage]]
-        rank_metric = RANK_FIRST.get(stage, "psnr")
-        slot = by_group[key].setdefault(name, {**r, "_rank": None})
-        if r.get("metric") == rank_metric and r.get("value") is not None:
-            slot["_rank"] = r["value"] if r.get("higher_is_better", True) else -r["value"]
+        if r.get("stage") in _MODEL and r.get(_MODEL[r["stage"]]) is not None:
+            tables[(r["scale"], r["test_set"], r["stage"])].append(r)
+    by_group: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for (scale, test_set, stage), table in tables.items():
+        rank_metric = headline_metric(table, stage)
+        for r in table:
+            key = (scale, test_set, stage, r.get("order") or "", r.get("sr") if stage == "pipeline" else None)
+            slot = by_group[key].setdefault(r[_MODEL[stage]], {**r, "_rank": None})
+            if r.get("metric") == rank_metric and r.get("value") is not None:
+                slot["_rank"] = r["value"] if r.get("higher_is_better", True) else -r["value"]
     return {k: sorted(v.values(), key=lambda r: (r["_rank"] is None, -(r["_rank"] or 0.0)))
             for k, v in sorted(by_group.items(), key=lambda kv: tuple(str(x) for x in kv[0]))}
 
@@ -65,20 +66,21 @@ def write_board_pictures(run_dirs: list[Path], board: Path) -> str:
             for image in images:
                 if not (truth_dir / image).is_file():
                     continue
+                truth = read_image(truth_dir / image)
                 if (input_dir / image).is_file():
                     shown_input = read_image(input_dir / image)
                 elif stage == "sr":  # an SR-only run saves no colour LR: the bench's own degradation remakes it
-                    shown_input = make_triple(read_image(truth_dir / image)[None], scale).lr[0]
+                    shown_input = make_triple(truth[None], scale).lr[0]
                 else:
                     continue
                 outputs = [(name, d / "out" / image) for name, d in dirs if (d / "out" / image).is_file()]
                 panels = [("colour LR input" if stage == "sr" else "gray input", shown_input),
                           *[(name, read_image(p)) for name, p in outputs],
-                          ("ground truth", read_image(truth_dir / image))]
+                          ("ground truth", truth)]
                 label = "-".join(x for x in (f"x{scale}", test_set_label(test_set), stage, sr, Path(image).stem) if x)
                 target = folder / f"{safe_name(label)}.png"
                 title = f"{Path(image).stem}: " + ", ".join(name for name, _ in outputs) + " (ranked as on the board)"
-                comparison_grid(target, title=title, panels=panels, truth=panels[-1][1])
+                comparison_grid(target, title=title, panels=panels, truth=truth)
                 drawn.add(target)
                 section.append(f"![{Path(image).stem}, {stage}]({folder.name}/{target.name})")
                 section.append("")

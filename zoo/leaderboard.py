@@ -127,6 +127,14 @@ def _column_key(row: dict[str, Any]) -> str:
     return _column(row) if not tag else f"{_column(row)} ({tag})"
 
 
+def headline_metric(rows: list[dict[str, Any]], stage: str) -> str | None:
+    """The metric a stage's table ranks by, best first: the stage's RANK_FIRST when some row has a value for
+    it, else the first ranked metric (in the rows' order) with a value."""
+    ranked = list(dict.fromkeys(r["metric"] for r in rows if r.get("ranked", True) and r.get("value") is not None))
+    preferred = RANK_FIRST.get(stage)
+    return preferred if preferred in ranked else (ranked[0] if ranked else None)
+
+
 def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict, footnotes: list[str]) -> str:
     ident = {"pipeline": ["colorizer", "sr"], "colorizer": ["colorizer"], "sr": ["sr"]}[stage]
     if stage == "pipeline" and len({r["order"] for r in rows}) > 1:
@@ -167,11 +175,9 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
                 rec[f"{key}#note"] = footnotes.index(note) + 1
         rec["img/s"] = r.get("images_per_second")
     df = pd.DataFrame(list(records.values()))
-    # Sort by the stage's headline metric (RANK_FIRST) when it was computed, else by the first ranked metric
-    # with values, best first.
     ranked = [c for c in columns if direction[c][1] and df[c].notna().any()]
-    preferred = [c for c in ranked if c.split()[0] == RANK_FIRST.get(stage)]
-    primary = (preferred or ranked or [None])[0]
+    headline = headline_metric(rows, stage)
+    primary = next((c for c in ranked if c.split()[0] == headline), None)
     if primary is not None:
         df = df.sort_values(primary, ascending=not direction[primary][0], na_position="last", kind="stable")
     out = pd.DataFrame({i: df[i].fillna("-") for i in ident})
