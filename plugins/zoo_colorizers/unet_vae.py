@@ -194,7 +194,7 @@ ENTRY = zoo.ModelEntry(
         "tiny": {"widths": (16, 32, 32), "latent": 16, "dec_features": 16, "batch_size": 8, "patch_size": 48,
                  "lr": 2e-3},
         # Sized for a CPU hour (suite color-classic): half the slides' widths, 64 px crops, a faster rate.
-        "cpu": {"widths": (32, 64, 64), "latent": 32, "dec_features": 32, "batch_size": 8, "patch_size": 64,
+        "cpu": {"widths": (32, 64, 64), "latent": 32, "dec_features": 32, "batch_size": 32, "patch_size": 64,
                 "lr": 1e-3},
     },
     recipe=UnetVaeRecipe,

@@ -242,7 +242,7 @@ ENTRY = zoo.ModelEntry(
         "tiny": {"widths": (16, 16, 32, 64, 64, 64, 64, 32), "batch_size": 8, "patch_size": 48,
                  "lr": 1e-3, "weight_decay": 0.0},
         # Sized for a CPU hour (suite color-classic): 1/4 of the paper's widths, 64 px crops, a faster rate.
-        "cpu": {"widths": (16, 32, 64, 128, 128, 128, 128, 64), "batch_size": 8, "patch_size": 64,
+        "cpu": {"widths": (16, 32, 64, 128, 128, 128, 128, 64), "batch_size": 32, "patch_size": 64,
                 "lr": 5e-4, "weight_decay": 0.0},
     },
     recipe=ZhangRecipe,
