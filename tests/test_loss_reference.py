@@ -95,6 +95,8 @@ def test_the_report_and_its_refusals(gray_run, capsys):
     assert "pass --data" in capsys.readouterr().err
     assert script.main([str(gray_run), "--data", "samples:test"]) == 2
     assert "fingerprint differs" in capsys.readouterr().err
+    assert script.main([str(gray_run.parent)]) == 2
+    assert "not a training folder" in capsys.readouterr().err
 
 
 def test_zhang_reference_is_the_recipe_loss_of_a_model_that_predicts_the_prior():

@@ -35,6 +35,7 @@ from safetensors.torch import load_file
 from zoo.abbins import soft_encode_sparse
 from zoo.color import split_lab
 from zoo.datasets import resolve_dataset
+from zoo.errors import ZooError
 from zoo.imageio import DataWarning
 from zoo.loader import make_train_loader
 
@@ -66,12 +67,12 @@ def reference_losses(run: Path, key: str, data: str | None = None) -> list[float
     dataset = resolve_dataset(data or meta["dataset"])
     if dataset.fingerprint() != meta["data"]:
         raise ValueError(f"{run}: the run trained on other data than {data or meta['dataset']} (fingerprint differs)")
-    stream = make_train_loader(dataset, task="colorizer", patch_size=cfg["patch_size"],
-                               scale=meta["data_scale"], batch_size=cfg["batch_size"], seed=meta["seed"],
-                               workers=0, steps=meta["steps"], uint8=True)
-    state = load_file(str(run / "model.safetensors")) if key == "ce" else None
     with warnings.catch_warnings():  # the loader's warnings about small images were shown when the run trained
         warnings.simplefilter("ignore", DataWarning)
+        stream = make_train_loader(dataset, task="colorizer", patch_size=cfg["patch_size"],
+                                   scale=meta["data_scale"], batch_size=cfg["batch_size"], seed=meta["seed"],
+                                   workers=0, steps=meta["steps"], uint8=True)
+        state = load_file(str(run / "model.safetensors")) if key == "ce" else None
         return [reference_loss(batch["rgb"].float() / 255.0, key, cfg, state) for batch in stream]
 
 
@@ -86,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="the run's training data (default: the one model.json names)")
     p.add_argument("--key", choices=("mse", "l1", "ce"), help="logged loss to compare (default: the one logged)")
     args = p.parse_args(argv)
+    missing = [n for n in ("model.json", "log.jsonl") if not (args.run / n).is_file()]
+    if missing:
+        print(f"{args.run}: not a training folder (no {', '.join(missing)})", file=sys.stderr)
+        return 2
     rows = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines() if line.strip()]
     key = args.key or next((k for k in ("ce", "mse", "l1") if k in rows[0]), None)
     if key is None or not all(key in r for r in rows):
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     logged = [r[key] for r in rows]
     try:
         ref = reference_losses(args.run, key, args.data)
-    except ValueError as e:
+    except (ValueError, ZooError) as e:
         print(e, file=sys.stderr)
         return 2
     if len(ref) != len(logged):
