@@ -263,8 +263,11 @@ def test_interrupted_download_leaves_nothing(online, mirror, served):
     mirror.modes[ALEX] = "stall"
     env = _zoo_env(TORCH_HOME=str(online.parent.parent), ZOO_WEIGHTS_MIRROR=mirror.url,
                    **{W.TEST_HASHES_ENV: _expected(served, ALEX)})
+    # A shell's background job (nohup ... &) ignores SIGINT and its children inherit that, so Python would
+    # install no KeyboardInterrupt handler: give the child the default disposition, as a terminal would.
     proc = subprocess.Popen([sys.executable, "-m", "zoo", "weights", "--download", "alexnet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert mirror.stalled.wait(120), "the download never started"
         time.sleep(0.5)  # let the client write what it received
