@@ -51,6 +51,17 @@ def test_cli_json_and_corrupt_image_is_skipped_and_named(tmp_path):
     assert abs(psnr["value"] - 33.66) < 0.02 and psnr["higher_is_better"] is True
 
 
+def test_a_repeated_metrics_option_adds_up_and_the_default_stays():
+    # `--metrics a --metrics b` once kept only b, silently
+    def names(*extra):
+        proc = run_zoo("eval", "--sr", "bicubic", "--data", "samples:test", "--scale", "2", "--json", *extra,
+                       check=True)
+        return [m["metric"] for m in json.loads(proc.stdout)["metrics"]]
+
+    assert names("--metrics", "psnr", "--metrics", "ssim,psnr_rgb") == ["psnr", "ssim", "psnr_rgb"]
+    assert names() == ["psnr", "ssim"]
+
+
 def test_missing_weights_mark_metrics_unavailable_and_the_rest_completes():
     proc = run_zoo("eval", "--sr", "bicubic", "--data", "samples:test", "--scale", "4",
                    "--metrics", "psnr,ssim,lpips,fid,kid", check=True)

@@ -66,7 +66,7 @@ def _fmt_params(n):
 
 @click.command("check")
 @click.argument("patterns", nargs=-1, metavar="[NAME|GLOB]...", shell_complete=complete.models())
-@click.option("--only", "only", callback=split_csv, default=None, metavar="CHECKS",
+@click.option("--only", "only", callback=split_csv, multiple=True, metavar="CHECKS",
               help="Comma-separated subset of: contract, presets, forward, train, save_load, seeded, params.")
 @click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

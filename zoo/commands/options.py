@@ -45,10 +45,12 @@ deterministic_option = click.option(
 
 
 def split_csv(ctx, param, value):
-    """A comma-separated option as a tuple of names (None stays None)."""
-    if value is None:
+    """A comma-separated option as a tuple of names; a repeated option (``multiple=True``) adds up, so
+    ``--metrics a --metrics b`` means ``--metrics a,b``. Not given: None."""
+    if value is None or value == ():
         return None
-    return tuple(v.strip() for v in value.split(",") if v.strip())
+    parts = (value,) if isinstance(value, str) else value
+    return tuple(v.strip() for part in parts for v in part.split(",") if v.strip())
 
 
 def echo_downloads(downloaded, err=False):

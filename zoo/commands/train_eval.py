@@ -91,9 +91,10 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
 @click.option("--data", "data_spec", required=True, metavar="DIR|samples[:test]",
               help="Test images (colour HR ground truth): a folder, or the embedded 'samples' set.")
 @click.option("--scale", type=click.IntRange(1, 16), default=None, help="SR scale (default: 2, or the checkpoint's).")
-@click.option("--metrics", callback=split_csv, default="psnr,ssim", show_default=True, shell_complete=complete.metrics,
-              help="Comma-separated metric names (see 'zoo metrics'): psnr, ssim, psnr_rgb, ssim_rgb, lpips, fid, "
-                   "kid, colorfulness, colorfulness_gt, and any a plugin registers.")
+@click.option("--metrics", callback=split_csv, multiple=True, default=("psnr,ssim",), show_default="psnr,ssim",
+              shell_complete=complete.metrics,
+              help="Comma-separated metric names, or the option repeated (see 'zoo metrics'): psnr, ssim, psnr_rgb, "
+                   "ssim_rgb, lpips, fid, kid, colorfulness, colorfulness_gt, and any a plugin registers.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @offline_option
