@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 from dataclasses import dataclass
 
 import pytest
@@ -15,6 +14,7 @@ import zoo
 from zoo.color import split_lab
 from zoo.datasets import resolve_dataset
 from zoo.recipe import Recipe, Stage, TrainContext
+from zoo.trainfiles import read_log
 from zoo.training import train
 
 from helpers import REPO
@@ -78,7 +78,7 @@ def gray_run(tmp_path_factory):
 
 def test_replayed_gray_reference_equals_what_a_gray_model_logged(gray_run):
     script = _script()
-    logged = [json.loads(line)["l1"] for line in (gray_run / "log.jsonl").read_text().splitlines()]
+    logged = [row["l1"] for row in read_log(gray_run)]
     ref = script.reference_losses(gray_run, "l1", "samples:train")
     assert len(ref) == len(logged) == 20
     assert ref == pytest.approx(logged, rel=1e-5)

@@ -23,7 +23,6 @@ a ratio that falls from the first tenth to the last is learning that the batch m
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -33,11 +32,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from zoo.abbins import soft_encode_sparse
+from zoo.checkpoint import read_meta
 from zoo.color import split_lab
 from zoo.datasets import resolve_dataset
 from zoo.errors import ZooError
 from zoo.imageio import DataWarning
 from zoo.loader import make_train_loader
+from zoo.trainfiles import read_log
 
 
 def reference_loss(rgb: torch.Tensor, key: str, cfg: dict, state: dict | None = None) -> float:
@@ -60,13 +61,14 @@ def reference_losses(run: Path, key: str, data: str | None = None) -> list[float
 
     ``data``: the training data (``zoo train`` records it in ``model.json``; a bench's cached run does not).
     """
-    meta = json.loads((run / "model.json").read_text())
+    meta = read_meta(run / "model.safetensors")
     cfg = meta["config"]
-    if data is None and "dataset" not in meta:
+    spec = data or meta.get("dataset")
+    if spec is None:
         raise ValueError(f"{run}: model.json does not name its training data; pass --data")
-    dataset = resolve_dataset(data or meta["dataset"])
+    dataset = resolve_dataset(spec)
     if dataset.fingerprint() != meta["data"]:
-        raise ValueError(f"{run}: the run trained on other data than {data or meta['dataset']} (fingerprint differs)")
+        raise ValueError(f"{run}: the run trained on other data than {spec} (fingerprint differs)")
     with warnings.catch_warnings():  # the loader's warnings about small images were shown when the run trained
         warnings.simplefilter("ignore", DataWarning)
         stream = make_train_loader(dataset, task="colorizer", patch_size=cfg["patch_size"],
@@ -87,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="the run's training data (default: the one model.json names)")
     p.add_argument("--key", choices=("mse", "l1", "ce"), help="logged loss to compare (default: the one logged)")
     args = p.parse_args(argv)
-    missing = [n for n in ("model.json", "log.jsonl") if not (args.run / n).is_file()]
+    missing = [n for n in ("model.safetensors", "model.json", "log.jsonl") if not (args.run / n).is_file()]
     if missing:
         print(f"{args.run}: not a training folder (no {', '.join(missing)})", file=sys.stderr)
         return 2
-    rows = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_log(args.run)
     key = args.key or next((k for k in ("ce", "mse", "l1") if k in rows[0]), None)
     if key is None or not all(key in r for r in rows):
         print(f"{args.run}: no '{args.key or 'ce/mse/l1'}' loss in every line of log.jsonl", file=sys.stderr)

@@ -45,12 +45,11 @@ deterministic_option = click.option(
 
 
 def split_csv(ctx, param, value):
-    """A comma-separated option as a tuple of names; a repeated option (``multiple=True``) adds up, so
-    ``--metrics a --metrics b`` means ``--metrics a,b``. Not given: None."""
-    if value is None or value == ():
+    """A comma-separated ``multiple=True`` option as a tuple of names: repeats add up, so ``--metrics a
+    --metrics b`` means ``--metrics a,b``. Not given: None."""
+    if not value:
         return None
-    parts = (value,) if isinstance(value, str) else value
-    return tuple(v.strip() for part in parts for v in part.split(",") if v.strip())
+    return tuple(v.strip() for part in value for v in part.split(",") if v.strip())
 
 
 def echo_downloads(downloaded, err=False):
