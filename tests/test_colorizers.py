@@ -353,3 +353,25 @@ def test_vgg_decoder_build_never_reads_weights(registry, tmp_path, monkeypatch):
     entry = registry.get("vgg_decoder")
     assert entry.parameter_count("paper") == 16_286_802  # builds on meta, does not open the file
     assert not bool(entry.create("tiny").encoder_pretrained)
+
+
+@pytest.mark.parametrize("name", ["vgg_decoder", "pix2pix"])
+def test_lr_decay_from_holds_the_rate_then_lowers_it_towards_zero(registry, name):
+    cfg, model, recipe, ctx = make_recipe(registry.get(name), steps=8, lr_decay_from=0.5)
+    recipe.start_stage(recipe.stages[0])
+    batch = photo_batch(2, 32)
+    rates = []
+    for step in range(8):
+        rates.append([opt.param_groups[0]["lr"] for opt in recipe.optimizers.values()])
+        recipe.training_step(batch, recipe.stages[0], step)
+    for per_step in rates:
+        assert len(set(per_step)) == 1  # generator and discriminator follow one schedule
+    lr = [r[0] for r in rates]
+    assert lr[:4] == [cfg.lr] * 4
+    assert lr[4:] == pytest.approx([cfg.lr * k / 5 for k in (4, 3, 2, 1)])
+    # The constant default changes nothing.
+    _, _, constant, _ = make_recipe(registry.get(name), steps=8)
+    constant.start_stage(constant.stages[0])
+    for step in range(8):
+        constant.training_step(batch, constant.stages[0], step)
+    assert all(opt.param_groups[0]["lr"] == cfg.lr for opt in constant.optimizers.values())

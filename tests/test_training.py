@@ -274,3 +274,29 @@ def test_channels_last_is_the_cpu_default_and_an_explicit_layout_is_keyed(entry,
             for flag in (None, True, False)}
     assert len(set(keys.values())) == 3
     assert keys[None] == run_key(entry, entry.make_config(), data.fingerprint(), 3, 4, 1)
+
+
+def test_linear_decay_resumes_where_it_stopped():
+    def rates(opt, sched, n):
+        out = []
+        for _ in range(n):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    sched = zoo.linear_decay(opt, 10, 0.6)
+    whole = rates(opt, sched, 10)
+    assert whole == pytest.approx([1.0] * 6 + [0.8, 0.6, 0.4, 0.2])
+    q = torch.nn.Parameter(torch.zeros(1))
+    opt2 = torch.optim.SGD([q], lr=1.0)
+    sched2 = zoo.linear_decay(opt2, 10, 0.6)
+    first = rates(opt2, sched2, 7)
+    # As the loop resumes: a fresh optimiser and schedule, then both states from the checkpoint.
+    opt3 = torch.optim.SGD([q], lr=1.0)
+    sched3 = zoo.linear_decay(opt3, 10, 0.6)
+    opt3.load_state_dict(opt2.state_dict())
+    sched3.load_state_dict(sched2.state_dict())
+    assert first + rates(opt3, sched3, 3) == pytest.approx(whole)

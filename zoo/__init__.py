@@ -38,7 +38,7 @@ _EXPORTS = {
     "Metric": "zoo.metrics.base", "MetricInfo": "zoo.metrics.base", "MetricResult": "zoo.metrics.base",
     "MetricUnavailable": "zoo.metrics.base",
     "Colorizer": "zoo.models", "SuperResolver": "zoo.models",
-    "Recipe": "zoo.recipe", "Stage": "zoo.recipe", "TrainContext": "zoo.recipe",
+    "Recipe": "zoo.recipe", "Stage": "zoo.recipe", "TrainContext": "zoo.recipe", "linear_decay": "zoo.recipe",
     "Registry": "zoo.registry", "get_registry": "zoo.registry", "load_registry": "zoo.registry",
     "list_models": "zoo.api", "create_model": "zoo.api", "load": "zoo.api", "create_metric": "zoo.api",
     # the module zoo.bench, callable as zoo.api.bench: one object whether or not zoo.bench was imported

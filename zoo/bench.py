@@ -53,8 +53,9 @@ from zoo.report import write_report
 from zoo.runfiles import model_key, sample_dir, test_set_label
 from zoo.suite import Suite, check_models, load_suite, validate
 from zoo.suitefiles import check_data_root
-from zoo.trainfiles import read_log
+from zoo.trainfiles import VAL_LOG, read_log
 from zoo.training import run_key
+from zoo.validation import default_every
 from zoo.weights import WeightsUnavailable, require
 
 
@@ -86,6 +87,7 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
     weights_present = sorted(w.filename for w in weights_for_metrics(suite.metrics) if w.find())
     tests = list(suite.test) + [t for t in suite.optional_test if Path(t).is_dir()]
     test_fps = {t: resolve_dataset(t).fingerprint() for t in tests}
+    val_fp = resolve_dataset(suite.val).fingerprint() if suite.val else None
 
     train_jobs: list[TrainJob] = []
     refs: dict[tuple[str, int], ModelRef] = {}
@@ -98,12 +100,13 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
             config = entry.make_config(preset, overrides)
             entry.recipe.check_config(config)  # a config the recipe cannot train stops the bench before it starts
             steps = int(suite.steps_per_model.get(entry.name, suite.steps))
+            val_every = suite.val_every or default_every(steps)
             key = run_key(entry, config, train_fp, suite.seed, steps, scale, suite.precision,
-                          deterministic=deterministic)
+                          deterministic=deterministic, validation=val_fp and (val_fp, val_every))
             out = cache / "train" / f"{entry.name}-{key}"
             train_jobs.append(TrainJob(entry.name, entry.task, preset, overrides, suite.train, scale, steps,
                                        suite.seed, suite.checkpoint_every, key, str(out), suite.precision,
-                                       deterministic))
+                                       deterministic, val=suite.val, val_every=val_every))
             refs[(entry.name, scale)] = ModelRef(entry.name, str(out / "model.safetensors"), key)
 
     orders = ["color-first", "sr-first"] if suite.order == "both" else [suite.order]
@@ -306,17 +309,18 @@ def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
     it is drawn once and kept in the cache: a warm bench copies it (drawing takes seconds)."""
     several_scales = len({j.scale for j in jobs}) > 1
     labels = [f"{j.model} x{j.scale}" if several_scales else j.model for j in jobs]
-    drawn_by = ["curves", zoo.__version__]  # a new zoo may draw them differently
+    drawn_by = ["curves", zoo.__version__, "val"]  # a new zoo may draw them differently
     cached = cache / "curves" / f"{content_key([drawn_by, [[label, j.key] for label, j in zip(labels, jobs)]])}.png"
     if cached.is_file():
         atomic_write_bytes(run_dir / "curves.png", cached.read_bytes())
         return
     logs = {label: read_log(Path(j.out_dir)) for label, j in zip(labels, jobs)}
     logs = {k: v for k, v in logs.items() if v}
+    val = {label: read_log(Path(j.out_dir), VAL_LOG) for label, j in zip(labels, jobs)}
     if logs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            loss_curves(run_dir / "curves.png", logs)
+            loss_curves(run_dir / "curves.png", logs, {k: v for k, v in val.items() if v})
         atomic_write_bytes(cached, (run_dir / "curves.png").read_bytes())
 
 

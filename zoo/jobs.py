@@ -55,6 +55,8 @@ class TrainJob:
     precision: str = "auto"
     command: str = ""  # the bench's command line, recorded in the checkpoint (a Ray worker has its own argv)
     deterministic: bool = False
+    val: str = ""  # held-out images to validate on ("" = none), every val_every steps
+    val_every: int = 0
 
 
 @dataclass
@@ -122,7 +124,7 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
                    device=pick_device(device), seed=job.seed, data_scale=job.scale,
                    checkpoint_every=job.checkpoint_every, workers=workers, progress=progress,
                    precision=job.precision, command=job.command or None, deterministic=job.deterministic,
-                   extra_meta={"preset": job.preset})
+                   extra_meta={"preset": job.preset}, val_data=job.val or None, val_every=job.val_every)
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
             "train_seconds": meta.get("train_seconds"), "notes": meta.get("notes", []),

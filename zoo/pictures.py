@@ -107,8 +107,9 @@ def _smooth(values: list[float], alpha: float = 0.1) -> list[float]:
     return out
 
 
-def loss_curves(path: Path, logs: dict[str, list[dict]]) -> Path:
-    """One panel per model, each logged loss a line (exponentially smoothed; raw values faint)."""
+def loss_curves(path: Path, logs: dict[str, list[dict]], val: dict[str, list[dict]] | None = None) -> Path:
+    """One panel per model, each logged loss a line (exponentially smoothed; raw values faint). ``val``: the
+    held-out losses of some models (``val.jsonl``), drawn as dashed lines with markers in their loss's colour."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,6 +122,8 @@ def loss_curves(path: Path, logs: dict[str, list[dict]]) -> Path:
     for ax, (name, log) in zip(axes.flat, logs.items()):
         # Every loss any stage logged (a GAN stage logs other terms than its pre-training stage).
         keys = list(dict.fromkeys(k for r in log for k in r if k not in ("step", "stage")))
+        held_out = (val or {}).get(name, [])
+        keys += [k for k in dict.fromkeys(k for r in held_out for k in r) if k not in keys + ["step", "stage"]]
         steps = [r["step"] for r in log]
         for i, key in enumerate(keys):
             vals = [r.get(key) for r in log]
@@ -131,7 +134,14 @@ def loss_curves(path: Path, logs: dict[str, list[dict]]) -> Path:
             color = f"C{i}"
             ax.plot(xs, ys, color=color, alpha=0.2, linewidth=0.8)
             ax.plot(xs, _smooth(list(ys)), color=color, linewidth=1.6, label=key)
-        positive = all(r.get(k, 1) is None or r.get(k, 1) > 0 for r in log for k in keys)
+        for i, key in enumerate(keys):
+            pts = [(r["step"], r[key]) for r in held_out if isinstance(r.get(key), (int, float))
+                   and math.isfinite(r[key])]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, color=f"C{i}", linestyle="--", marker="o", markersize=3, linewidth=1.2,
+                        label=f"{key} (held-out)")
+        positive = all(r.get(k, 1) is None or r.get(k, 1) > 0 for r in log + held_out for k in keys)
         if positive:
             ax.set_yscale("log")
         stages = []

@@ -76,6 +76,30 @@ class Stage:
     fraction: float = 1.0
 
 
+def stage_plan(stages: tuple[Stage, ...], total: int) -> list[tuple[Stage, int, int]]:
+    """``(stage, first_step, end_step)`` for each stage with at least one step."""
+    weights = [max(0.0, s.fraction) for s in stages]
+    if sum(weights) <= 0:
+        raise ZooError("a recipe's stage fractions add up to zero")
+    bounds, acc = [0], 0.0
+    for w in weights:
+        acc += w
+        bounds.append(round(total * acc / sum(weights)))
+    return [(s, a, b) for s, a, b in zip(stages, bounds[:-1], bounds[1:]) if b > a]
+
+
+def linear_decay(optimizer: torch.optim.Optimizer, steps: int, decay_from: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Keep the rate for the first ``decay_from`` of ``steps`` updates, then lower it linearly towards zero by the
+    last one: the schedule of the pix2pix/CycleGAN code (constant, then linear decay). ``decay_from=1``: constant."""
+    hold = min(steps, max(0, round(steps * decay_from)))
+    span = steps - hold + 1  # the last update still gets a small, non-zero rate
+
+    def factor(k: int) -> float:
+        return 1.0 if k < hold or hold == steps else max(0.0, (steps - k) / span)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 class Recipe:
     """Base class of a model's training recipe. Subclass it next to the architecture.
 
@@ -84,7 +108,8 @@ class Recipe:
     2. ``prepare(batches)`` once before the first step of a fresh run (e.g. a colour prior from data);
     3. for each stage: ``start_stage(stage)`` (build its optimisers), then ``training_step(batch, stage, step)``
        repeatedly, which returns the losses to log (floats, or 0-dim tensors left on the device);
-    4. ``state_dict()`` / ``load_state_dict()`` for checkpoints (optimisers, schedulers, auxiliary nets).
+    4. ``state_dict()`` / ``load_state_dict()`` for checkpoints (optimisers, schedulers, auxiliary nets);
+    5. optionally ``validation_losses(batch, stage)`` every few steps on fixed held-out batches.
     """
 
     stages: tuple[Stage, ...] = (Stage("main"),)
@@ -113,6 +138,12 @@ class Recipe:
 
     def training_step(self, batch: dict[str, torch.Tensor], stage: Stage, step: int) -> dict[str, Any]:
         raise NotImplementedError
+
+    def validation_losses(self, batch: dict[str, torch.Tensor], stage: Stage) -> dict[str, torch.Tensor] | None:
+        """The losses of ``stage`` on a held-out batch, as 0-dim tensors, without any update (default: None, no
+        validation). The loop calls it under ``torch.no_grad()`` with the model in eval mode and the RNG state
+        put back afterwards, so validating never changes what training does."""
+        return None
 
     # -- helpers -------------------------------------------------------------------------------------
     def autocast(self):
@@ -157,6 +188,10 @@ class Recipe:
         if sched is not None and stepped:
             sched.step()
         return value
+
+    def stage_steps(self, stage: Stage) -> int:
+        """How many updates ``stage`` gets in this run (its share of ``ctx.total_steps``)."""
+        return next((end - first for s, first, end in stage_plan(self.stages, self.ctx.total_steps) if s == stage), 0)
 
     def loggable(self, value: torch.Tensor) -> float | torch.Tensor:
         """A value for ``training_step`` to return: a float when the loop reads every step (a CPU), else the

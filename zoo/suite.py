@@ -34,6 +34,9 @@ class Suite:
     train: str = "samples:train"
     test: list[str] = field(default_factory=lambda: ["samples:test"])
     optional_test: list[str] = field(default_factory=list)  # used only when present (e.g. Urban100)
+    # held-out images each training validates on (zoo.validation); "" = none. val_every 0: 20 times a run
+    val: str = ""
+    val_every: int = 0
     scales: list[int] = field(default_factory=lambda: [2])
     preset: str = "tiny"
     steps: int = 300
@@ -104,6 +107,7 @@ def load_suite(spec: str) -> Suite:
     suite.train = _resolve(suite.train, base)
     suite.test = [_resolve(t, base) for t in suite.test]
     suite.optional_test = [_resolve(t, base) for t in suite.optional_test]
+    suite.val = _resolve(suite.val, base) if suite.val else ""
     validate(suite)
     return suite
 
@@ -173,6 +177,8 @@ def validate(suite: Suite) -> None:
     for key in ("steps", "checkpoint_every"):
         if getattr(suite, key) < 1:
             raise ZooError(f"{where}: '{key}' must be at least 1, got {getattr(suite, key)}")
+    if suite.val_every < 0:
+        raise ZooError(f"{where}: 'val_every' must be at least 0 (0: 20 validations a run), got {suite.val_every}")
     if suite.sample_images < 0:
         raise ZooError(f"{where}: 'sample_images' must be at least 0, got {suite.sample_images}")
     for name, steps in suite.steps_per_model.items():

@@ -59,7 +59,7 @@ def expand(spec: str) -> str:
 
 def check_data_root(suite) -> None:
     """A one-line error when the suite still needs ``$ZOO_DATA`` for its training or test data."""
-    needed = [p for p in [suite.train, *suite.test] if PLACEHOLDER in p]
+    needed = [p for p in [suite.train, *suite.test, *([suite.val] if suite.val else [])] if PLACEHOLDER in p]
     if not needed:
         return
     _, why = data_root()
@@ -70,8 +70,8 @@ def check_data_root(suite) -> None:
 
 def describe(name: str, suite) -> dict:
     """What ``zoo suites`` shows about one suite: its data and whether each part is present."""
-    parts = [("train", suite.train, True)] + [("test", t, True) for t in suite.test] + \
-            [("optional test", t, False) for t in suite.optional_test]
+    parts = [("train", suite.train, True)] + [("validation", suite.val, True)] * bool(suite.val) + \
+            [("test", t, True) for t in suite.test] + [("optional test", t, False) for t in suite.optional_test]
     data = [{"role": role, "spec": spec, "present": _present(spec), "required": required}
             for role, spec, required in parts]
     return {"name": name, "description": suite.description, "source": suite.source, "data": data,

@@ -3,6 +3,7 @@
     model.safetensors, model.json   the weights and what they are (config, recipe, data, notes, versions)
     state.pt                        weights, optimisers, RNG state and step: enough to continue exactly
     log.jsonl                       one line of losses per step (for curves), written at each checkpoint
+    val.jsonl                       the losses on held-out crops, one line per validation (:mod:`zoo.validation`)
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import torch
 from zoo import rngstate
 from zoo.checkpoint import atomic_torch_save, atomic_write_bytes, save_checkpoint, sidecar, torn
 from zoo.errors import ZooError
+
+VAL_LOG = "val.jsonl"
 
 
 def write_checkpoint(model, recipe, ckpt_path: Path, state_path: Path, meta: dict, key: str, step: int,
@@ -92,6 +95,7 @@ def truncate_log(log_path: Path, step: int) -> None:
     atomic_write_bytes(log_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
 
-def read_log(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "log.jsonl"
+def read_log(run_dir: Path, name: str = "log.jsonl") -> list[dict[str, Any]]:
+    """The lines of a run's ``log.jsonl`` (or of ``val.jsonl``: ``name=VAL_LOG``); [] when there is none."""
+    path = Path(run_dir) / name
     return _log_lines(path) if path.exists() else []

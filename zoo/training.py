@@ -22,19 +22,20 @@ import torch
 from tqdm.auto import tqdm
 
 # loader.make_train_loader and trainfiles.write_checkpoint are looked up at each call: tests wrap them
-from zoo import devicefacts, loader, rngstate, trainfiles
+from zoo import devicefacts, loader, rngstate, trainfiles, validation
 from zoo.cache import content_key
 from zoo.checkpoint import save_checkpoint
 from zoo.color import split_lab
 from zoo.config import config_to_dict
 from zoo.constants import constant
+from zoo.datasets import resolve_dataset
 from zoo.determinism import configure as configure_determinism
 from zoo.devicefacts import PRECISIONS
 from zoo.errors import ZooError
 from zoo.folders import claim_train_dir, locked
 from zoo.models import count_parameters
 from zoo.provenance import environment
-from zoo.recipe import NonFiniteLossError, Stage, TrainContext
+from zoo.recipe import NonFiniteLossError, Stage, TrainContext, stage_plan
 from zoo.steplog import StepLog
 from zoo.trainfiles import completed_steps, read_log  # part of this module's API (__all__)
 
@@ -57,18 +58,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def stage_plan(stages: tuple[Stage, ...], total: int) -> list[tuple[Stage, int, int]]:
-    """``(stage, first_step, end_step)`` for each stage with at least one step."""
-    weights = [max(0.0, s.fraction) for s in stages]
-    if sum(weights) <= 0:
-        raise ZooError("a recipe's stage fractions add up to zero")
-    bounds, acc = [0], 0.0
-    for w in weights:
-        acc += w
-        bounds.append(round(total * acc / sum(weights)))
-    return [(s, a, b) for s, a, b in zip(stages, bounds[:-1], bounds[1:]) if b > a]
-
-
 def resolve_precision(precision: str, device: torch.device, facts: devicefacts.DeviceFacts | None = None) -> str:
     """What a requested precision means on ``device``: "fp32", "bf16" or "fp16" (rules:
     :func:`zoo.devicefacts.choose_precision`, from the compute capability of ``device`` itself)."""
@@ -78,8 +67,10 @@ def resolve_precision(precision: str, device: torch.device, facts: devicefacts.D
 
 
 def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_scale: int,
-            precision: str = "auto", channels_last: bool | None = None, deterministic: bool = False) -> str:
-    """Content address of a training run: everything its weights depend on."""
+            precision: str = "auto", channels_last: bool | None = None, deterministic: bool = False,
+            validation: tuple[str, int] | None = None) -> str:
+    """Content address of a training run: everything its weights depend on, and its validation
+    ``(data fingerprint, every)`` when it has one (the weights do not depend on it, but the run folder does)."""
     recipe = entry.recipe
     payload = {
         "model": entry.name,
@@ -98,6 +89,8 @@ def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_sc
         payload["channels_last"] = bool(channels_last)
     if deterministic:  # a cached run trained without it is not what --deterministic promises
         payload["deterministic"] = True
+    if validation is not None:  # else a cached run without val.jsonl would be taken for one with it
+        payload["validation"] = list(validation)
     return content_key(payload)
 
 
@@ -143,7 +136,7 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
           data_scale: int = 1, checkpoint_every: int = 100, workers: int | None = None, precision: str = "auto",
           channels_last: bool | None = None, progress: bool = True, extra_meta: dict[str, Any] | None = None,
           force: bool = False, command: str | None = None, deterministic: bool = False,
-          read_every: int | None = None) -> TrainResult:
+          read_every: int | None = None, val_data=None, val_every: int = 0) -> TrainResult:
     """Train ``entry`` (a trainable ModelEntry) with ``config`` on ``dataset`` for ``steps`` steps.
 
     ``data_scale``: colorizers learn on the colour LR images, i.e. the data downscaled by the benchmark's
@@ -152,7 +145,8 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     One process at a time trains in ``out_dir``: another one waits for it, then finds the run finished.
     ``command``: the command line recorded in the checkpoint (default: this process's own).
     ``deterministic``: see :mod:`zoo.determinism`. ``read_every``: steps between reads of the losses
-    (default :func:`zoo.devicefacts.read_every`).
+    (default :func:`zoo.devicefacts.read_every`). ``val_data``: held-out images the recipe's losses are
+    measured on every ``val_every`` steps (default: 20 times a run) into ``val.jsonl`` (:mod:`zoo.validation`).
     """
     if entry.recipe is None:
         raise ZooError(f"model '{entry.name}' has nothing to train (it is a fixed baseline)")
@@ -161,8 +155,11 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     if checkpoint_every < 1:
         raise ZooError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     out_dir = Path(out_dir)
+    val_every = int(val_every) or validation.default_every(steps)
+    if val_data is not None:
+        val_data = resolve_dataset(val_data)
     key = run_key(entry, config, dataset.fingerprint(), seed, steps, data_scale, precision, channels_last,
-                  deterministic)
+                  deterministic, None if val_data is None else (val_data.fingerprint(), val_every))
     resolve_precision(precision, device)  # an impossible precision fails before any file is touched
     finished = _finished_result(out_dir, key, steps)
     if finished is not None:  # nothing to build or load: a warm benchmark only needs the file
@@ -184,7 +181,8 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
         run = _TrainRun(entry, config, dataset, out_dir, device, key, steps=steps, seed=seed, data_scale=data_scale,
                         checkpoint_every=checkpoint_every, workers=workers, precision=precision,
                         channels_last=channels_last, progress=progress, extra_meta=extra_meta or {},
-                        command=command, deterministic=deterministic, read_every=read_every)
+                        command=command, deterministic=deterministic, read_every=read_every,
+                        val_data=val_data, val_every=val_every)
         return run.run()
 
 
@@ -218,6 +216,8 @@ class _TrainRun:
     command: str | None
     deterministic: bool
     read_every: int | None
+    val_data: Any
+    val_every: int
 
     def __post_init__(self) -> None:
         self.ckpt_path = self.out_dir / "model.safetensors"
@@ -230,6 +230,9 @@ class _TrainRun:
         self.start = self.step = 0  # the step resumed from, the last step done
         self.images = 0  # trained on in this call, for the rate the progress bar shows
         self.t0 = self.seconds_before = 0.0  # when this call's steps began; training time of earlier calls
+        self.validator = None if self.val_data is None else validation.Validator(
+            self.val_data, self.val_every, self.out_dir / trainfiles.VAL_LOG, task=self.task,
+            patch_size=self.patch_size, scale=self.scale, batch_size=self.batch_size, total_steps=self.steps)
 
     def run(self) -> TrainResult:
         self.prepare()
@@ -315,7 +318,8 @@ class _TrainRun:
             "data_scale": self.data_scale, "run_key": self.key, "notes": list(self.ctx.notes),
             "device": str(self.device), "precision": self.resolved, "channels_last": bool(self.channels_last),
             "parameters": self.parameters, "deterministic": bool(self.deterministic),
-            "versions": {entry.distribution: entry.version}, "environment": self.environment, **self.extra_meta,
+            "versions": {entry.distribution: entry.version}, "environment": self.environment,
+            **({"validation": self.validator.describe()} if self.validator else {}), **self.extra_meta,
         }
 
     def prepare_data(self) -> None:
@@ -323,6 +327,8 @@ class _TrainRun:
         fresh run first shows the recipe a few batches (:meth:`zoo.recipe.Recipe.prepare`, e.g. to estimate a
         colour prior)."""
         trainfiles.truncate_log(self.log_path, self.start)
+        if self.validator is not None:
+            self.validator.resume_at(self.start)
         self.steplog = StepLog(self.log_path, self.ctx.read_every)
         if self.start == 0:
             prep = loader.make_train_loader(self.dataset, task=self.task, patch_size=self.patch_size, scale=self.scale,
@@ -374,6 +380,9 @@ class _TrainRun:
                     bar.set_postfix({**{k: f"{v:.4g}" for k, v in self.steplog.latest.items()},
                                      "img/s": f"{rate:.1f}"}, refresh=False)
                 bar.update(1)
+            if self.validator is not None and self.validator.due(self.step):  # before the checkpoint of this step
+                self.validator.run(self.recipe, stage, self.step,
+                                   lambda b: _to_device(b, self.device, self.task, self.channels_last))
             if self.step % self.checkpoint_every == 0 or self.step == end:
                 self.checkpoint(stage)
 

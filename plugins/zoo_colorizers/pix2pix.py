@@ -76,6 +76,8 @@ class Pix2PixConfig(zoo.TrainConfig):
     batch_size: int = 4
     patch_size: int = 256
     lr: float = 2e-4
+    # share of the steps at the full rate; the rate then falls linearly towards zero (1 = constant)
+    lr_decay_from: float = zoo.bounded(1.0, min=0.0, max=1.0)
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
 
@@ -219,6 +221,8 @@ class Pix2PixRecipe(Recipe):
         betas = (cfg.adam_beta1, cfg.adam_beta2)
         self.optimizers["d"] = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas)
         self.optimizers["g"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=betas)
+        for name, opt in self.optimizers.items():
+            self.schedulers[name] = zoo.linear_decay(opt, self.stage_steps(stage), cfg.lr_decay_from)
 
     def training_step(self, batch, stage, step):
         cfg, g, d = self.config, self.model, self.discriminator
@@ -245,6 +249,12 @@ class Pix2PixRecipe(Recipe):
         finally:
             d.requires_grad_(True)
         return {"l1": self.loggable(loss_l1), "g_gan": self.loggable(loss_gan), "g": g_value, "d": d_value}
+
+    def validation_losses(self, batch, stage):
+        # The L1 term only: the GAN terms measure the generator against a discriminator that keeps moving.
+        with self.autocast():
+            fake = self.model.forward_normalised(batch["l"])
+        return {"l1": F.l1_loss(fake.float(), batch["ab"] / self.config.ab_scale)}
 
 
 ENTRY = zoo.ModelEntry(

@@ -168,7 +168,8 @@ class UnetVaeRecipe(Recipe):
         self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
                                                    betas=(cfg.adam_beta1, cfg.adam_beta2))
 
-    def training_step(self, batch, stage, step):
+    def losses(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(recon + kl_weight * kl, recon, kl)`` on ``batch``, with the latent sampled as in training."""
         cfg = self.config
         s = cfg.ab_scale
         with self.autocast():
@@ -176,9 +177,16 @@ class UnetVaeRecipe(Recipe):
             pred, target = ab.float() / s, batch["ab"] / s
             recon = F.l1_loss(pred, target) if cfg.recon == "l1" else F.mse_loss(pred, target)
             kl = kl_divergence(mu.float(), logvar.float())
-            loss = recon + cfg.kl_weight * kl
+        return recon + cfg.kl_weight * kl, recon, kl
+
+    def training_step(self, batch, stage, step):
+        loss, recon, kl = self.losses(batch)
         total = self.backward_step(loss, "main")
-        return {"loss": total, cfg.recon: self.loggable(recon), "kl": self.loggable(kl)}
+        return {"loss": total, self.config.recon: self.loggable(recon), "kl": self.loggable(kl)}
+
+    def validation_losses(self, batch, stage):
+        loss, recon, kl = self.losses(batch)
+        return {"loss": loss, self.config.recon: recon, "kl": kl}
 
 
 ENTRY = zoo.ModelEntry(

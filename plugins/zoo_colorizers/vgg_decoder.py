@@ -79,6 +79,8 @@ class VggDecoderConfig(zoo.TrainConfig):
     batch_size: int = 32
     patch_size: int = 224
     lr: float = 1e-3
+    # share of the steps at the full rate; the rate then falls linearly towards zero (1 = constant)
+    lr_decay_from: float = zoo.bounded(1.0, min=0.0, max=1.0)
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
 
@@ -202,12 +204,18 @@ class VggDecoderRecipe(Recipe):
         # optimiser's parameter groups do not depend on whether the weights were found.
         self.optimizers["main"] = torch.optim.Adam(model.parameters(), lr=cfg.lr,
                                                    betas=(cfg.adam_beta1, cfg.adam_beta2))
+        self.schedulers["main"] = zoo.linear_decay(self.optimizers["main"], self.stage_steps(stage), cfg.lr_decay_from)
 
-    def training_step(self, batch, stage, step):
+    def mse(self, batch) -> torch.Tensor:
         s = self.config.ab_scale
         with self.autocast():
-            loss = F.mse_loss(self.model(batch["l"]).float() / s, batch["ab"] / s)
-        return {"mse": self.backward_step(loss, "main")}
+            return F.mse_loss(self.model(batch["l"]).float() / s, batch["ab"] / s)
+
+    def training_step(self, batch, stage, step):
+        return {"mse": self.backward_step(self.mse(batch), "main")}
+
+    def validation_losses(self, batch, stage):
+        return {"mse": self.mse(batch)}
 
 
 ENTRY = zoo.ModelEntry(

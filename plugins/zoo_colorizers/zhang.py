@@ -219,14 +219,21 @@ class ZhangRecipe(Recipe):
         s = self.config.ab_scale
         return F.mse_loss(self.model(l) / s, ab / s)
 
+    def loss(self, batch) -> tuple[str, torch.Tensor]:
+        """``(name, value)`` of the head's loss on ``batch``."""
+        if self.config.head == "classification":
+            return "ce", self.classification_loss(batch["l"], batch["ab"])
+        return "mse", self.regression_loss(batch["l"], batch["ab"])
+
     def training_step(self, batch, stage, step):
-        classification = self.config.head == "classification"
         with self.autocast():  # the forward pass only: backward and the optimiser step run outside autocast
-            if classification:
-                loss = self.classification_loss(batch["l"], batch["ab"])
-            else:
-                loss = self.regression_loss(batch["l"], batch["ab"])
-        return {"ce" if classification else "mse": self.backward_step(loss, "main")}
+            name, loss = self.loss(batch)
+        return {name: self.backward_step(loss, "main")}
+
+    def validation_losses(self, batch, stage):
+        with self.autocast():
+            name, loss = self.loss(batch)
+        return {name: loss}
 
 
 ENTRY = zoo.ModelEntry(

@@ -247,6 +247,12 @@ class EdsrRecipe(Recipe):
         total = self.backward_step(loss, "main")
         return {"loss": total, **{k: self.loggable(v) for k, v in logs.items()}}
 
+    def validation_losses(self, batch, stage):
+        with self.autocast():
+            loss, logs = l1_and_content(self.model(batch["lr"]), batch["hr"], self.content,
+                                        self.config.content_weight)
+        return {"loss": loss, **logs}
+
 
 SUPER_COLORIZATION = {
     "blocks": 24,

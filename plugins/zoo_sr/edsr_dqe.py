@@ -200,6 +200,14 @@ class EdsrDqeRecipe(Recipe):
             loss = F.l1_loss(base + self.model.dqe(base), batch["hr"])
         return {"loss": self.backward_step(loss, "dqe")}
 
+    def validation_losses(self, batch, stage):
+        with self.autocast():
+            base = self.model.edsr(batch["lr"])
+            if stage.name == "edsr":
+                loss, logs = l1_and_content(base, batch["hr"], self.content, self.config.content_weight)
+                return {"loss": loss, **logs}
+            return {"loss": F.l1_loss(base + self.model.dqe(base), batch["hr"])}
+
 
 DQE_TINY = {"dqe_blocks": 2, "dqe_features": 16, "dqe_post_convs": 0, "edsr_fraction": 0.5}
 

@@ -278,6 +278,15 @@ class SrganRecipe(Recipe):
         return {"g": g_value, "content": self.loggable(content), "adv": self.loggable(adversarial),
                 "d": d_value}
 
+    def validation_losses(self, batch, stage):
+        # What the generator's stage minimises against the ground truth (the GAN terms need the moving critic).
+        with self.autocast():
+            sr = self.model(batch["lr"])
+            if stage.name == "srresnet":
+                return {"mse": pixel_mse(sr, batch["hr"])}
+            return {"content": self.content(sr.float(), batch["hr"]) if self.content is not None
+                    else pixel_mse(sr, batch["hr"])}
+
 
 SEED_COURSE = {
     "patch_size": 64,

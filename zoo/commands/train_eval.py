@@ -36,6 +36,11 @@ from zoo.commands.options import (
               help="Run directory (default: runs/train/<model>-<key>). This run's is resumed; one holding "
                    "another run or other files is refused unless --force.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--val", "val_spec", default=None, metavar="DIR|samples[:test]",
+              help="Held-out images: the model's losses on fixed crops of them go to val.jsonl every --val-every "
+                   "steps (not used for training).")
+@click.option("--val-every", type=click.IntRange(1), default=None,
+              help="Steps between validations (default: 20 in a run).")
 @click.option("--workers", type=click.IntRange(0), default=None,
               help="Data loader processes (default: none on 2 CPU cores, the cores per GPU on CUDA).")
 @click.option("--force", is_flag=True, help="Train in --out even if it holds another run or other files.")
@@ -43,7 +48,7 @@ from zoo.commands.options import (
 @offline_option
 @deterministic_option
 def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, device, out_dir, checkpoint_every,
-              workers, force, precision, deterministic):
+              val_spec, val_every, workers, force, precision, deterministic):
     """Train one model and write a checkpoint that 'zoo eval' scores.
 
     Checkpoints are written every --checkpoint-every steps and at the end; rerunning the same command after
@@ -53,6 +58,7 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     from zoo.device import pick_device
     from zoo.download import DOWNLOADED
     from zoo.training import run_key, train
+    from zoo.validation import default_every
 
     entry = cli_registry().get(model_name)
     extra = dict(o.split("=", 1) for o in overrides if "=" in o)
@@ -66,11 +72,16 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     dev = pick_device(device)
     precision = precision or "auto"
     fetched_before = len(DOWNLOADED)
-    key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision, deterministic=deterministic)
+    val_data = resolve_dataset(val_spec) if val_spec else None
+    val_every = val_every or default_every(steps)
+    validation = None if val_data is None else (val_data.fingerprint(), val_every)
+    key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision, deterministic=deterministic,
+                  validation=validation)
     out = Path(out_dir) if out_dir else Path("runs") / "train" / f"{entry.name}-{key}"
     result = train(entry, config, dataset, steps=steps, out_dir=out, device=dev, seed=seed, data_scale=scale,
                    checkpoint_every=checkpoint_every, workers=workers, precision=precision, force=force,
-                   deterministic=deterministic, extra_meta={"preset": preset, "dataset": dataset.name})
+                   deterministic=deterministic, extra_meta={"preset": preset, "dataset": dataset.name},
+                   val_data=val_data, val_every=val_every)
     if not result.trained:
         click.echo(f"already trained ({result.steps} steps): {result.checkpoint}")
     else:
