@@ -54,9 +54,14 @@ class GrayRecipe(Recipe):
     def start_stage(self, stage):
         self.optimizers["g"] = torch.optim.SGD(self.model.parameters(), lr=self.config.lr)
 
+    def l1(self, batch):
+        return (self.model(batch["l"]) - batch["ab"] / AB_SCALE).abs().mean()
+
     def training_step(self, batch, stage, step):
-        loss = (self.model(batch["l"]) - batch["ab"] / AB_SCALE).abs().mean()
-        return {"l1": self.backward_step(loss, "g")}
+        return {"l1": self.backward_step(self.l1(batch), "g")}
+
+    def validation_losses(self, batch, stage):
+        return {"l1": self.l1(batch)}
 
 
 ENTRY = zoo.ModelEntry(name="graynet", build=GrayNet, config=GrayConfig, summary="test", recipe=GrayRecipe)
@@ -97,6 +102,26 @@ def test_the_report_and_its_refusals(gray_run, capsys):
     assert "fingerprint differs" in capsys.readouterr().err
     assert script.main([str(gray_run.parent)]) == 2
     assert "not a training folder" in capsys.readouterr().err
+
+
+def test_the_held_out_reference_is_computed_on_the_crops_the_run_validated_on(tmp_path, capsys):
+    import types
+
+    plugin = types.ModuleType("gray_plugin_val")
+    plugin.register_colorizers = zoo.hookimpl(lambda register: register(ENTRY))
+    entry = zoo.load_registry(entry_points=False, plugins=[("gray_plugin_val", plugin)]).get("graynet")
+    out = tmp_path / "graynet"
+    train(entry, entry.make_config(), resolve_dataset("samples:train"), steps=20, out_dir=out,
+          device=torch.device("cpu"), seed=11, data_scale=2, checkpoint_every=10, workers=0, progress=False,
+          val_data="samples:test", val_every=2)
+    script = _script()
+    assert script.main([str(out), "--data", "samples:train"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    held_out = [ln for ln in lines if ln.strip().startswith("step ")]
+    assert len(held_out) == 10 and all(ln.endswith("ratio 1.000") for ln in held_out)  # gray scores as gray
+    assert any(ln.startswith("held-out fall first->last tenth:") and ln.endswith(" 0.0 %") for ln in lines)
+    assert script.main([str(out), "--data", "samples:train", "--val", "samples:train"]) == 0
+    assert "fingerprint differs" in capsys.readouterr().err  # other held-out images: said, no reference
 
 
 def test_zhang_reference_is_the_recipe_loss_of_a_model_that_predicts_the_prior():

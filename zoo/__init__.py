@@ -55,7 +55,7 @@ _EXPORTS = {
     # its tensors (None when missing): load_state_dict(VGG16)
     "WeightFile": "zoo.weights", "VGG16": "zoo.weights", "VGG19": "zoo.weights", "load_state_dict": "zoo.weights",
     "imresize": "zoo.resize",
-    "stage_plan": "zoo.training",  # (stage, first step, end step) of each stage, as the loop runs them
+    "stage_plan": "zoo.recipe",  # (stage, first step, end step) of each stage, as the loop runs them
     "check_model": "zoo.testing", "assert_conforms": "zoo.testing",
 }
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from zoo.errors import ZooError
 
-TRAIN_FILES = ("model.safetensors", "model.json", "state.pt", "log.jsonl", ".lock")
+TRAIN_FILES = ("model.safetensors", "model.json", "state.pt", "log.jsonl", "val.jsonl", ".lock")
 BENCH_FILES = ("run.json", "results.jsonl", "results.csv", "leaderboard.md", "curves.png", "errors.log",
                "samples")
 

@@ -191,7 +191,8 @@ class Recipe:
 
     def stage_steps(self, stage: Stage) -> int:
         """How many updates ``stage`` gets in this run (its share of ``ctx.total_steps``)."""
-        return next((end - first for s, first, end in stage_plan(self.stages, self.ctx.total_steps) if s == stage), 0)
+        plan = stage_plan(tuple(self.stages), self.ctx.total_steps)
+        return next((end - first for s, first, end in plan if s.name == stage.name), 0)
 
     def loggable(self, value: torch.Tensor) -> float | torch.Tensor:
         """A value for ``training_step`` to return: a float when the loop reads every step (a CPU), else the

@@ -18,6 +18,10 @@ It prints, per tenth of the run, the logged loss, the reference's, and their rat
 RUN_DIR is a ``zoo train`` output folder (or a bench's cached training folder) holding ``model.json``,
 ``model.safetensors`` and ``log.jsonl``. A ratio below 1 is what the model learned beyond the reference;
 a ratio that falls from the first tenth to the last is learning that the batch mix cannot explain.
+
+When the run validated (``val.jsonl``, :mod:`zoo.validation`), it also prints each held-out loss, the same
+reference on the same held-out crops (``--val DIR``: the held-out images, when ``model.json`` names only
+their folder), and the mean of the validations in the first and the last tenth of the run.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from zoo.datasets import resolve_dataset
 from zoo.errors import ZooError
 from zoo.imageio import DataWarning
 from zoo.loader import make_train_loader
-from zoo.trainfiles import read_log
+from zoo.trainfiles import VAL_LOG, read_log
+from zoo.validation import VAL_CROPS, Validator
 
 
 def reference_loss(rgb: torch.Tensor, key: str, cfg: dict, state: dict | None = None) -> float:
@@ -78,6 +83,46 @@ def reference_losses(run: Path, key: str, data: str | None = None) -> list[float
         return [reference_loss(batch["rgb"].float() / 255.0, key, cfg, state) for batch in stream]
 
 
+def held_out_reference(run: Path, key: str, val: str) -> float:
+    """The reference's loss on the run's held-out crops (the very crops :mod:`zoo.validation` scored)."""
+    meta = read_meta(run / "model.safetensors")
+    cfg, recorded = meta["config"], meta["validation"]
+    dataset = resolve_dataset(val)
+    if dataset.fingerprint() != recorded["data"]:
+        raise ValueError(f"{run}: the run validated on other images than {val} (fingerprint differs)")
+    validator = Validator(dataset, recorded["every"], run / VAL_LOG, task="colorizer", patch_size=cfg["patch_size"],
+                          scale=meta["data_scale"], batch_size=cfg["batch_size"], total_steps=meta["target_steps"])
+    state = load_file(str(run / "model.safetensors")) if key == "ce" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        batches = validator.batches()
+    total = sum(reference_loss(b["rgb"].float() / 255.0, key, cfg, state) * len(b["rgb"]) for b in batches)
+    return total / sum(len(b["rgb"]) for b in batches)
+
+
+def print_held_out(run: Path, key: str, val: str | None) -> None:
+    rows = [r for r in read_log(run, VAL_LOG) if key in r]
+    if not rows:
+        return
+    meta = read_meta(run / "model.safetensors")
+    steps, recorded = meta["target_steps"], meta["validation"]
+    ref = None
+    spec = val or recorded.get("name")
+    try:
+        ref = held_out_reference(run, key, spec) if spec else None
+    except (ValueError, ZooError) as e:
+        print(f"held-out reference: not computed ({e}); pass --val DIR", file=sys.stderr)
+    print(f"held-out {key} ({recorded.get('name', '?')}, {VAL_CROPS} fixed crops, every {recorded['every']} steps)"
+          + (f"; reference {ref:.4g}" if ref else ""))
+    for r in rows:
+        print(f"  step {r['step']:>6}  {r[key]:<8.4g}" + (f"  ratio {r[key] / ref:.3f}" if ref else ""))
+    first = [r[key] for r in rows if r["step"] <= steps / 10]
+    last = [r[key] for r in rows if r["step"] > steps * 9 / 10]
+    if first and last:
+        a, b = sum(first) / len(first), sum(last) / len(last)
+        print(f"held-out fall first->last tenth: {a:.4g} -> {b:.4g}, {100 * (1 - b / a):.1f} %")
+
+
 def tenths(values: list[float]) -> list[float]:
     n = len(values)
     return [sum(values[i * n // 10:(i + 1) * n // 10]) / max(1, (i + 1) * n // 10 - i * n // 10) for i in range(10)]
@@ -88,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path)
     p.add_argument("--data", help="the run's training data (default: the one model.json names)")
     p.add_argument("--key", choices=("mse", "l1", "ce"), help="logged loss to compare (default: the one logged)")
+    p.add_argument("--val", help="the run's held-out images (default: the folder name model.json records)")
     args = p.parse_args(argv)
     missing = [n for n in ("model.safetensors", "model.json", "log.jsonl") if not (args.run / n).is_file()]
     if missing:
@@ -114,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{i + 1:>5}  {a:<8.4g}  {b:<9.4g}  {a / b:.3f}")
     print(f"logged fall first->last tenth: {100 * (1 - lt[-1] / lt[0]):.1f} %; "
           f"ratio {lt[0] / rt[0]:.3f} -> {lt[-1] / rt[-1]:.3f}")
+    print_held_out(args.run, key, args.val)
     return 0
 
 

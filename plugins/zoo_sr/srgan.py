@@ -232,23 +232,12 @@ class SrganRecipe(Recipe):
         self.optimizers["d"] = self._adam(self.aux["discriminator"].parameters())
         at = self.config.gan_lr_decay_at
         if 0 < at < 1:
-            stage_steps = max(1, self._stage_steps(stage))
+            stage_steps = max(1, self.stage_steps(stage))
             period = max(1, round(stage_steps * at))
             for name in ("g", "d"):  # one drop, as in the paper (not a repeating step schedule)
                 self.schedulers[name] = torch.optim.lr_scheduler.MultiStepLR(
                     self.optimizers[name], milestones=[period], gamma=self.config.gan_lr_gamma)
 
-    def _stage_steps(self, stage) -> int:
-        """The steps the loop gives ``stage`` (its split of total_steps), for the mid-stage learning-rate drop."""
-        try:
-            from zoo import stage_plan
-
-            for planned, first, end in stage_plan(tuple(self.stages), self.ctx.total_steps):
-                if planned.name == stage.name:
-                    return end - first
-        except ImportError:
-            pass
-        return round(self.ctx.total_steps * stage.fraction)
 
     def training_step(self, batch, stage, step):
         lr, hr = batch["lr"], batch["hr"]

@@ -1,0 +1,190 @@
+"""Held-out validation during training (zoo.validation): what it logs, that it never changes training, resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+import zoo
+from zoo.bench import plan_bench
+from zoo.datasets import resolve_dataset
+from zoo.errors import ZooError
+from zoo.recipe import Recipe
+from zoo.registry import get_registry
+from zoo.suite import load_suite
+from zoo.trainfiles import VAL_LOG, read_log
+from zoo.training import run_key, train
+
+from helpers import refused, zoo_cli
+
+
+def _train(entry, out, *, steps=12, val="samples:test", val_every=5, **kw):
+    config = entry.make_config("tiny", {})
+    return train(entry, config, resolve_dataset("samples:train"), steps=steps, out_dir=out,
+                 device=torch.device("cpu"), seed=1, checkpoint_every=4, workers=0, progress=False,
+                 val_data=val, val_every=val_every, **kw)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def unet_vae():
+    return get_registry().get("unet_vae")  # samples its latent and uses the RNG in training: the hard case
+
+
+def test_validating_changes_neither_weights_nor_training_log(unet_vae, tmp_path):
+    _train(unet_vae, tmp_path / "plain", val=None)
+    _train(unet_vae, tmp_path / "val")
+    a, b = _weights(tmp_path / "plain"), _weights(tmp_path / "val")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read_log(tmp_path / "plain") == read_log(tmp_path / "val")
+    assert not (tmp_path / "plain" / VAL_LOG).exists()
+    rows = read_log(tmp_path / "val", VAL_LOG)
+    assert [r["step"] for r in rows] == [5, 10, 12]  # every 5 steps and at the last one
+    assert set(rows[0]) == {"step", "stage", "loss", "l1", "kl"}
+    assert rows[0]["l1"] != rows[-1]["l1"]  # the losses of the weights at each step, not one number
+
+
+def test_the_same_weights_validate_to_the_same_losses(tmp_path):
+    # Fixed crops and a fixed seed for what the recipe samples: two runs of one key log identical lines.
+    entry = get_registry().get("unet_vae")
+    _train(entry, tmp_path / "a", steps=4, val_every=2)
+    _train(entry, tmp_path / "b", steps=4, val_every=2)
+    assert read_log(tmp_path / "a", VAL_LOG) == read_log(tmp_path / "b", VAL_LOG)
+
+
+def test_an_interrupted_run_resumes_its_validation_log_exactly(monkeypatch, tmp_path):
+    entry = get_registry().get("vgg_decoder")
+    _train(entry, tmp_path / "straight")
+    step_of = entry.recipe.training_step
+
+    def cut(self, batch, stage, step):
+        if step == 11:  # after the validation of step 10, whose checkpoint (step 8) is older
+            raise KeyboardInterrupt
+        return step_of(self, batch, stage, step)
+
+    monkeypatch.setattr(entry.recipe, "training_step", cut)
+    with pytest.raises(KeyboardInterrupt):
+        _train(entry, tmp_path / "cut")
+    assert [r["step"] for r in read_log(tmp_path / "cut", VAL_LOG)] == [5, 10]
+    monkeypatch.setattr(entry.recipe, "training_step", step_of)
+    assert _train(entry, tmp_path / "cut").resumed_from == 8
+    assert read_log(tmp_path / "cut", VAL_LOG) == read_log(tmp_path / "straight", VAL_LOG)
+
+
+def test_the_run_records_its_validation_and_is_keyed_by_it(tmp_path):
+    entry = get_registry().get("vgg_decoder")
+    _train(entry, tmp_path / "run", steps=4)
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    val = resolve_dataset("samples:test")
+    assert meta["validation"] == {"data": val.fingerprint(), "name": "samples:test", "every": 5, "crops": 256,
+                                  "seed": 104729}
+    config = entry.make_config("tiny", {})
+    train_fp = resolve_dataset("samples:train").fingerprint()
+    keys = {run_key(entry, config, train_fp, 1, 4, 1, validation=v)
+            for v in (None, (val.fingerprint(), 5), (val.fingerprint(), 2))}
+    assert len(keys) == 3
+    assert meta["run_key"] == run_key(entry, config, train_fp, 1, 4, 1, validation=(val.fingerprint(), 5))
+
+
+def test_a_folder_of_held_out_images_is_named_without_its_path(tmp_path):
+    import shutil
+
+    folder = tmp_path / "held" / "out"
+    folder.mkdir(parents=True)
+    for item in resolve_dataset("samples:test").items()[:2]:
+        shutil.copy(item.path, folder / Path(item.path).name)
+    entry = get_registry().get("vgg_decoder")
+    _train(entry, tmp_path / "run", steps=2, val=str(folder))
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["validation"]["name"] == "out"
+    assert str(tmp_path) not in json.dumps(meta["validation"])
+
+
+class _NoValidation(Recipe):
+    def start_stage(self, stage):
+        self.optimizers["g"] = torch.optim.SGD(self.model.parameters(), lr=1e-3)
+
+    def training_step(self, batch, stage, step):
+        return {"l1": self.backward_step(F.l1_loss(self.model(batch["l"]), batch["ab"]), "g")}
+
+
+class _Net(zoo.Colorizer):
+    def __init__(self, cfg):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, l):
+        return self.conv(l / 100.0)
+
+
+def test_a_recipe_without_validation_losses_trains_and_says_so(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Config(zoo.TrainConfig):
+        batch_size: int = 2
+        patch_size: int = 16
+
+    entry = zoo.ModelEntry(name="noval", build=_Net, config=Config, summary="test", recipe=_NoValidation, task="colorizer",
+                           presets={"tiny": {}})
+    result = _train(entry, tmp_path / "run", steps=6)
+    assert result.steps == 6
+    assert not (tmp_path / "run" / VAL_LOG).exists()
+    assert any("no validation losses" in n for n in result.notes)
+
+
+def test_zoo_train_val_on_the_command_line(tmp_path):
+    res = zoo_cli("train", "--model", "pix2pix", "--preset", "tiny", "--steps", "4", "--val", "samples:test",
+                  "--val-every", "2", "--out", str(tmp_path / "run"))
+    assert res.rc == 0, res
+    assert [r["step"] for r in read_log(tmp_path / "run", VAL_LOG)] == [2, 4]
+    assert set(read_log(tmp_path / "run", VAL_LOG)[0]) == {"step", "stage", "l1"}
+    again = zoo_cli("train", "--model", "pix2pix", "--preset", "tiny", "--steps", "4", "--val", "samples:test",
+                    "--val-every", "2", "--out", str(tmp_path / "run"))
+    assert "already trained" in again.out  # the CLI and the loop agree on the key of a run with validation
+    refused(zoo_cli("train", "--model", "pix2pix", "--preset", "tiny", "--steps", "2", "--val",
+                    str(tmp_path / "missing"), "--out", str(tmp_path / "r2")), "missing")
+
+
+def test_a_suite_validates_its_trainings(tmp_path):
+    suite_file = tmp_path / "s.toml"
+    suite_file.write_text('train = "samples:train"\ntest = ["samples:test"]\nval = "samples:test"\nsteps = 40\n'
+                          'colorizers = ["vgg_decoder"]\nsr = []\n')
+    suite = load_suite(str(suite_file))
+    plan = plan_bench(suite, registry=get_registry(), run_dir=tmp_path / "r", cache=tmp_path / "c",
+                      colorizers=["vgg_decoder"], sr=[])
+    (job,) = plan.train_jobs
+    assert (job.val, job.val_every) == ("samples:test", 2)  # 20 validations a run by default
+    plain = plan_bench(suite.replace(val=""), registry=get_registry(), run_dir=tmp_path / "r",
+                       cache=tmp_path / "c", colorizers=["vgg_decoder"], sr=[])
+    assert plain.train_jobs[0].key != job.key and plain.train_jobs[0].val == ""
+    suite_file.write_text('train = "samples:train"\ntest = ["samples:test"]\nval = "samples:test"\nval_every = -1\n')
+    with pytest.raises(ZooError, match="val_every"):
+        load_suite(str(suite_file))
+
+
+def test_color_classic_validates_on_a_set_it_neither_trains_nor_tests_on():
+    suite = load_suite("color-classic")
+    assert suite.val.endswith("Set14")
+    assert suite.val not in (suite.train, *suite.test)
+
+
+def test_curves_draw_the_held_out_losses(tmp_path):
+    from PIL import Image
+
+    from zoo.pictures import loss_curves
+
+    log = [{"step": s, "stage": "main", "mse": 1.0 / s} for s in range(1, 21)]
+    val = [{"step": s, "stage": "main", "mse": 0.5 / s} for s in (5, 10, 20)]
+    loss_curves(tmp_path / "a.png", {"m": log})
+    loss_curves(tmp_path / "b.png", {"m": log}, {"m": val})
+    a, b = Image.open(tmp_path / "a.png"), Image.open(tmp_path / "b.png")
+    assert a.size == b.size and a.tobytes() != b.tobytes()
