@@ -133,8 +133,8 @@ def test_a_recipe_without_validation_losses_trains_and_says_so(tmp_path):
         batch_size: int = 2
         patch_size: int = 16
 
-    entry = zoo.ModelEntry(name="noval", build=_Net, config=Config, summary="test", recipe=_NoValidation, task="colorizer",
-                           presets={"tiny": {}})
+    entry = zoo.ModelEntry(name="noval", build=_Net, config=Config, summary="test", recipe=_NoValidation,
+                           task="colorizer", presets={"tiny": {}})
     result = _train(entry, tmp_path / "run", steps=6)
     assert result.steps == 6
     assert not (tmp_path / "run" / VAL_LOG).exists()
