@@ -33,6 +33,7 @@ from zoo.metrics.pixel import backend_on
 from zoo.registry import get_registry
 from zoo.runfiles import test_set_label
 from zoo.suite import Suite
+from zoo.trainfiles import loss_summary
 from zoo.training import train
 
 # bump when evaluation code changes what a cached result would contain (3: per-image values, PSNR cap, size skips)
@@ -128,6 +129,8 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
             "train_seconds": meta.get("train_seconds"), "notes": meta.get("notes", []),
+            "loss": loss_summary(Path(job.out_dir), job.steps),
+            "validated_on": (meta.get("validation") or {}).get("name"),
             "parameters": meta.get("parameters"), "checkpoint": str(result.checkpoint),
             "downloaded": [d.to_dict() for d in DOWNLOADED[fetched_before:]]}  # e.g. a loss's VGG19, on Ray too
 

@@ -271,6 +271,7 @@ def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> 
         if any(r["metric"] in ("fid", "kid") for r in rows) and n < SMALL_N_FOR_FID:
             lines += [f"FID on n = {n} < {SMALL_N_FOR_FID} images is strongly biased and unstable; rank by "
                       "KID (unbiased) on sets this small.", ""]
+    lines += _training_table(runs)
     lines += ["## Notes", ""]
     for i, note in enumerate(footnotes, 1):
         lines.append(f"[{i}] {note}  ")
@@ -308,6 +309,37 @@ def render_markdown(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> 
     marks = "`n/a [k]`, `failed [k]`" if any(m.get("failures") for m, _ in runs) else "`n/a [k]`"
     lines.append(f"- bold: best in column (direction from the arrow); {marks}: see note k.")
     return "\n".join(lines) + "\n"
+
+
+def _training_table(runs) -> list[str]:
+    """Each trained model's main loss over the first and the last tenth of its steps, in training and on the
+    held-out validation images when the run had them: whether it learned, and whether that carried over."""
+    rows, held_out_on = [], set()
+    for meta, _ in runs:
+        for name, info in meta.get("models", {}).items():
+            loss = info.get("loss")
+            if not loss:
+                continue
+            first, last = loss["train"]
+            row = {"model": name.split("@")[0], "steps": info.get("steps"), "loss": f"`{loss['loss']}`",
+                   "first 10 %": f"{first:.4g}", "last 10 %": f"{last:.4g}", "change": _change(first, last)}
+            if loss.get("held_out"):
+                h_first, h_last = loss["held_out"]
+                held_out_on.add(str(info.get("validated_on") or "?"))
+                row.update({"held-out first 10 %": f"{h_first:.4g}", "held-out last 10 %": f"{h_last:.4g}",
+                            "held-out change": _change(h_first, h_last)})
+            rows.append(row)
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows).fillna("")
+    where = f" Held-out: fixed crops of `{'`, `'.join(sorted(held_out_on))}`, never trained on." if held_out_on else ""
+    return ["## Training", "", "Each model's main training loss, mean over the first and the last tenth of its steps "
+            f"(a fall is negative).{where} The curves: `curves.png` of the run.", "",
+            frame.to_markdown(index=False), ""]
+
+
+def _change(first: float, last: float) -> str:
+    return f"{100 * (last / first - 1):+.1f} %" if first else "n/a"
 
 
 def _data_name(spec: str | None) -> str | None:

@@ -99,3 +99,23 @@ def read_log(run_dir: Path, name: str = "log.jsonl") -> list[dict[str, Any]]:
     """The lines of a run's ``log.jsonl`` (or of ``val.jsonl``: ``name=VAL_LOG``); [] when there is none."""
     path = Path(run_dir) / name
     return _log_lines(path) if path.exists() else []
+
+
+def _tenth_means(rows: list[dict[str, Any]], key: str, steps: int) -> tuple[float, float] | None:
+    first = [r[key] for r in rows if r.get("step", 0) <= steps / 10 and isinstance(r.get(key), (int, float))]
+    last = [r[key] for r in rows if r.get("step", 0) > steps * 9 / 10 and isinstance(r.get(key), (int, float))]
+    return (sum(first) / len(first), sum(last) / len(last)) if first and last else None
+
+
+def loss_summary(run_dir: Path, steps: int) -> dict[str, Any] | None:
+    """A run's main loss (the first one its steps log, which both the first and the last tenth of the run log),
+    as the mean over the first and the last tenth of its steps; the same for its held-out validations when it
+    has them. None for a run that logged nothing to compare."""
+    rows = read_log(run_dir)
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("step", "stage")]
+    for key in keys:
+        train = _tenth_means(rows, key, steps)
+        if train is not None:
+            held_out = _tenth_means(read_log(run_dir, VAL_LOG), key, steps)
+            return {"loss": key, "train": list(train), "held_out": list(held_out) if held_out else None}
+    return None
