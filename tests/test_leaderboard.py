@@ -121,3 +121,34 @@ def test_each_stage_ranks_by_its_headline_metric_whatever_the_column_order(tmp_p
     col = md.split("## Colorization alone")[1].split("\n## ")[0]
     assert sr.index("| edsr ") < sr.index("| bicubic ")
     assert col.index("| zhang ") < col.index("| gray ")
+
+
+def test_the_training_table_shows_each_models_loss_first_and_last_tenth():
+    meta, rows = read_run(GOLDEN / "run")
+    assert "## Training" not in render([GOLDEN / "run"])  # a run from before the summaries: no table
+    models = {name: dict(info) for name, info in meta.get("models", {}).items()}
+    first, second = sorted(models)[:2]
+    models[first]["loss"] = {"loss": "mse", "train": [0.04, 0.03], "held_out": [0.05, 0.045]}
+    models[first]["validated_on"] = "Set14"
+    models[second]["loss"] = {"loss": "l1", "train": [0.2, 0.21], "held_out": None}
+    md = render_markdown([({**meta, "models": models}, rows)])
+    table = md.split("## Training", 1)[1].split("## Notes", 1)[0]
+    assert "Held-out: fixed crops of `Set14`, never trained on." in table
+    line = next(ln for ln in table.splitlines() if ln.startswith(f"| {first.split('@')[0]} "))
+    assert "-25.0 %" in line and "-10.0 %" in line and "`mse`" in line
+    other = next(ln for ln in table.splitlines() if ln.startswith(f"| {second.split('@')[0]} "))
+    assert "+5.0 %" in other and other.count("%") == 1  # no held-out columns filled for a run without them
+
+
+def test_loss_summary_takes_the_main_loss_of_both_tenths(tmp_path):
+    from zoo.trainfiles import VAL_LOG, loss_summary
+
+    log = [{"step": s, "stage": "a" if s <= 10 else "b", **({"mse": 1.0} if s <= 10 else {}), "l1": 2.0 - s / 20}
+           for s in range(1, 21)]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    (tmp_path / VAL_LOG).write_text(json.dumps({"step": 2, "l1": 1.0}) + "\n" + json.dumps({"step": 20, "l1": 0.5})
+                                    + "\n" + '{"step": 2')  # a torn last line is dropped
+    summary = loss_summary(tmp_path, 20)
+    # mse only in the first stage: the main loss is the first one both tenths logged
+    assert summary == {"loss": "l1", "train": [pytest.approx(1.925), pytest.approx(1.025)], "held_out": [1.0, 0.5]}
+    assert loss_summary(tmp_path / "none", 20) is None

@@ -40,7 +40,9 @@ second training) on Kodak24, colorization alone at x2: AuC rebalanced 71.70 % ag
 ratio is 0.905 over steps 1-20, 0.786 over 41-100 and 0.780 over 1001-2000, so what it learns it learns
 in the first hundred steps. Tried in tuning runs: rate 3e-4 (2000 steps, MSE 0.0332 -> 0.0323), batch norm
 in the encoder (the same deciles to 0.1 %), batch 32 (flat after 1000 steps), 3 stages with decoder
-128-64-32 (ratio 0.802 -> 0.775; Kodak24 rebalanced 71.62). Batch 32 at rate 2e-4 for 2000 steps is the
+128-64-32 (ratio 0.802 -> 0.775; Kodak24 rebalanced 71.62), linear decay of the rate over the second half
+(``lr_decay_from=0.5``: ratio 0.812 -> 0.771; rebalanced 71.84, raw 89.64: the same plateau, so SGD noise
+at this rate is not what holds it). Batch 32 at rate 2e-4 for 2000 steps is the
 one setting whose loss keeps falling (0.0329 -> 0.0267, ratio 0.818 -> 0.660), but it scores worse on
 Kodak24 (rebalanced 70.54, raw 88.77, CIEDE2000 12.08): on 290 photographs the further fall is
 memorisation, so the preset keeps batch 8.
