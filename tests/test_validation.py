@@ -188,3 +188,15 @@ def test_curves_draw_the_held_out_losses(tmp_path):
     loss_curves(tmp_path / "b.png", {"m": log}, {"m": val})
     a, b = Image.open(tmp_path / "a.png"), Image.open(tmp_path / "b.png")
     assert a.size == b.size and a.tobytes() != b.tobytes()
+
+
+def test_held_out_images_too_small_for_a_crop_stop_the_run_before_its_first_step(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    Image.new("RGB", (20, 20), (200, 40, 40)).save(folder / "a.png")
+    res = zoo_cli("train", "--model", "vgg_decoder", "--preset", "tiny", "--steps", "4", "--val", str(folder),
+                  "--out", str(tmp_path / "run"))
+    refused(res, "no image in", "large enough")
+    assert not (tmp_path / "run" / "log.jsonl").exists() and not (tmp_path / "run" / "model.safetensors").exists()

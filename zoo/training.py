@@ -329,6 +329,7 @@ class _TrainRun:
         trainfiles.truncate_log(self.log_path, self.start)
         if self.validator is not None:
             self.validator.resume_at(self.start)
+            self.validator.batches()  # held-out images too small for a crop stop the run now, not at a validation
         self.steplog = StepLog(self.log_path, self.ctx.read_every)
         if self.start == 0:
             prep = loader.make_train_loader(self.dataset, task=self.task, patch_size=self.patch_size, scale=self.scale,

@@ -60,11 +60,17 @@ class Validator:
         return self.enabled and (step % self.every == 0 or step == self.total)
 
     def batches(self) -> list[dict[str, torch.Tensor]]:
+        """The held-out crops (on the CPU), drawn on first use; the RNG state is put back (a DataLoader draws
+        its base seed from torch's global generator), so drawing them changes nothing in training."""
         if self._batches is None:
-            steps = math.ceil(VAL_CROPS / self.crops["batch_size"])
-            stream = loader.make_train_loader(self.dataset, seed=VAL_SEED, workers=0, steps=steps, uint8=True,
-                                              **self.crops)
-            self._batches = list(stream)
+            rng = rngstate.capture(torch.device("cpu"))
+            try:
+                steps = math.ceil(VAL_CROPS / self.crops["batch_size"])
+                stream = loader.make_train_loader(self.dataset, seed=VAL_SEED, workers=0, steps=steps, uint8=True,
+                                                  **self.crops)
+                self._batches = list(stream)
+            finally:
+                rngstate.restore(rng, torch.device("cpu"))
         return self._batches
 
     def run(self, recipe, stage, step: int, to_device: Callable[[dict], dict]) -> dict[str, float] | None:
