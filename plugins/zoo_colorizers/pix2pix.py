@@ -44,8 +44,8 @@ rebalanced 66.70, below gray), L1 weight 1000 (0.890 -> 0.870; rebalanced 71.84)
 0.953; rebalanced 70.53, raw 85.30), and the pix2pix code's schedule, constant then linear decay to zero
 over the second half (``lr_decay_from=0.5``: ratio 0.958 -> 0.973; rebalanced 68.36, raw 85.37: as the rate
 falls the generator adds more colour, in the wrong places). With the GAN term switched off in effect (L1
-weight 1e5, 3000 steps) the L1 ratio fell 0.892 -> 0.849 and Kodak24 gave 89.66 raw / 71.89 rebalanced: at this scale the GAN
-term, not the generator, holds the L1 term up.
+weight 1e5, 3000 steps) the L1 ratio fell 0.892 -> 0.849 and Kodak24 gave 89.66 raw / 71.89 rebalanced:
+at this scale the GAN term, not the generator, holds the L1 term up.
 """
 
 from __future__ import annotations
