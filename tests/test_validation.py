@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ import zoo
 from zoo.bench import plan_bench
 from zoo.datasets import resolve_dataset
 from zoo.errors import ZooError
+from zoo.imageio import DataWarning
 from zoo.recipe import Recipe
 from zoo.registry import get_registry
 from zoo.suite import load_suite
@@ -85,7 +87,7 @@ def test_the_run_records_its_validation_and_is_keyed_by_it(tmp_path):
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     val = resolve_dataset("samples:test")
     assert meta["validation"] == {"data": val.fingerprint(), "name": "samples:test", "every": 5, "crops": 256,
-                                  "seed": 104729}
+                                  "seed": 104729, "format": 2}
     config = entry.make_config("tiny", {})
     train_fp = resolve_dataset("samples:train").fingerprint()
     keys = {run_key(entry, config, train_fp, 1, 4, 1, validation=v)
@@ -200,3 +202,25 @@ def test_held_out_images_too_small_for_a_crop_stop_the_run_before_its_first_step
                   "--out", str(tmp_path / "run"))
     refused(res, "no image in", "large enough")
     assert not (tmp_path / "run" / "log.jsonl").exists() and not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_colorizer_validates_on_colour_files_only(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (160, 160, 3), dtype=np.uint8)).save(folder / "colour.png")
+    Image.fromarray(rng.integers(0, 255, (160, 160), dtype=np.uint8)).save(folder / "grey.png")  # mode L
+    entry = get_registry().get("vgg_decoder")
+    with pytest.warns(DataWarning, match="grey.png: a greyscale file has no colour"):
+        _train(entry, tmp_path / "run", steps=2, val=str(folder), val_every=1)
+    assert len(read_log(tmp_path / "run", VAL_LOG)) == 2
+    (folder / "colour.png").unlink()
+    res = zoo_cli("train", "--model", "vgg_decoder", "--preset", "tiny", "--steps", "2", "--val", str(folder),
+                  "--out", str(tmp_path / "run2"))
+    refused(res, "greyscale file")
+    # An SR model has no such rule: the grey file is a valid held-out image for it.
+    sr = get_registry().get("edsr")
+    _train(sr, tmp_path / "sr", steps=2, val=str(folder), val_every=1)
+    assert len(read_log(tmp_path / "sr", VAL_LOG)) == 2

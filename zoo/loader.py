@@ -242,7 +242,7 @@ _WARNED_SMALL: set[tuple[str, int]] = set()
 def make_train_loader(dataset, *, task: str, patch_size: int, scale: int, batch_size: int, seed: int,
                       workers: int | None = None, steps: int | None = None, start_step: int = 0,
                       patches_per_image: int = 4, cache_mb: float = 256,
-                      pin_memory: bool | None = None, uint8: bool = False) -> TrainLoader:
+                      pin_memory: bool | None = None, uint8: bool = False, skip_grey: bool = False) -> TrainLoader:
     """Endless (or ``steps``-long) stream of random training patches from ``dataset``.
 
     ``task='sr'``: ``{"lr": (B,3,p,p), "hr": (B,3,p*s,p*s)}``; a random crop of the modcropped HR, a random
@@ -252,6 +252,7 @@ def make_train_loader(dataset, *, task: str, patch_size: int, scale: int, batch_
     ``start_step`` skips that many batches (resume). ``workers`` defaults to ``min(2, cpu count)``;
     0 reads in-process. The batches depend on ``seed`` only, never on ``workers``. ``uint8=True``: batches of
     8-bit images come as uint8 tensors (the same values times 255; a quarter of the bytes to copy to a GPU).
+    ``skip_grey``: leave out files stored as greyscale (no colour to score a colorizer on, as in evaluation).
     """
     if task not in ("sr", "colorizer"):
         raise ZooError(f"unknown task '{task}' (sr, colorizer)")
@@ -267,6 +268,10 @@ def make_train_loader(dataset, *, task: str, patch_size: int, scale: int, batch_
     need = int(patch_size) * int(scale)
     usable = []
     for it in dataset.items():
+        if skip_grey and it.grey:
+            warnings.warn(f"skipping {it.path}: a greyscale file has no colour to score a colorizer on",
+                          DataWarning, stacklevel=2)
+            continue
         if min(it.width, it.height) >= need:
             usable.append(it)
             continue
@@ -276,6 +281,8 @@ def make_train_loader(dataset, *, task: str, patch_size: int, scale: int, batch_
             warnings.warn(f"skipping {it.path}: {it.width}x{it.height} is smaller than the {need}x{need} "
                           f"crop of task '{task}' (patch_size {patch_size} x scale {scale})", DataWarning,
                           stacklevel=2)
+    if not usable and skip_grey and all(it.grey for it in dataset.items()):
+        raise ZooError(f"every image in {dataset.name} is a greyscale file: no colour to score a colorizer on")
     if not usable:
         biggest = max(dataset.items(), key=lambda it: min(it.width, it.height))
         raise ZooError(f"no image in {dataset.name} is large enough for task '{task}': need at least "

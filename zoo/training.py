@@ -38,6 +38,7 @@ from zoo.provenance import environment
 from zoo.recipe import NonFiniteLossError, Stage, TrainContext, stage_plan
 from zoo.steplog import StepLog
 from zoo.trainfiles import completed_steps, read_log  # part of this module's API (__all__)
+from zoo.validation import FORMAT as VALIDATION_FORMAT
 
 PREPARE_BATCHES = 8  # batches shown to Recipe.prepare (e.g. to estimate a colour prior)
 
@@ -90,7 +91,7 @@ def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_sc
     if deterministic:  # a cached run trained without it is not what --deterministic promises
         payload["deterministic"] = True
     if validation is not None:  # else a cached run without val.jsonl would be taken for one with it
-        payload["validation"] = list(validation)
+        payload["validation"] = [*validation, VALIDATION_FORMAT]
     return content_key(payload)
 
 

@@ -27,6 +27,7 @@ from zoo.errors import ZooError
 VAL_CROPS = 256  # held-out crops per validation
 VAL_SEED = 104729  # crops and sampled noise: the same at every validation, whatever the run's seed
 VALIDATIONS_PER_RUN = 20  # the default spacing: steps // this
+FORMAT = 2  # part of a run's key: bump when the crops or the losses of a validation change (2: no greyscale files)
 
 
 def default_every(steps: int) -> int:
@@ -50,7 +51,7 @@ class Validator:
         """What ``model.json`` records about the validation."""
         name = str(getattr(self.dataset, "name", ""))
         return {"data": self.dataset.fingerprint(), "name": Path(name).name or name,  # no path of this machine
-                "every": self.every, "crops": VAL_CROPS, "seed": VAL_SEED}
+                "every": self.every, "crops": VAL_CROPS, "seed": VAL_SEED, "format": FORMAT}
 
     def resume_at(self, step: int) -> None:
         """Drop the lines after ``step`` (a resumed run redoes them)."""
@@ -66,8 +67,9 @@ class Validator:
             rng = rngstate.capture(torch.device("cpu"))
             try:
                 steps = math.ceil(VAL_CROPS / self.crops["batch_size"])
+                # a colorizer's held-out loss on a greyscale file would only punish colour (evaluation skips them)
                 stream = loader.make_train_loader(self.dataset, seed=VAL_SEED, workers=0, steps=steps, uint8=True,
-                                                  **self.crops)
+                                                  skip_grey=self.crops["task"] == "colorizer", **self.crops)
                 self._batches = list(stream)
             finally:
                 rngstate.restore(rng, torch.device("cpu"))
