@@ -75,6 +75,18 @@ class NeverSteps(Learns):
         return {"l1": 0.5}
 
 
+class ValidationTouchesWeights(Learns):
+    def validation_losses(self, batch, stage):
+        for p in self.model.parameters():
+            p.add_(0.01)  # a held-out pass must never move the weights
+        return {"l1": (self.model(batch["lr"]) - 0).abs().mean()}
+
+
+class ValidationNaN(Learns):
+    def validation_losses(self, batch, stage):
+        return {"l1": torch.tensor(float("nan"))}
+
+
 def _registered(build, recipe=Learns):
     """A registry holding the one model (registered through a hook, as a plugin does), and its entry."""
     name = build.__name__.lower()
@@ -88,9 +100,11 @@ def _registered(build, recipe=Learns):
 @pytest.mark.parametrize("build, recipe, failing, says", [
     (Raises, Learns, {"forward", "train", "save_load", "seeded"}, "forward exploded"),
     (WrongShape, Learns, {"forward", "train", "seeded"}, "expected (2, 3, 22, 26)"),
-    (Unseeded, Learns, {"seeded"}, "two runs with seed 0 differ"),
+    (Unseeded, Learns, {"seeded"}, "two runs with seed 0 (one of them validating) differ"),
     (UnsavedState, Learns, {"save_load"}, "outputs differ after save -> load"),
     (Base, NeverSteps, {"train"}, "training changed no weight"),
+    (Base, ValidationTouchesWeights, {"seeded"}, "one of them validating"),
+    (Base, ValidationNaN, {"train"}, "non-finite held-out loss l1=nan"),
 ])
 def test_zoo_check_fails_what_is_broken_and_passes_the_rest(build, recipe, failing, says):
     registry, entry = _registered(build, recipe)

@@ -35,7 +35,7 @@ CHECK_HELP = {
     "contract": "the entry meets zoo.contract (config fields, presets, recipe stages)",
     "presets": "every preset builds the task's model class (large ones on the meta device)",
     "forward": "odd-sized inputs give the task's output shape, finite, in range",
-    "train": "a few steps of every recipe stage: finite losses, weights change",
+    "train": "a few steps of every recipe stage: finite losses (held-out ones too), weights change",
     "save_load": "save -> load through zoo.checkpoint gives identical outputs",
     "seeded": "the same seed trains identical weights",
     "params": "the parameter count of a real build equals the meta-device count zoo list shows",
@@ -184,7 +184,14 @@ class _Checker:
                    and not torch.equal(v, initial[k])]
         if not changed:
             raise AssertionError("training changed no weight")
-        return f"{len(log)} steps over {', '.join(stages)}; {len(changed)} of {len(trained)} tensors changed"
+        held_out = read_log(path.parent, "val.jsonl")
+        bad = [(line["step"], k, v) for line in held_out for k, v in line.items()
+               if k not in ("step", "stage") and isinstance(v, (int, float)) and not math.isfinite(v)]
+        if bad:
+            raise AssertionError(f"non-finite held-out loss {bad[0][1]}={bad[0][2]} at step {bad[0][0]}")
+        validated = f"; {len(held_out)} validations" if held_out else "; no validation losses"
+        return (f"{len(log)} steps over {', '.join(stages)}; {len(changed)} of {len(trained)} tensors "
+                f"changed{validated}")
 
     def save_load(self):
         from zoo.checkpoint import load_checkpoint, save_checkpoint
@@ -214,7 +221,9 @@ class _Checker:
         a, b = load_file(str(self._train("a"))), load_file(str(self._train("b")))
         differ = [k for k in a if k not in b or not torch.equal(a[k], b[k])]
         if differ or set(a) != set(b):
-            raise AssertionError(f"two runs with seed 0 differ in {len(differ)} tensors (first: {differ[:1]})")
+            # run "a" validates every step and "b" does not: validation_losses must leave training alone
+            raise AssertionError(f"two runs with seed 0 (one of them validating) differ in {len(differ)} tensors "
+                                 f"(first: {differ[:1]})")
         return f"{len(a)} tensors identical"
 
     def params(self):
@@ -262,7 +271,7 @@ class _Checker:
         data = ImageFolder(_write_images(self.work / f"data-{side}", side))
         result = train(self.entry, config, data, steps=self._steps(), out_dir=self.work / f"train-{tag}",
                        device=self.device, seed=0, data_scale=data_scale, checkpoint_every=10_000,
-                       workers=0, progress=False)
+                       workers=0, progress=False, val_data=data if tag == "a" else None, val_every=1)
         self.runs[tag] = result.checkpoint
         return result.checkpoint
 
