@@ -274,7 +274,7 @@ ENTRY = zoo.ModelEntry(
         # Sized for a CPU hour (suite color-classic): tiny widths, 6 levels for 64 px crops, a 5x rate and no
         # dropout (at this budget its noise kept the L1 term from falling).
         "cpu": {"depth": 6, "features": 16, "d_features": 16, "patch_size": 64, "batch_size": 8, "lr": 1e-3,
-                "dropout": 0.0},
+                "dropout": 0.0, "l1_weight": 1000.0},
     },
     recipe=Pix2PixRecipe,
 )
