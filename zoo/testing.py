@@ -163,7 +163,7 @@ class _Checker:
         return f"{tuple(x.shape)} -> {tuple(y.shape)} (preset {self.preset or 'default'})"
 
     def train(self):
-        from zoo.training import read_log
+        from zoo.trainfiles import VAL_LOG, read_log
 
         path = self._train("a")
         log = read_log(path.parent)
@@ -172,10 +172,7 @@ class _Checker:
         missing = [s for s in stages if s not in seen]
         if missing:
             raise AssertionError(f"stage(s) {', '.join(missing)} ran no step")
-        bad = [(line["step"], k, v) for line in log for k, v in line.items()
-               if k not in ("step", "stage") and isinstance(v, (int, float)) and not math.isfinite(v)]
-        if bad:
-            raise AssertionError(f"non-finite loss {bad[0][1]}={bad[0][2]} at step {bad[0][0]}")
+        _refuse_non_finite(log, "loss")
         from safetensors.torch import load_file
 
         trained = load_file(str(path))
@@ -184,11 +181,8 @@ class _Checker:
                    and not torch.equal(v, initial[k])]
         if not changed:
             raise AssertionError("training changed no weight")
-        held_out = read_log(path.parent, "val.jsonl")
-        bad = [(line["step"], k, v) for line in held_out for k, v in line.items()
-               if k not in ("step", "stage") and isinstance(v, (int, float)) and not math.isfinite(v)]
-        if bad:
-            raise AssertionError(f"non-finite held-out loss {bad[0][1]}={bad[0][2]} at step {bad[0][0]}")
+        held_out = read_log(path.parent, VAL_LOG)
+        _refuse_non_finite(held_out, "held-out loss")
         validated = f"; {len(held_out)} validations" if held_out else "; no validation losses"
         return (f"{len(log)} steps over {', '.join(stages)}; {len(changed)} of {len(trained)} tensors "
                 f"changed{validated}")
@@ -274,6 +268,13 @@ class _Checker:
                        workers=0, progress=False, val_data=data if tag == "a" else None, val_every=1)
         self.runs[tag] = result.checkpoint
         return result.checkpoint
+
+
+def _refuse_non_finite(lines: list[dict], what: str) -> None:
+    bad = [(line["step"], k, v) for line in lines for k, v in line.items()
+           if k not in ("step", "stage") and isinstance(v, (int, float)) and not math.isfinite(v)]
+    if bad:
+        raise AssertionError(f"non-finite {what} {bad[0][1]}={bad[0][2]} at step {bad[0][0]}")
 
 
 def check_model(entry, *, registry=None, device: str | torch.device = "cpu", checks: Iterable[str] = CHECKS,

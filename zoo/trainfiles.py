@@ -101,7 +101,8 @@ def read_log(run_dir: Path, name: str = "log.jsonl") -> list[dict[str, Any]]:
     return _log_lines(path) if path.exists() else []
 
 
-def _tenth_means(rows: list[dict[str, Any]], key: str, steps: int) -> tuple[float, float] | None:
+def first_and_last_tenth(rows: list[dict[str, Any]], key: str, steps: int) -> tuple[float, float] | None:
+    """Mean of ``key`` over the lines of the first and of the last tenth of ``steps`` (None when one is empty)."""
     first = [r[key] for r in rows if r.get("step", 0) <= steps / 10 and isinstance(r.get(key), (int, float))]
     last = [r[key] for r in rows if r.get("step", 0) > steps * 9 / 10 and isinstance(r.get(key), (int, float))]
     return (sum(first) / len(first), sum(last) / len(last)) if first and last else None
@@ -114,8 +115,8 @@ def loss_summary(run_dir: Path, steps: int) -> dict[str, Any] | None:
     rows = read_log(run_dir)
     keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("step", "stage")]
     for key in keys:
-        train = _tenth_means(rows, key, steps)
+        train = first_and_last_tenth(rows, key, steps)
         if train is not None:
-            held_out = _tenth_means(read_log(run_dir, VAL_LOG), key, steps)
+            held_out = first_and_last_tenth(read_log(run_dir, VAL_LOG), key, steps)
             return {"loss": key, "train": list(train), "held_out": list(held_out) if held_out else None}
     return None

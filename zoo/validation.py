@@ -80,7 +80,7 @@ class Validator:
         model, device = recipe.model, recipe.ctx.device
         rng = rngstate.capture(device)
         was_training = model.training
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}  # kept on the device: one read at the end, not one per batch
         seen = 0
         try:
             torch.manual_seed(VAL_SEED)
@@ -95,12 +95,12 @@ class Validator:
                         return None
                     n = next(iter(batch.values())).shape[0]
                     for name, value in losses.items():
-                        sums[name] = sums.get(name, 0.0) + float(value) * n
+                        sums[name] = sums.get(name, 0.0) + torch.as_tensor(value).detach().double() * n
                     seen += n
         finally:
             model.train(was_training)
             rngstate.restore(rng, device)
-        row = {"step": step, "stage": stage.name, **{k: v / seen for k, v in sums.items()}}
+        row = {"step": step, "stage": stage.name, **{k: float(v) / seen for k, v in sums.items()}}
         with open(self.path, "a") as f:  # a kill mid-line leaves a torn last line, which readers drop
             f.write(json.dumps(row) + "\n")
         return row

@@ -42,7 +42,7 @@ from zoo.datasets import resolve_dataset
 from zoo.errors import ZooError
 from zoo.imageio import DataWarning
 from zoo.loader import make_train_loader
-from zoo.trainfiles import VAL_LOG, read_log
+from zoo.trainfiles import VAL_LOG, first_and_last_tenth, read_log
 from zoo.validation import VAL_CROPS, Validator
 
 
@@ -83,9 +83,9 @@ def reference_losses(run: Path, key: str, data: str | None = None) -> list[float
         return [reference_loss(batch["rgb"].float() / 255.0, key, cfg, state) for batch in stream]
 
 
-def held_out_reference(run: Path, key: str, val: str) -> float:
-    """The reference's loss on the run's held-out crops (the very crops :mod:`zoo.validation` scored)."""
-    meta = read_meta(run / "model.safetensors")
+def held_out_reference(run: Path, key: str, val: str, meta: dict) -> float:
+    """The reference's loss on the run's held-out crops (the very crops :mod:`zoo.validation` scored);
+    ``meta``: the run's ``model.json``."""
     cfg, recorded = meta["config"], meta["validation"]
     dataset = resolve_dataset(val)
     if dataset.fingerprint() != recorded["data"]:
@@ -109,17 +109,16 @@ def print_held_out(run: Path, key: str, val: str | None) -> None:
     ref = None
     spec = val or recorded.get("name")
     try:
-        ref = held_out_reference(run, key, spec) if spec else None
+        ref = held_out_reference(run, key, spec, meta) if spec else None
     except (ValueError, ZooError) as e:
         print(f"held-out reference: not computed ({e}); pass --val DIR", file=sys.stderr)
     print(f"held-out {key} ({recorded.get('name', '?')}, {VAL_CROPS} fixed crops, every {recorded['every']} steps)"
           + (f"; reference {ref:.4g}" if ref else ""))
     for r in rows:
         print(f"  step {r['step']:>6}  {r[key]:<8.4g}" + (f"  ratio {r[key] / ref:.3f}" if ref else ""))
-    first = [r[key] for r in rows if r["step"] <= steps / 10]
-    last = [r[key] for r in rows if r["step"] > steps * 9 / 10]
-    if first and last:
-        a, b = sum(first) / len(first), sum(last) / len(last)
+    tenths = first_and_last_tenth(rows, key, steps)
+    if tenths is not None:
+        a, b = tenths
         print(f"held-out fall first->last tenth: {a:.4g} -> {b:.4g}, {100 * (1 - b / a):.1f} %")
 
 
