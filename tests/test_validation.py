@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import zoo
+from zoo import validation
 from zoo.bench import plan_bench
 from zoo.datasets import resolve_dataset
 from zoo.errors import ZooError
@@ -224,3 +225,11 @@ def test_a_colorizer_validates_on_colour_files_only(tmp_path):
     sr = get_registry().get("edsr")
     _train(sr, tmp_path / "sr", steps=2, val=str(folder), val_every=1)
     assert len(read_log(tmp_path / "sr", VAL_LOG)) == 2
+
+
+def test_the_spacing_defaults_to_twenty_validations_a_run_and_is_part_of_the_key_only_when_validating():
+    assert validation.spacing(0, 100) == validation.spacing(None, 100) == 5
+    assert validation.spacing(0, 7) == 1  # a short run still validates every step, not never
+    assert validation.spacing(3, 100) == 3
+    assert validation.key_part(None, 3, 100) is None
+    assert validation.key_part("fp", 0, 100) == ("fp", 5)

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 import zoo
+from zoo import validation
 from zoo.cache import cache_root, content_key
 from zoo.checkpoint import atomic_write_bytes
 from zoo.datasets import resolve_dataset
@@ -55,7 +56,6 @@ from zoo.suite import Suite, check_models, load_suite, validate
 from zoo.suitefiles import check_data_root
 from zoo.trainfiles import VAL_LOG, read_log
 from zoo.training import run_key
-from zoo.validation import default_every
 from zoo.weights import WeightsUnavailable, require
 
 
@@ -100,9 +100,9 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
             config = entry.make_config(preset, overrides)
             entry.recipe.check_config(config)  # a config the recipe cannot train stops the bench before it starts
             steps = int(suite.steps_per_model.get(entry.name, suite.steps))
-            val_every = suite.val_every or default_every(steps)
+            val_every = validation.spacing(suite.val_every, steps)
             key = run_key(entry, config, train_fp, suite.seed, steps, scale, suite.precision,
-                          deterministic=deterministic, validation=val_fp and (val_fp, val_every))
+                          deterministic=deterministic, validation=validation.key_part(val_fp, val_every, steps))
             out = cache / "train" / f"{entry.name}-{key}"
             train_jobs.append(TrainJob(entry.name, entry.task, preset, overrides, suite.train, scale, steps,
                                        suite.seed, suite.checkpoint_every, key, str(out), suite.precision,

@@ -156,11 +156,12 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
     if checkpoint_every < 1:
         raise ZooError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     out_dir = Path(out_dir)
-    val_every = int(val_every) or validation.default_every(steps)
+    val_every = validation.spacing(val_every, steps)
     if val_data is not None:
         val_data = resolve_dataset(val_data)
+    val_fp = None if val_data is None else val_data.fingerprint()
     key = run_key(entry, config, dataset.fingerprint(), seed, steps, data_scale, precision, channels_last,
-                  deterministic, None if val_data is None else (val_data.fingerprint(), val_every))
+                  deterministic, validation.key_part(val_fp, val_every, steps))
     resolve_precision(precision, device)  # an impossible precision fails before any file is touched
     finished = _finished_result(out_dir, key, steps)
     if finished is not None:  # nothing to build or load: a warm benchmark only needs the file

@@ -30,8 +30,16 @@ VALIDATIONS_PER_RUN = 20  # the default spacing: steps // this
 FORMAT = 2  # part of a run's key: bump when the crops or the losses of a validation change (2: no greyscale files)
 
 
-def default_every(steps: int) -> int:
-    return max(1, steps // VALIDATIONS_PER_RUN)
+def spacing(val_every: int | None, steps: int) -> int:
+    """Steps between validations: ``val_every``, or 20 times a run when it is 0 or None."""
+    return int(val_every or 0) or max(1, steps // VALIDATIONS_PER_RUN)
+
+
+def key_part(fingerprint: str | None, val_every: int | None, steps: int) -> tuple[str, int] | None:
+    """What a run's key records of its validation (held-out data, spacing); None when it does not validate.
+
+    The one place this is computed, so ``zoo train``'s folder name, the bench's cache and the loop agree."""
+    return None if fingerprint is None else (fingerprint, spacing(val_every, steps))
 
 
 class Validator:

@@ -54,11 +54,11 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     Checkpoints are written every --checkpoint-every steps and at the end; rerunning the same command after
     an interruption continues where it stopped.
     """
+    from zoo import validation
     from zoo.datasets import resolve_dataset
     from zoo.device import pick_device
     from zoo.download import DOWNLOADED
     from zoo.training import run_key, train
-    from zoo.validation import default_every
 
     entry = cli_registry().get(model_name)
     extra = dict(o.split("=", 1) for o in overrides if "=" in o)
@@ -73,10 +73,10 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     precision = precision or "auto"
     fetched_before = len(DOWNLOADED)
     val_data = resolve_dataset(val_spec) if val_spec else None
-    val_every = val_every or default_every(steps)
-    validation = None if val_data is None else (val_data.fingerprint(), val_every)
+    val_every = validation.spacing(val_every, steps)
+    val_fp = None if val_data is None else val_data.fingerprint()
     key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision, deterministic=deterministic,
-                  validation=validation)
+                  validation=validation.key_part(val_fp, val_every, steps))
     out = Path(out_dir) if out_dir else Path("runs") / "train" / f"{entry.name}-{key}"
     result = train(entry, config, dataset, steps=steps, out_dir=out, device=dev, seed=seed, data_scale=scale,
                    checkpoint_every=checkpoint_every, workers=workers, precision=precision, force=force,
