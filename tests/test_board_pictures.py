@@ -26,8 +26,12 @@ def test_a_board_written_to_a_file_shows_every_stage_it_scored(bench_run, tmp_pa
         assert any(f"-{stage}-" in link for link in links), (stage, links)
     for link in links:
         assert not link.startswith("/") and link.startswith("smoke/")
+        if link == "smoke/curves.png":  # the run's training curves, published with the board
+            assert (board.parent / link).read_bytes() == (run_dir / "curves.png").read_bytes()
+            continue
         with Image.open(board.parent / link) as img:
             assert img.width > 2 * 256 and img.height > 256  # several panels, each with its detail crop
+    assert "smoke/curves.png" in links and md.index("### Training curves") < md.index("smoke/curves.png")
     assert sorted(p.name for p in (board.parent / "smoke").iterdir()) == sorted(link.split("/")[1] for link in links)
 
 
@@ -61,7 +65,7 @@ def test_an_sr_only_run_gets_its_colour_lr_input_remade(bench_run, tmp_path):
         shutil.rmtree(lr)  # what a run without a colorizer stage saves
     board = tmp_path / "sr.md"
     ok(zoo_cli("leaderboard", sr_only, "-o", board))
-    links = _links(board.read_text())
+    links = [link for link in _links(board.read_text()) if link != "sr/curves.png"]
     assert links and all("-sr-" in link for link in links)
     with Image.open(board.parent / links[0]) as img:
         assert img.width > 3 * 256  # colour LR input, the SR rows, the ground truth

@@ -183,7 +183,7 @@ def test_color_classic_validates_on_a_set_it_neither_trains_nor_tests_on():
 def test_curves_draw_the_held_out_losses(tmp_path):
     from PIL import Image
 
-    from zoo.pictures import loss_curves
+    from zoo.curves import loss_curves
 
     log = [{"step": s, "stage": "main", "mse": 1.0 / s} for s in range(1, 21)]
     val = [{"step": s, "stage": "main", "mse": 0.5 / s} for s in (5, 10, 20)]
@@ -191,6 +191,20 @@ def test_curves_draw_the_held_out_losses(tmp_path):
     loss_curves(tmp_path / "b.png", {"m": log}, {"m": val})
     a, b = Image.open(tmp_path / "a.png"), Image.open(tmp_path / "b.png")
     assert a.size == b.size and a.tobytes() != b.tobytes()
+
+
+def test_curves_smooth_without_lag_and_draw_the_tables_main_loss():
+    from zoo.curves import _smooth
+    from zoo.trainfiles import main_loss
+
+    step = [1.0] * 50 + [0.0] * 50
+    smooth = _smooth(step, share=0.1)
+    assert smooth[:45] == [1.0] * 45 and smooth[55:] == [0.0] * 45  # centred: the fall stays where it happened
+    assert smooth[49] > 0.5 > smooth[50]
+    # a pre-training stage's loss does not span the run: the later stage's shared loss is the main one
+    log = [{"step": s, "stage": "pre" if s <= 5 else "gan", **({"mse": 1.0} if s <= 5 else {"g": 3.0}), "l1": 0.5}
+           for s in range(1, 21)]
+    assert main_loss(log, 20) == "l1" and main_loss([], 20) is None
 
 
 def test_held_out_images_too_small_for_a_crop_stop_the_run_before_its_first_step(tmp_path):

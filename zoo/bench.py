@@ -37,6 +37,7 @@ import zoo
 from zoo import validation
 from zoo.cache import cache_root, content_key
 from zoo.checkpoint import atomic_write_bytes
+from zoo.curves import loss_curves
 from zoo.datasets import resolve_dataset
 from zoo.device import pick_device
 from zoo.download import DOWNLOADED
@@ -47,7 +48,6 @@ from zoo.folders import claim_bench_dir, ensure_writable
 from zoo.jobs import EVAL_FORMAT, BenchPlan, EvalJob, ModelRef, TrainJob, set_eval_device
 from zoo.leaderboard import results_frame, write_run
 from zoo.metrics.pretrained import weights_for_metrics
-from zoo.pictures import loss_curves
 from zoo.provenance import command_line, environment
 from zoo.registry import get_registry
 from zoo.report import write_report
@@ -309,7 +309,7 @@ def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
     it is drawn once and kept in the cache: a warm bench copies it (drawing takes seconds)."""
     several_scales = len({j.scale for j in jobs}) > 1
     labels = [f"{j.model} x{j.scale}" if several_scales else j.model for j in jobs]
-    drawn_by = ["curves", zoo.__version__, "val"]  # a new zoo may draw them differently
+    drawn_by = ["curves", zoo.__version__, "main-loss-panels"]  # a new zoo may draw them differently
     cached = cache / "curves" / f"{content_key([drawn_by, [[label, j.key] for label, j in zip(labels, jobs)]])}.png"
     if cached.is_file():
         atomic_write_bytes(run_dir / "curves.png", cached.read_bytes())

@@ -86,11 +86,32 @@ def write_board_pictures(run_dirs: list[Path], board: Path) -> str:
                 section.append("")
             if len(section) > 2:
                 lines.extend(section)
+    curves = _copy_curves(run_dirs, folder)
+    drawn.update(folder / name for name in curves)
     for stale in folder.glob("*.png") if folder.is_dir() else ():
         if stale not in drawn:
             stale.unlink()
+    if curves:
+        lines = ["### Training curves", "",
+                 "Per model, its main loss (the Training table's) on top, training smoothed and held-out dashed, "
+                 "with the means over the first and last tenth of the steps as black bars; its other terms below.",
+                 "", *[f"![training curves]({folder.name}/{name})" for name in curves], "", *lines]
     if not lines:
         return ""
     return "\n".join(["## Pictures", "",
                       "Each grid: the stage's input, every model's output (best first by the board's ranking "
                       "metric), the ground truth; under each, a detail at native pixels.", "", *lines])
+
+
+def _copy_curves(run_dirs: list[Path], folder: Path) -> list[str]:
+    """Each run's ``curves.png`` copied into the board's folder (the run folder is not published); their names."""
+    from zoo.checkpoint import atomic_write_bytes
+
+    sources = [d / "curves.png" for d in run_dirs if (d / "curves.png").is_file()]
+    names = []
+    for i, src in enumerate(sources):
+        name = "curves.png" if len(sources) == 1 else f"curves-{i + 1}-{safe_name(src.parent.name)}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / name, src.read_bytes())
+        names.append(name)
+    return names

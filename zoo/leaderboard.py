@@ -334,7 +334,8 @@ def _training_table(runs) -> list[str]:
     frame = pd.DataFrame(rows).fillna("")
     where = f" Held-out: fixed crops of `{'`, `'.join(sorted(held_out_on))}`, never trained on." if held_out_on else ""
     return ["## Training", "", "Each model's main training loss, mean over the first and the last tenth of its steps "
-            f"(a fall is negative).{where} The curves: `curves.png` of the run.", "",
+            f"(a fall is negative).{where} The curves: `curves.png` of the run, shown under Pictures on a board "
+            "written with them.", "",
             frame.to_markdown(index=False), ""]
 
 

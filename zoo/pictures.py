@@ -1,8 +1,7 @@
-"""Pictures people look at first: comparison grids of a pipeline's stages, and training curves."""
+"""Pictures people look at first: comparison grids of a pipeline's stages (training curves: zoo.curves)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -96,74 +95,10 @@ def comparison_grid(path: Path, *, title: str, panels: list[tuple[str, torch.Ten
         caption = f"detail, LR pixels x{MAG * side / c_side:g}" if c_side != side else f"detail, pixels x{MAG}"
         draw.text((x, y1 - LABEL_H + 4), caption, fill=(60, 60, 60), font=_font(11))
         canvas.paste(_to_pil(crop, (zoom, zoom)), (x, y1))
-    return _write_png(path, lambda f: canvas.save(f, format="PNG", optimize=True))
+    return write_png(path, lambda f: canvas.save(f, format="PNG", optimize=True))
 
 
-def _smooth(values: list[float], alpha: float = 0.1) -> list[float]:
-    out, acc = [], None
-    for v in values:
-        acc = v if acc is None else (1 - alpha) * acc + alpha * v
-        out.append(acc)
-    return out
-
-
-def loss_curves(path: Path, logs: dict[str, list[dict]], val: dict[str, list[dict]] | None = None) -> Path:
-    """One panel per model, each logged loss a line (exponentially smoothed; raw values faint). ``val``: the
-    held-out losses of some models (``val.jsonl``), drawn as dashed lines with markers in their loss's colour."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(logs)
-    cols = min(4, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-    for ax, (name, log) in zip(axes.flat, logs.items()):
-        # Every loss any stage logged (a GAN stage logs other terms than its pre-training stage).
-        keys = list(dict.fromkeys(k for r in log for k in r if k not in ("step", "stage")))
-        held_out = (val or {}).get(name, [])
-        keys += [k for k in dict.fromkeys(k for r in held_out for k in r) if k not in keys + ["step", "stage"]]
-        steps = [r["step"] for r in log]
-        for i, key in enumerate(keys):
-            vals = [r.get(key) for r in log]
-            pts = [(s, v) for s, v in zip(steps, vals) if v is not None and math.isfinite(v)]
-            if not pts:
-                continue
-            xs, ys = zip(*pts)
-            color = f"C{i}"
-            ax.plot(xs, ys, color=color, alpha=0.2, linewidth=0.8)
-            ax.plot(xs, _smooth(list(ys)), color=color, linewidth=1.6, label=key)
-        for i, key in enumerate(keys):
-            pts = [(r["step"], r[key]) for r in held_out if isinstance(r.get(key), (int, float))
-                   and math.isfinite(r[key])]
-            if pts:
-                xs, ys = zip(*pts)
-                ax.plot(xs, ys, color=f"C{i}", linestyle="--", marker="o", markersize=3, linewidth=1.2,
-                        label=f"{key} (held-out)")
-        positive = all(r.get(k, 1) is None or r.get(k, 1) > 0 for r in log + held_out for k in keys)
-        if positive:
-            ax.set_yscale("log")
-        stages = []
-        for r in log:
-            if not stages or stages[-1][1] != r.get("stage"):
-                stages.append((r["step"], r.get("stage")))
-        for s, _ in stages[1:]:
-            ax.axvline(s, color="gray", linestyle="--", linewidth=0.8)
-        ax.set_title(name, fontsize=11)
-        ax.set_xlabel("step")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.tight_layout()
-    try:
-        return _write_png(path, lambda f: fig.savefig(f, dpi=100, format="png"))
-    finally:
-        plt.close(fig)
-
-
-def _write_png(path: Path, write) -> Path:
+def write_png(path: Path, write) -> Path:
     # in memory, then one atomic write: a full disk or a kill never leaves half a picture
     import io
 

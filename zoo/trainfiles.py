@@ -113,10 +113,16 @@ def loss_summary(run_dir: Path, steps: int) -> dict[str, Any] | None:
     as the mean over the first and the last tenth of its steps; the same for its held-out validations when it
     has them. None for a run that logged nothing to compare."""
     rows = read_log(run_dir)
+    key = main_loss(rows, steps)
+    if key is None:
+        return None
+    train = first_and_last_tenth(rows, key, steps)
+    held_out = first_and_last_tenth(read_log(run_dir, VAL_LOG), key, steps)
+    return {"loss": key, "train": list(train), "held_out": list(held_out) if held_out else None}
+
+
+def main_loss(rows: list[dict[str, Any]], steps: int) -> str | None:
+    """The first loss a run's steps log that both the first and the last tenth of ``steps`` log (what the
+    board's Training table reports and the curves draw on top); None when no loss spans the run."""
     keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("step", "stage")]
-    for key in keys:
-        train = first_and_last_tenth(rows, key, steps)
-        if train is not None:
-            held_out = first_and_last_tenth(read_log(run_dir, VAL_LOG), key, steps)
-            return {"loss": key, "train": list(train), "held_out": list(held_out) if held_out else None}
-    return None
+    return next((k for k in keys if first_and_last_tenth(rows, k, steps) is not None), None)
