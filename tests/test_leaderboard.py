@@ -128,7 +128,8 @@ def test_the_training_table_shows_each_models_loss_first_and_last_tenth():
     assert "## Training" not in render([GOLDEN / "run"])  # a run from before the summaries: no table
     models = {name: dict(info) for name, info in meta.get("models", {}).items()}
     first, second = sorted(models)[:2]
-    models[first]["loss"] = {"loss": "mse", "train": [0.04, 0.03], "held_out": [0.05, 0.045]}
+    models[first]["loss"] = {"loss": "mse", "train": [0.04, 0.03], "held_out": [0.05, 0.045],
+                             "reference": [0.0625, 0.06]}
     models[first]["validated_on"] = "Set14"
     models[second]["loss"] = {"loss": "l1", "train": [0.2, 0.21], "held_out": None}
     md = render_markdown([({**meta, "models": models}, rows)])
@@ -136,6 +137,7 @@ def test_the_training_table_shows_each_models_loss_first_and_last_tenth():
     assert "Held-out: fixed crops of `Set14`, never trained on." in table
     line = next(ln for ln in table.splitlines() if ln.startswith(f"| {first.split('@')[0]} "))
     assert "-25.0 %" in line and "-10.0 %" in line and "`mse`" in line
+    assert "0.800 -> 0.750" in line and "Held-out / untrained:" in table  # 0.05 / 0.0625, 0.045 / 0.06
     other = next(ln for ln in table.splitlines() if ln.startswith(f"| {second.split('@')[0]} "))
     assert "+5.0 %" in other and other.count("%") == 1  # no held-out columns filled for a run without them
 
@@ -150,5 +152,6 @@ def test_loss_summary_takes_the_main_loss_of_both_tenths(tmp_path):
                                     + "\n" + '{"step": 2')  # a torn last line is dropped
     summary = loss_summary(tmp_path, 20)
     # mse only in the first stage: the main loss is the first one both tenths logged
-    assert summary == {"loss": "l1", "train": [pytest.approx(1.925), pytest.approx(1.025)], "held_out": [1.0, 0.5]}
+    assert summary == {"loss": "l1", "train": [pytest.approx(1.925), pytest.approx(1.025)], "held_out": [1.0, 0.5],
+                       "reference": None}  # lines without a reference (a recipe without reference_losses)
     assert loss_summary(tmp_path / "none", 20) is None

@@ -51,7 +51,8 @@ def test_validating_changes_neither_weights_nor_training_log(unet_vae, tmp_path)
     assert not (tmp_path / "plain" / VAL_LOG).exists()
     rows = read_log(tmp_path / "val", VAL_LOG)
     assert [r["step"] for r in rows] == [5, 10, 12]  # every 5 steps and at the last one
-    assert set(rows[0]) == {"step", "stage", "loss", "l1", "kl"}
+    assert set(rows[0]) == {"step", "stage", "loss", "l1", "kl", "reference"}
+    assert set(rows[0]["reference"]) == {"loss", "l1"} and rows[0]["reference"] == rows[-1]["reference"]
     assert rows[0]["l1"] != rows[-1]["l1"]  # the losses of the weights at each step, not one number
 
 
@@ -88,7 +89,7 @@ def test_the_run_records_its_validation_and_is_keyed_by_it(tmp_path):
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     val = resolve_dataset("samples:test")
     assert meta["validation"] == {"data": val.fingerprint(), "name": "samples:test", "every": 5, "crops": 256,
-                                  "seed": 104729, "format": 2}
+                                  "seed": 104729, "format": validation.FORMAT}
     config = entry.make_config("tiny", {})
     train_fp = resolve_dataset("samples:train").fingerprint()
     keys = {run_key(entry, config, train_fp, 1, 4, 1, validation=v)
@@ -149,7 +150,7 @@ def test_zoo_train_val_on_the_command_line(tmp_path):
                   "--val-every", "2", "--out", str(tmp_path / "run"))
     assert res.rc == 0, res
     assert [r["step"] for r in read_log(tmp_path / "run", VAL_LOG)] == [2, 4]
-    assert set(read_log(tmp_path / "run", VAL_LOG)[0]) == {"step", "stage", "l1"}
+    assert set(read_log(tmp_path / "run", VAL_LOG)[0]) == {"step", "stage", "l1", "reference"}
     again = zoo_cli("train", "--model", "pix2pix", "--preset", "tiny", "--steps", "4", "--val", "samples:test",
                     "--val-every", "2", "--out", str(tmp_path / "run"))
     assert "already trained" in again.out  # the CLI and the loop agree on the key of a run with validation
@@ -247,3 +248,47 @@ def test_the_spacing_defaults_to_twenty_validations_a_run_and_is_part_of_the_key
     assert validation.spacing(3, 100) == 3
     assert validation.key_part(None, 3, 100) is None
     assert validation.key_part("fp", 0, 100) == ("fp", 5)
+
+
+def _validate_once(entry, model, cfg, tmp_path, *, scale=2):
+    from zoo.recipe import TrainContext
+    from zoo.training import _to_device
+
+    recipe = entry.recipe(model, cfg, TrainContext(device=torch.device("cpu"), total_steps=1))
+    validator = validation.Validator(resolve_dataset("samples:test"), 1, tmp_path / VAL_LOG, task=entry.task,
+                                     patch_size=cfg.patch_size, scale=scale, batch_size=2, total_steps=1)
+    return validator.run(recipe, entry.recipe.stages[-1], 1, lambda b: _to_device(b, torch.device("cpu"),
+                                                                                  entry.task, False))
+
+
+def test_a_colorizer_that_answers_ab_0_validates_to_exactly_its_reference(tmp_path):
+    entry = get_registry().get("vgg_decoder")
+    cfg = entry.make_config("tiny")
+    model = entry.build(cfg)
+    last = [m for m in model.decoder if isinstance(m, torch.nn.Conv2d)][-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)  # tanh(0) = 0: the gray baseline's answer
+    row = _validate_once(entry, model, cfg, tmp_path)
+    assert row["mse"] > 0 and row["mse"] == pytest.approx(row["reference"]["mse"], rel=1e-6)
+    assert read_log(tmp_path, VAL_LOG) == [row]
+
+
+def test_an_sr_models_reference_is_bicubic(tmp_path):
+    entry = get_registry().get("edsr")
+    cfg = entry.make_config("tiny")
+    row = _validate_once(entry, entry.build(cfg), cfg, tmp_path, scale=cfg.scale)
+    assert {"loss", "l1"} <= set(row["reference"])
+    assert 0 < row["reference"]["l1"] < 0.2  # bicubic is close to the truth; an untrained EDSR need not be
+    assert row["reference"]["l1"] != row["l1"]
+
+
+def test_the_training_table_reads_held_out_losses_against_their_reference(tmp_path):
+    from zoo.trainfiles import loss_summary
+
+    rows = [{"step": s, "stage": "main", "mse": 1.0 - s / 40} for s in range(1, 21)]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    val = [{"step": s, "stage": "main", "mse": m, "reference": {"mse": 0.5}} for s, m in ((2, 0.45), (20, 0.40))]
+    (tmp_path / VAL_LOG).write_text("".join(json.dumps(r) + "\n" for r in val))
+    summary = loss_summary(tmp_path, 20)
+    assert summary["held_out"] == [0.45, 0.40] and summary["reference"] == [0.5, 0.5]
+

@@ -2,8 +2,9 @@
 
 The main loss is the one the board's Training table reports (:func:`zoo.trainfiles.main_loss`), drawn alone so
 that a GAN's oscillating terms do not hide it: training values faint, smoothed on top, the held-out
-validations (``val.jsonl``) dashed with markers, and the means over the first and the last tenth of the steps
-as black bars, the two numbers the table compares.
+validations (``val.jsonl``) dashed with markers, what the recipe's untrained answer scores on the same crops
+(``Recipe.reference_losses``) dotted grey, and the means over the first and the last tenth of the steps as
+black bars, the two numbers the table compares.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import math
 from pathlib import Path
 
 from zoo.pictures import write_png
-from zoo.trainfiles import first_and_last_tenth, main_loss
+from zoo.trainfiles import VAL_REFERENCE, first_and_last_tenth, main_loss
 
-LOG_KEYS = ("step", "stage")
+LOG_KEYS = ("step", "stage", VAL_REFERENCE)
 
 
 def _smooth(values: list[float], share: float = 0.02) -> list[float]:
@@ -51,6 +52,11 @@ def _draw_losses(ax, log: list[dict], held_out: list[dict], keys: list[str], col
             ax.plot(xs, ys, color=colors[key], linestyle="--", marker="o", markersize=3, linewidth=1.2,
                     label=f"{key} (held-out)")
             shown += ys
+        refs = [(r["step"], r[VAL_REFERENCE][key]) for r in held_out
+                if isinstance(r.get(VAL_REFERENCE), dict) and isinstance(r[VAL_REFERENCE].get(key), (int, float))]
+        if refs:  # what an untrained answer (ab = 0, bicubic, ...) scores on the same held-out crops
+            ax.plot(*zip(*refs), color="gray", linestyle=":", linewidth=1.4, label=f"{key}, untrained answer")
+            shown += [v for _, v in refs]
     if not shown:
         return False
     low, high = min(shown), max(shown)

@@ -328,11 +328,18 @@ def _training_table(runs) -> list[str]:
                 held_out_on.add(str(info.get("validated_on") or "?"))
                 row.update({"held-out first 10 %": f"{h_first:.4g}", "held-out last 10 %": f"{h_last:.4g}",
                             "held-out change": _change(h_first, h_last)})
+                if loss.get("reference") and all(loss["reference"]):
+                    r_first, r_last = loss["reference"]
+                    row["held-out / untrained"] = f"{h_first / r_first:.3f} -> {h_last / r_last:.3f}"
             rows.append(row)
     if not rows:
         return []
     frame = pd.DataFrame(rows).fillna("")
     where = f" Held-out: fixed crops of `{'`, `'.join(sorted(held_out_on))}`, never trained on." if held_out_on else ""
+    if "held-out / untrained" in frame:
+        where += (" Held-out / untrained: the held-out loss as a share of what the recipe's untrained answer "
+                  "(colorizers: ab = 0, or the colour prior for a classifier; SR: bicubic) scores on the same "
+                  "crops, first tenth -> last; below 1 is learnt beyond that answer.")
     return ["## Training", "", "Each model's main training loss, mean over the first and the last tenth of its steps "
             f"(a fall is negative).{where} The curves: `curves.png` of the run, shown under Pictures on a board "
             "written with them.", "",

@@ -109,7 +109,8 @@ class Recipe:
     3. for each stage: ``start_stage(stage)`` (build its optimisers), then ``training_step(batch, stage, step)``
        repeatedly, which returns the losses to log (floats, or 0-dim tensors left on the device);
     4. ``state_dict()`` / ``load_state_dict()`` for checkpoints (optimisers, schedulers, auxiliary nets);
-    5. optionally ``validation_losses(batch, stage)`` every few steps on fixed held-out batches.
+    5. optionally ``validation_losses(batch, stage)`` every few steps on fixed held-out batches, and
+       ``reference_losses(batch, stage)``: the same losses for an answer that needs no training.
     """
 
     stages: tuple[Stage, ...] = (Stage("main"),)
@@ -143,6 +144,14 @@ class Recipe:
         """The losses of ``stage`` on a held-out batch, as 0-dim tensors, without any update (default: None, no
         validation). The loop calls it under ``torch.no_grad()`` with the model in eval mode and the RNG state
         put back afterwards, so validating never changes what training does."""
+        return None
+
+    def reference_losses(self, batch: dict[str, torch.Tensor], stage: Stage) -> dict[str, torch.Tensor] | None:
+        """``validation_losses``'s losses for the task's untrained answer on the same held-out batch (default:
+        None). Colorizers: ab = 0 (the ``gray`` baseline), or the colour prior at every pixel for a loss that
+        needs a distribution; SR: bicubic upscaling. A validated loss divided by its reference is what the model
+        learnt beyond that answer, free of the batch-to-batch difficulty a raw loss carries. Called like
+        ``validation_losses``; it must not touch the model's state."""
         return None
 
     # -- helpers -------------------------------------------------------------------------------------

@@ -163,7 +163,7 @@ class _Checker:
         return f"{tuple(x.shape)} -> {tuple(y.shape)} (preset {self.preset or 'default'})"
 
     def train(self):
-        from zoo.trainfiles import VAL_LOG, read_log
+        from zoo.trainfiles import VAL_LOG, VAL_REFERENCE, read_log
 
         path = self._train("a")
         log = read_log(path.parent)
@@ -183,7 +183,14 @@ class _Checker:
             raise AssertionError("training changed no weight")
         held_out = read_log(path.parent, VAL_LOG)
         _refuse_non_finite(held_out, "held-out loss")
-        validated = f"; {len(held_out)} validations" if held_out else "; no validation losses"
+        references = [{"step": r["step"], **r[VAL_REFERENCE]} for r in held_out if VAL_REFERENCE in r]
+        _refuse_non_finite(references, "reference loss")
+        # a reference is read beside the validation loss of the same name: one without it compares nothing
+        unmatched = sorted({k for r in references for k in r} - {k for r in held_out for k in r})
+        if unmatched:
+            raise AssertionError(f"reference_losses names {', '.join(unmatched)}, which validation_losses does not")
+        validated = (f"; {len(held_out)} validations" + (" with references" if references else "")
+                     if held_out else "; no validation losses")
         return (f"{len(log)} steps over {', '.join(stages)}; {len(changed)} of {len(trained)} tensors "
                 f"changed{validated}")
 

@@ -19,6 +19,7 @@ from zoo.checkpoint import atomic_torch_save, atomic_write_bytes, save_checkpoin
 from zoo.errors import ZooError
 
 VAL_LOG = "val.jsonl"
+VAL_REFERENCE = "reference"  # a val.jsonl line's reference losses ({loss: value}; Recipe.reference_losses)
 
 
 def write_checkpoint(model, recipe, ckpt_path: Path, state_path: Path, meta: dict, key: str, step: int,
@@ -110,15 +111,21 @@ def first_and_last_tenth(rows: list[dict[str, Any]], key: str, steps: int) -> tu
 
 def loss_summary(run_dir: Path, steps: int) -> dict[str, Any] | None:
     """A run's main loss (the first one its steps log, which both the first and the last tenth of the run log),
-    as the mean over the first and the last tenth of its steps; the same for its held-out validations when it
-    has them. None for a run that logged nothing to compare."""
+    as the mean over the first and the last tenth of its steps; the same for its held-out validations and for
+    their reference losses when it has them. None for a run that logged nothing to compare."""
     rows = read_log(run_dir)
     key = main_loss(rows, steps)
     if key is None:
         return None
     train = first_and_last_tenth(rows, key, steps)
-    held_out = first_and_last_tenth(read_log(run_dir, VAL_LOG), key, steps)
-    return {"loss": key, "train": list(train), "held_out": list(held_out) if held_out else None}
+    val = read_log(run_dir, VAL_LOG)
+    held_out = first_and_last_tenth(val, key, steps)
+    # the recipe's untrained answer on the same held-out crops, where it has one
+    references = [{"step": r["step"], key: r[VAL_REFERENCE][key]} for r in val
+                  if isinstance(r.get(VAL_REFERENCE), dict) and key in r[VAL_REFERENCE]]
+    reference = first_and_last_tenth(references, key, steps)
+    return {"loss": key, "train": list(train), "held_out": list(held_out) if held_out else None,
+            "reference": list(reference) if reference and held_out else None}
 
 
 def main_loss(rows: list[dict[str, Any]], steps: int) -> str | None:

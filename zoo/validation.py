@@ -9,6 +9,10 @@ training set. The same held-out crops at every validation show neither effect, s
 The crops are drawn once, from a fixed seed, in the training batch size; each validation runs under
 ``torch.no_grad()``, in eval mode and with a fixed seed for anything the recipe samples, then puts the RNG
 state back, so validating never changes the weights a run ends with.
+
+Each line also carries the recipe's reference losses (``Recipe.reference_losses``: the same losses for an
+answer that needs no training, such as ab = 0 or bicubic) on the same crops, so a held-out loss can be read as
+a share of what an untrained answer scores.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from zoo.errors import ZooError
 VAL_CROPS = 256  # held-out crops per validation
 VAL_SEED = 104729  # crops and sampled noise: the same at every validation, whatever the run's seed
 VALIDATIONS_PER_RUN = 20  # the default spacing: steps // this
-FORMAT = 2  # part of a run's key: bump when the crops or the losses of a validation change (2: no greyscale files)
+# part of a run's key: bump when the crops or the lines of a validation change
+# (2: no greyscale files; 3: lines carry the recipe's reference losses)
+FORMAT = 3
 
 
 def spacing(val_every: int | None, steps: int) -> int:
@@ -53,6 +59,7 @@ class Validator:
         self.dataset, self.every, self.path, self.total = dataset, int(every), Path(path), int(total_steps)
         self.crops = dict(task=task, patch_size=patch_size, scale=scale, batch_size=batch_size)
         self._batches: list[dict[str, torch.Tensor]] | None = None
+        self._references: dict[str, dict[str, float]] = {}  # by stage: the crops are fixed, so once a stage
         self.enabled = True
 
     def describe(self) -> dict[str, Any]:
@@ -85,30 +92,45 @@ class Validator:
 
     def run(self, recipe, stage, step: int, to_device: Callable[[dict], dict]) -> dict[str, float] | None:
         """Validate now; the losses written, or None when the recipe has no validation losses (then it stops)."""
-        model, device = recipe.model, recipe.ctx.device
-        rng = rngstate.capture(device)
+        model = recipe.model
         was_training = model.training
+        try:
+            model.eval()
+            losses = self._mean(lambda batch: recipe.validation_losses(batch, stage), recipe.ctx.device, to_device)
+        finally:
+            model.train(was_training)
+        if losses is None:
+            self.enabled = False
+            recipe.ctx.note("validation: this recipe has no validation losses; none were logged")
+            return None
+        row = {"step": step, "stage": stage.name, **losses}
+        if stage.name not in self._references:  # the crops are fixed: once a stage
+            self._references[stage.name] = self._mean(lambda batch: recipe.reference_losses(batch, stage),
+                                                      recipe.ctx.device, to_device) or {}
+        if self._references[stage.name]:
+            row[trainfiles.VAL_REFERENCE] = self._references[stage.name]
+        with open(self.path, "a") as f:  # a kill mid-line leaves a torn last line, which readers drop
+            f.write(json.dumps(row) + "\n")
+        return row
+
+    def _mean(self, losses_of: Callable[[dict], dict | None], device, to_device) -> dict[str, float] | None:
+        """``losses_of(batch)`` averaged over the held-out crops (None when it returns None), under no_grad,
+        with a fixed seed for anything it samples and the RNG state put back afterwards."""
+        rng = rngstate.capture(device)
         sums: dict[str, torch.Tensor] = {}  # kept on the device: one read at the end, not one per batch
         seen = 0
         try:
             torch.manual_seed(VAL_SEED)
-            model.eval()
             with torch.no_grad():
                 for cpu_batch in self.batches():
                     batch = to_device(cpu_batch)
-                    losses = recipe.validation_losses(batch, stage)
+                    losses = losses_of(batch)
                     if losses is None:
-                        self.enabled = False
-                        recipe.ctx.note("validation: this recipe has no validation losses; none were logged")
                         return None
                     n = next(iter(batch.values())).shape[0]
                     for name, value in losses.items():
                         sums[name] = sums.get(name, 0.0) + torch.as_tensor(value).detach().double() * n
                     seen += n
         finally:
-            model.train(was_training)
             rngstate.restore(rng, device)
-        row = {"step": step, "stage": stage.name, **{k: float(v) / seen for k, v in sums.items()}}
-        with open(self.path, "a") as f:  # a kill mid-line leaves a torn last line, which readers drop
-            f.write(json.dumps(row) + "\n")
-        return row
+        return {k: float(v) / seen for k, v in sums.items()}

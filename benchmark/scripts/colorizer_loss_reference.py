@@ -20,8 +20,9 @@ RUN_DIR is a ``zoo train`` output folder (or a bench's cached training folder) h
 a ratio that falls from the first tenth to the last is learning that the batch mix cannot explain.
 
 When the run validated (``val.jsonl``, :mod:`zoo.validation`), it also prints each held-out loss, the same
-reference on the same held-out crops (``--val DIR``: the held-out images, when ``model.json`` names only
-their folder), and the mean of the validations in the first and the last tenth of the run.
+reference on the same held-out crops (recorded in ``val.jsonl`` by runs since validation format 3; for older
+runs recomputed, with ``--val DIR`` naming the held-out images when ``model.json`` names only their folder),
+and the mean of the validations in the first and the last tenth of the run.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from zoo.datasets import resolve_dataset
 from zoo.errors import ZooError
 from zoo.imageio import DataWarning
 from zoo.loader import make_train_loader
-from zoo.trainfiles import VAL_LOG, first_and_last_tenth, read_log
+from zoo.trainfiles import VAL_LOG, VAL_REFERENCE, first_and_last_tenth, read_log
 from zoo.validation import VAL_CROPS, Validator
 
 
@@ -106,10 +107,11 @@ def print_held_out(run: Path, key: str, val: str | None) -> None:
         return
     meta = read_meta(run / "model.safetensors")
     steps, recorded = meta["target_steps"], meta["validation"]
-    ref = None
+    ref = next((r[VAL_REFERENCE][key] for r in rows if key in r.get(VAL_REFERENCE, {})), None)  # zoo >= format 3
     spec = val or recorded.get("name")
     try:
-        ref = held_out_reference(run, key, spec, meta) if spec else None
+        if ref is None and spec:
+            ref = held_out_reference(run, key, spec, meta)
     except (ValueError, ZooError) as e:
         print(f"held-out reference: not computed ({e}); pass --val DIR", file=sys.stderr)
     print(f"held-out {key} ({recorded.get('name', '?')}, {VAL_CROPS} fixed crops, every {recorded['every']} steps)"

@@ -208,12 +208,15 @@ class ZhangRecipe(Recipe):
                                                    weight_decay=cfg.weight_decay)
 
     def classification_loss(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        return self.rebalanced_ce(F.log_softmax(self.model.logits(l).float(), dim=1), ab)
+
+    def rebalanced_ce(self, logp: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """Class-rebalanced cross-entropy of bin log-probabilities ``logp`` (B, Q, h, w) against ``ab``."""
         model, cfg = self.model, self.config
-        logits = model.logits(l)
         target, _ = _replicate_pad(ab, model.multiple)
         target = F.avg_pool2d(target, 4)  # ground truth at the output's 1/4 resolution
         idx, wts = soft_encode_sparse(target.float(), model.bins, k=cfg.encode_k, sigma=cfg.encode_sigma)
-        logp = F.log_softmax(logits.float(), dim=1)
+        logp = logp.expand(-1, -1, *target.shape[-2:])  # a (1, Q, 1, 1) prediction holds for every pixel
         ce = -(wts * logp.gather(1, idx)).sum(1)  # (B, h, w)
         nearest = idx.gather(1, wts.argmax(1, keepdim=True)).squeeze(1)  # argmax of the soft target
         v = model.rebalance[nearest]
@@ -238,6 +241,15 @@ class ZhangRecipe(Recipe):
         with self.autocast():
             name, loss = self.loss(batch)
         return {name: loss}
+
+    def reference_losses(self, batch, stage):
+        # without looking at the image, the best bin distribution is the training prior, at every pixel
+        if self.config.head == "classification":
+            log_prior = self.model.prior.double().clamp_min(1e-12).log().float()
+            logp = log_prior.view(1, -1, 1, 1).expand(batch["ab"].shape[0], -1, 1, 1)
+            return {"ce": self.rebalanced_ce(logp, batch["ab"])}
+        s = self.config.ab_scale
+        return {"mse": (batch["ab"] / s).pow(2).mean()}  # ab = 0
 
 
 ENTRY = zoo.ModelEntry(

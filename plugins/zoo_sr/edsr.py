@@ -216,6 +216,12 @@ def adam_with_step_decay(params, cfg) -> tuple[torch.optim.Optimizer, torch.opti
     return opt, sched
 
 
+def bicubic_like(lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """``lr`` upscaled to ``hr``'s size by the ``bicubic`` baseline's resize (float, not rounded): the SR
+    recipes' reference answer."""
+    return zoo.imresize(lr.float(), size=tuple(hr.shape[-2:])).clamp(0, 1)
+
+
 def l1_and_content(sr: torch.Tensor, hr: torch.Tensor, content: VGGFeatureLoss | None, weight: float):
     """``L1 + weight * VGG feature MSE`` (the content term only when ``content`` is available)."""
     l1 = F.l1_loss(sr, hr)
@@ -251,6 +257,11 @@ class EdsrRecipe(Recipe):
         with self.autocast():
             loss, logs = l1_and_content(self.model(batch["lr"]), batch["hr"], self.content,
                                         self.config.content_weight)
+        return {"loss": loss, **logs}
+
+    def reference_losses(self, batch, stage):
+        loss, logs = l1_and_content(bicubic_like(batch["lr"], batch["hr"]), batch["hr"], self.content,
+                                    self.config.content_weight)
         return {"loss": loss, **logs}
 
 

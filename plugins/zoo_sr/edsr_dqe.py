@@ -56,6 +56,7 @@ from zoo_sr.edsr import (
     Edsr,
     EdsrConfig,
     adam_with_step_decay,
+    bicubic_like,
     content_loss_or_note,
     conv3x3,
     l1_and_content,
@@ -203,10 +204,18 @@ class EdsrDqeRecipe(Recipe):
     def validation_losses(self, batch, stage):
         with self.autocast():
             base = self.model.edsr(batch["lr"])
-            if stage.name == "edsr":
-                loss, logs = l1_and_content(base, batch["hr"], self.content, self.config.content_weight)
-                return {"loss": loss, **logs}
-            return {"loss": F.l1_loss(base + self.model.dqe(base), batch["hr"])}
+            return self._stage_losses(stage, base, lambda: base + self.model.dqe(base), batch["hr"])
+
+    def reference_losses(self, batch, stage):
+        up = bicubic_like(batch["lr"], batch["hr"])
+        return self._stage_losses(stage, up, lambda: up, batch["hr"])
+
+    def _stage_losses(self, stage, base, output, hr):
+        """What ``stage`` minimises: EDSR's loss on ``base``, or the L1 of the final ``output()``."""
+        if stage.name == "edsr":
+            loss, logs = l1_and_content(base, hr, self.content, self.config.content_weight)
+            return {"loss": loss, **logs}
+        return {"loss": F.l1_loss(output(), hr)}
 
 
 DQE_TINY = {"dqe_blocks": 2, "dqe_features": 16, "dqe_post_convs": 0, "edsr_fraction": 0.5}

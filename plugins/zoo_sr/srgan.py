@@ -64,6 +64,7 @@ from torch import nn
 
 import zoo
 from zoo import VGG19, VGG19_LAYERS, Recipe, Stage, VGGFeatureLoss, gan_loss
+from zoo_sr.edsr import bicubic_like
 
 CONTENT_FALLBACK_NOTE = "vgg19 weights: missing -> content loss = pixel MSE"
 
@@ -268,13 +269,17 @@ class SrganRecipe(Recipe):
                 "d": d_value}
 
     def validation_losses(self, batch, stage):
-        # What the generator's stage minimises against the ground truth (the GAN terms need the moving critic).
         with self.autocast():
-            sr = self.model(batch["lr"])
-            if stage.name == "srresnet":
-                return {"mse": pixel_mse(sr, batch["hr"])}
-            return {"content": self.content(sr.float(), batch["hr"]) if self.content is not None
-                    else pixel_mse(sr, batch["hr"])}
+            return self._generator_losses(stage, self.model(batch["lr"]), batch["hr"])
+
+    def reference_losses(self, batch, stage):
+        return self._generator_losses(stage, bicubic_like(batch["lr"], batch["hr"]), batch["hr"])
+
+    def _generator_losses(self, stage, sr, hr):
+        # What the generator's stage minimises against the ground truth (the GAN terms need the moving critic).
+        if stage.name == "srresnet":
+            return {"mse": pixel_mse(sr, hr)}
+        return {"content": self.content(sr.float(), hr) if self.content is not None else pixel_mse(sr, hr)}
 
 
 SEED_COURSE = {
