@@ -142,3 +142,19 @@ def test_zhang_reference_is_the_recipe_loss_of_a_model_that_predicts_the_prior()
         expected = float(recipe.classification_loss(l, ab))
     state = {k: v for k, v in model.state_dict().items() if k in ("bins", "prior", "rebalance")}
     assert _script().reference_loss(rgb, "ce", dataclasses.asdict(cfg), state) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_held_out_reference_a_run_recorded_is_the_one_printed(tmp_path, capsys):
+    from zoo.registry import get_registry
+    from zoo.trainfiles import VAL_LOG
+
+    entry = get_registry().get("vgg_decoder")  # its recipe records ab = 0's mse beside each validation
+    out = tmp_path / "vgg"
+    train(entry, entry.make_config("tiny"), resolve_dataset("samples:train"), steps=10, out_dir=out,
+          device=torch.device("cpu"), seed=3, data_scale=2, checkpoint_every=10, workers=0, progress=False,
+          val_data="samples:test", val_every=5)
+    recorded = read_log(out, VAL_LOG)[0]["reference"]["mse"]
+    # --val names other images: a recomputed reference would be refused, the recorded one needs none
+    assert _script().main([str(out), "--data", "samples:train", "--val", "samples:train"]) == 0
+    out_text = capsys.readouterr()
+    assert f"reference {recorded:.4g}" in out_text.out and "fingerprint differs" not in out_text.err

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from zoo.pictures import write_png
-from zoo.trainfiles import VAL_REFERENCE, first_and_last_tenth, main_loss
+from zoo.trainfiles import VAL_REFERENCE, first_and_last_tenth, main_loss, reference_lines
 
 LOG_KEYS = ("step", "stage", VAL_REFERENCE)
 
@@ -34,7 +34,7 @@ def _smooth(values: list[float], share: float = 0.02) -> list[float]:
 
 def _points(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
-    return ([s for s, _ in pts], [v for _, v in pts]) if pts else ([], [])
+    return [s for s, _ in pts], [v for _, v in pts]
 
 
 def _draw_losses(ax, log: list[dict], held_out: list[dict], keys: list[str], colors: dict[str, str]) -> bool:
@@ -52,11 +52,10 @@ def _draw_losses(ax, log: list[dict], held_out: list[dict], keys: list[str], col
             ax.plot(xs, ys, color=colors[key], linestyle="--", marker="o", markersize=3, linewidth=1.2,
                     label=f"{key} (held-out)")
             shown += ys
-        refs = [(r["step"], r[VAL_REFERENCE][key]) for r in held_out
-                if isinstance(r.get(VAL_REFERENCE), dict) and isinstance(r[VAL_REFERENCE].get(key), (int, float))]
-        if refs:  # what an untrained answer (ab = 0, bicubic, ...) scores on the same held-out crops
-            ax.plot(*zip(*refs), color="gray", linestyle=":", linewidth=1.4, label=f"{key}, untrained answer")
-            shown += [v for _, v in refs]
+        xs, ys = _points(reference_lines(held_out), key)
+        if xs:  # what an untrained answer (ab = 0, bicubic, ...) scores on the same held-out crops
+            ax.plot(xs, ys, color="gray", linestyle=":", linewidth=1.4, label=f"{key}, untrained answer")
+            shown += ys
     if not shown:
         return False
     low, high = min(shown), max(shown)

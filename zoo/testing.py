@@ -163,7 +163,7 @@ class _Checker:
         return f"{tuple(x.shape)} -> {tuple(y.shape)} (preset {self.preset or 'default'})"
 
     def train(self):
-        from zoo.trainfiles import VAL_LOG, VAL_REFERENCE, read_log
+        from zoo.trainfiles import VAL_LOG, read_log, reference_lines
 
         path = self._train("a")
         log = read_log(path.parent)
@@ -183,7 +183,7 @@ class _Checker:
             raise AssertionError("training changed no weight")
         held_out = read_log(path.parent, VAL_LOG)
         _refuse_non_finite(held_out, "held-out loss")
-        references = [{"step": r["step"], **r[VAL_REFERENCE]} for r in held_out if VAL_REFERENCE in r]
+        references = reference_lines(held_out)
         _refuse_non_finite(references, "reference loss")
         # a reference is read beside the validation loss of the same name: one without it compares nothing
         unmatched = sorted({k for r in references for k in r} - {k for r in held_out for k in r})

@@ -120,12 +120,15 @@ def loss_summary(run_dir: Path, steps: int) -> dict[str, Any] | None:
     train = first_and_last_tenth(rows, key, steps)
     val = read_log(run_dir, VAL_LOG)
     held_out = first_and_last_tenth(val, key, steps)
-    # the recipe's untrained answer on the same held-out crops, where it has one
-    references = [{"step": r["step"], key: r[VAL_REFERENCE][key]} for r in val
-                  if isinstance(r.get(VAL_REFERENCE), dict) and key in r[VAL_REFERENCE]]
-    reference = first_and_last_tenth(references, key, steps)
+    reference = first_and_last_tenth(reference_lines(val), key, steps)
     return {"loss": key, "train": list(train), "held_out": list(held_out) if held_out else None,
             "reference": list(reference) if reference and held_out else None}
+
+
+def reference_lines(val: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reference losses of ``val.jsonl`` lines (the recipe's untrained answer on the same held-out crops), as
+    lines of their own, ``{"step", <loss>: value}``, for the lines that carry them."""
+    return [{"step": r["step"], **r[VAL_REFERENCE]} for r in val if isinstance(r.get(VAL_REFERENCE), dict)]
 
 
 def main_loss(rows: list[dict[str, Any]], steps: int) -> str | None:

@@ -43,7 +43,7 @@ from zoo.datasets import resolve_dataset
 from zoo.errors import ZooError
 from zoo.imageio import DataWarning
 from zoo.loader import make_train_loader
-from zoo.trainfiles import VAL_LOG, VAL_REFERENCE, first_and_last_tenth, read_log
+from zoo.trainfiles import VAL_LOG, first_and_last_tenth, read_log, reference_lines
 from zoo.validation import VAL_CROPS, Validator
 
 
@@ -107,7 +107,7 @@ def print_held_out(run: Path, key: str, val: str | None) -> None:
         return
     meta = read_meta(run / "model.safetensors")
     steps, recorded = meta["target_steps"], meta["validation"]
-    ref = next((r[VAL_REFERENCE][key] for r in rows if key in r.get(VAL_REFERENCE, {})), None)  # zoo >= format 3
+    ref = next((r[key] for r in reference_lines(rows) if key in r), None)  # recorded since validation format 3
     spec = val or recorded.get("name")
     try:
         if ref is None and spec:
@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.run}: no '{args.key or 'ce/mse/l1'}' loss in every line of log.jsonl", file=sys.stderr)
         return 2
     logged = [r[key] for r in rows]
+    if len(logged) < 10:
+        print(f"{args.run}: {len(logged)} logged steps; tenths of a run need at least 10", file=sys.stderr)
+        return 2
     try:
         ref = reference_losses(args.run, key, args.data)
     except (ValueError, ZooError) as e:
