@@ -142,6 +142,10 @@ def test_zhang_reference_is_the_recipe_loss_of_a_model_that_predicts_the_prior()
         expected = float(recipe.classification_loss(l, ab))
     state = {k: v for k, v in model.state_dict().items() if k in ("bins", "prior", "rebalance")}
     assert _script().reference_loss(rgb, "ce", dataclasses.asdict(cfg), state) == pytest.approx(expected, rel=1e-5)
+    # the recipe's own reference (what validation records beside each held-out line) is that same loss
+    with torch.no_grad():
+        recorded = float(recipe.reference_losses({"l": l, "ab": ab}, recipe.stages[0])["ce"])
+    assert recorded == pytest.approx(expected, rel=1e-5)
 
 
 def test_the_held_out_reference_a_run_recorded_is_the_one_printed(tmp_path, capsys):
