@@ -50,7 +50,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 @pytest.fixture
 def registry_factory():
     """Build a registry from entry points plus in-test plugin objects, without installing anything."""
-    from zoo.registry import load_registry
+    from zoo.plugins.registry import load_registry
 
     def make(*plugins, entry_points=True):
         return load_registry(entry_points=entry_points,

@@ -22,12 +22,12 @@ def fake_hub(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def trained_checkpoints(tmp_path_factory):
-    """``{"edsr": path, "unet_vae": path}``: tiny presets trained for 3 steps by zoo.training (x2 data)."""
+    """``{"edsr": path, "unet_vae": path}``: tiny presets trained for 3 steps by zoo.training.loop (x2 data)."""
     import torch
 
-    from zoo.datasets import resolve_dataset
-    from zoo.registry import get_registry
-    from zoo.training import train
+    from zoo.data.datasets import resolve_dataset
+    from zoo.plugins.registry import get_registry
+    from zoo.training.loop import train
 
     root = tmp_path_factory.mktemp("trained")
     out = {}

@@ -1,4 +1,4 @@
-"""zoo.abbins: the in-gamut ab bins, soft encoding, prior, rebalancing and annealed mean."""
+"""zoo.data.abbins: the in-gamut ab bins, soft encoding, prior, rebalancing and annealed mean."""
 
 import math
 import time
@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from zoo.abbins import (
+from zoo.data.abbins import (
     ab_gamut_bins,
     annealed_mean,
     bin_prior,
@@ -15,7 +15,7 @@ from zoo.abbins import (
     soft_encode,
     soft_encode_sparse,
 )
-from zoo.color import rgb_to_lab
+from zoo.data.color import rgb_to_lab
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def bins():
 
 def test_bin_count_is_pinned(bins):
     # 261 cells hold the ab of some 8-bit sRGB colour; 229 centres are themselves in gamut for some L.
-    # Zhang et al. have 313 with an unpublished, looser rule (see zoo.abbins docstring).
+    # Zhang et al. have 313 with an unpublished, looser rule (see zoo.data.abbins docstring).
     assert bins.shape == (261, 2)
     assert ab_gamut_bins(rule="centre").shape == (229, 2)
     assert torch.equal(bins, torch.round(bins / 10) * 10)  # centres are multiples of 10

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.bench import run_bench
-from zoo.leaderboard import read_run
-from zoo.registry import get_registry
-from zoo.suite import load_suite
+from zoo.harness.bench import run_bench
+from zoo.harness.suite import load_suite
+from zoo.plugins.registry import get_registry
+from zoo.store.runs import read_run
 
 from helpers import REPO, run_zoo
 
@@ -32,7 +32,7 @@ def smoke():
 @pytest.fixture(scope="module")
 def dry_before(smoke, tmp_path_factory):
     """``(report, log lines, cache, out)``: --dry-run against the empty cache the first run then fills."""
-    from zoo import dryrun
+    from zoo.harness import dryrun
 
     cache = tmp_path_factory.mktemp("cache") / "zoo"
     out = tmp_path_factory.mktemp("runs") / "first"
@@ -132,11 +132,11 @@ def test_changing_one_config_retrains_only_that_model(first_run, smoke, tmp_path
 
 def test_interrupted_bench_resumes_to_the_same_leaderboard(first_run, smoke, tmp_path, monkeypatch):
     result, _ = first_run
-    import zoo.trainfiles as trainfiles
+    import zoo.store.checkpoint as ckpt
 
     cache = tmp_path / "cache"
     calls = {"n": 0}
-    real_save = trainfiles.write_checkpoint
+    real_save = ckpt.write_checkpoint
 
     def dying_save(*args, **kwargs):
         real_save(*args, **kwargs)
@@ -144,11 +144,11 @@ def test_interrupted_bench_resumes_to_the_same_leaderboard(first_run, smoke, tmp
         if calls["n"] == 3:  # after the third checkpoint: some models done, one half-trained
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainfiles, "write_checkpoint", dying_save)
+    monkeypatch.setattr(ckpt, "write_checkpoint", dying_save)
     with pytest.raises(KeyboardInterrupt):
         run_bench(smoke, registry=get_registry(), out=tmp_path / "cut", cache_dir=cache, progress=False, workers=0,
                   log=lambda *_: None)
-    monkeypatch.setattr(trainfiles, "write_checkpoint", real_save)
+    monkeypatch.setattr(ckpt, "write_checkpoint", real_save)
     resumed = run_bench(smoke, registry=get_registry(), out=tmp_path / "resumed", cache_dir=cache,
                         progress=False, workers=0, log=lambda *_: None)
     assert 0 < resumed.trained < 4
@@ -156,7 +156,7 @@ def test_interrupted_bench_resumes_to_the_same_leaderboard(first_run, smoke, tmp
 
 
 def test_dry_run_plans_what_the_real_run_then_does_and_writes_nothing(dry_before, first_run, smoke, tmp_path):
-    from zoo import dryrun
+    from zoo.harness import dryrun
 
     report, lines, cache, out = dry_before  # made on the empty cache before the first run, writing nothing
     trainings = {f"{t.job.model}@x{t.job.scale}": t for t in report.trainings}

@@ -72,7 +72,7 @@ def test_an_sr_only_run_gets_its_colour_lr_input_remade(bench_run, tmp_path):
 
 
 def test_grids_order_models_by_the_metric_their_board_table_ranks_by():
-    from zoo.boardpictures import _groups
+    from zoo.boards.boardpictures import _groups
 
     def row(colorizer, metric, value):
         return {"stage": "pipeline", "colorizer": colorizer, "sr": "edsr", "order": "color-first", "scale": 2,

@@ -1,4 +1,4 @@
-"""zoo.color against skimage.color, plus round trips, gradients and the BT.601 luma."""
+"""zoo.data.color against skimage.color, plus round trips, gradients and the BT.601 luma."""
 
 import functools
 import warnings
@@ -11,7 +11,7 @@ skimage = pytest.importorskip("skimage")
 from skimage import color as skcolor  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
-from zoo.color import gray_to_rgb, join_lab, lab_to_rgb, rgb_to_lab, rgb_to_y, split_lab  # noqa: E402
+from zoo.data.color import gray_to_rgb, join_lab, lab_to_rgb, rgb_to_lab, rgb_to_y, split_lab  # noqa: E402
 
 
 def _natural(name):

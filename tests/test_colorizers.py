@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import zoo
-from zoo.checkpoint import load_checkpoint, save_checkpoint
-from zoo.color import split_lab
-from zoo.recipe import NonFiniteLossError, TrainContext
+from zoo.data.color import split_lab
+from zoo.store.checkpoint import load_checkpoint, save_checkpoint
+from zoo.training.recipe import NonFiniteLossError, TrainContext
 
 MODELS = ("zhang", "vgg_decoder", "unet_vae", "pix2pix")
 
@@ -303,7 +303,7 @@ def test_vgg_decoder_without_weights_notes_it(registry):
 def test_vgg_decoder_loads_torchvision_vgg16(registry, tmp_path, monkeypatch):
     import torchvision
 
-    from zoo import weights as zw
+    from zoo.store import weights as zw
 
     # A random-init torchvision VGG16 (its convolutional part, plus the last classifier layer to check
     # extra keys are ignored), saved under the real file name where torch's hub cache looks.

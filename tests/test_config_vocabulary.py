@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from zoo.checkpoint import load_checkpoint, save_checkpoint, sidecar
-from zoo.config import apply_overrides, renamed_fields
 from zoo.errors import ZooError
-from zoo.registry import get_registry
+from zoo.plugins.config import apply_overrides, renamed_fields
+from zoo.plugins.registry import get_registry
+from zoo.store.checkpoint import load_checkpoint, save_checkpoint, sidecar
 
 from helpers import refused, zoo_cli
 

@@ -1,4 +1,4 @@
-"""zoo.datasets: folders (bad files, order, fingerprint, greyscale flags) and the built-in samples."""
+"""zoo.data.datasets: folders (bad files, order, fingerprint, greyscale flags) and the built-in samples."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import zoo.datasets as DS
-from zoo.datasets import SAMPLE_TEST, SAMPLE_TRAIN, ImageFolder, SampleImages, resolve_dataset
+import zoo.data.datasets as DS
+from zoo.data.datasets import SAMPLE_TEST, SAMPLE_TRAIN, ImageFolder, SampleImages, resolve_dataset
+from zoo.data.imageio import DataWarning
 from zoo.errors import ZooError
-from zoo.imageio import DataWarning
 
 from helpers import SHARED_DATA, noise, save
 

@@ -1,11 +1,11 @@
-"""zoo.degrade: modcrop anchoring and the (HR, LR, LR-L) triple."""
+"""zoo.data.degrade: modcrop anchoring and the (HR, LR, LR-L) triple."""
 
 import pytest
 import torch
 
-from zoo.color import rgb_to_lab
-from zoo.degrade import Triple, make_triple, modcrop
-from zoo.resize import imresize
+from zoo.data.color import rgb_to_lab
+from zoo.data.degrade import Triple, make_triple, modcrop
+from zoo.data.resize import imresize
 
 
 def test_modcrop_is_top_left_anchored():

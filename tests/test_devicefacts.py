@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zoo import devicefacts as df
-from zoo import rngstate
-from zoo.devicefacts import DeviceFacts, NodeFacts
 from zoo.errors import ZooError
+from zoo.runtime import devicefacts as df
+from zoo.runtime import rngstate
+from zoo.runtime.devicefacts import DeviceFacts, NodeFacts
 
 V100, T4, A100, H100 = (7, 0), (7, 5), (8, 0), (9, 0)
 
@@ -39,7 +39,7 @@ def test_precision_on_a_cpu_and_explicit_choices():
 
 
 def test_resolve_precision_asks_about_the_device_given_not_the_current_one(monkeypatch):
-    from zoo.training import resolve_precision
+    from zoo.training.loop import resolve_precision
 
     capabilities = {0: V100, 1: A100}  # the current device (0) has no bf16 units; cuda:1 has them
     asked = []
@@ -142,7 +142,7 @@ def test_ray_fractional_gpus_and_cpu_only_on_a_gpu_cluster():
 def test_evaluations_are_grouped_by_test_set_and_scale():
     from types import SimpleNamespace
 
-    from zoo.executors import _groups
+    from zoo.harness.executors import _groups
 
     jobs = [SimpleNamespace(test=t, scale=s, n=i) for i, (t, s) in enumerate([("a", 2)] * 10 + [("b", 2), ("a", 4)])]
     groups = _groups(jobs, 8)

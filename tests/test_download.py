@@ -26,8 +26,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ is not a package
-from zoo import download as D  # noqa: E402
-from zoo import weights as W  # noqa: E402
+from zoo.store import download as D  # noqa: E402
+from zoo.store import weights as W  # noqa: E402
 
 from helpers import REPO, run_zoo, shared_set  # noqa: E402
 from weights_fixture import FILENAMES  # noqa: E402  (its fixtures come from conftest.py)
@@ -167,8 +167,8 @@ def _zoo_env(**extra) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------ first use
 def test_first_use_downloads_verifies_and_lpips_fid_kid_compute(online, mirror, served):
-    from zoo.datasets import resolve_dataset
-    from zoo.evaluate import evaluate, load_model
+    from zoo.data.datasets import resolve_dataset
+    from zoo.harness.evaluate import evaluate, load_model
 
     cpu = torch.device("cpu")
     assert _files(online) == []
@@ -189,7 +189,7 @@ def test_first_use_downloads_verifies_and_lpips_fid_kid_compute(online, mirror, 
 
 
 def test_a_loss_downloads_its_vgg19_on_first_use(online, mirror, served, monkeypatch):
-    from zoo.losses import VGGFeatureLoss
+    from zoo.training.losses import VGGFeatureLoss
 
     vgg19 = FILENAMES["vgg19"]
     monkeypatch.setenv(W.TEST_HASHES_ENV, _expected(served, vgg19))
@@ -330,8 +330,8 @@ def test_hf_hub_offline_is_honoured(online, mirror, monkeypatch):
 
 
 def test_silent_host_is_given_up_within_the_connect_timeout(online, monkeypatch):
-    from zoo.datasets import resolve_dataset
-    from zoo.evaluate import evaluate, load_model
+    from zoo.data.datasets import resolve_dataset
+    from zoo.harness.evaluate import evaluate, load_model
 
     silent = socket.socket()  # accepts connections (the kernel does) and never answers
     silent.bind(("127.0.0.1", 0))
@@ -357,10 +357,10 @@ def test_silent_host_is_given_up_within_the_connect_timeout(online, monkeypatch)
 
 # ------------------------------------------------------------------------------------ bench run notes
 def test_bench_records_downloads_and_recomputes_an_earlier_na(online, mirror, tmp_path, monkeypatch):
-    from zoo.bench import run_bench
-    from zoo.leaderboard import read_run
-    from zoo.registry import get_registry
-    from zoo.suite import Suite
+    from zoo.harness.bench import run_bench
+    from zoo.harness.suite import Suite
+    from zoo.plugins.registry import get_registry
+    from zoo.store.runs import read_run
 
     suite = Suite(name="dl", train="samples:train", test=["samples:test"], metrics=["psnr", "lpips"],
                   colorizers=[], sr=["bicubic"], sample_images=0)

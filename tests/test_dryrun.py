@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from zoo import dryrun
-from zoo.registry import get_registry
+from zoo.harness import dryrun
+from zoo.plugins.registry import get_registry
 
 from helpers import run_zoo
 
@@ -27,7 +27,7 @@ def test_timing_rule_times_slow_steps_fewer_times(monkeypatch):
 
     import torch
 
-    from zoo.jobs import TrainJob
+    from zoo.harness.jobs import TrainJob
 
     clock = {"t": 0.0, "step": 0.0}
     monkeypatch.setattr(dryrun.time, "perf_counter", lambda: clock["t"])

@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from zoo.datasets import resolve_dataset
+from zoo.data.datasets import resolve_dataset
 from zoo.errors import ZooError
-from zoo.evaluate import evaluate, load_model
+from zoo.harness.evaluate import evaluate, load_model
 
 from helpers import run_zoo, shared_set
 
@@ -82,8 +82,8 @@ def test_all_metrics_with_test_weights(test_torch_home):
 
 
 def test_trained_checkpoint_is_scored_and_mismatches_are_refused(tmp_path):
-    from zoo.registry import get_registry
-    from zoo.training import train
+    from zoo.plugins.registry import get_registry
+    from zoo.training.loop import train
 
     entry = get_registry().get("edsr")
     cfg = entry.make_config("tiny", {"scale": 2})

@@ -19,7 +19,7 @@ PLUGIN_FILES = sorted(p for pkg in ("zoo_colorizers", "zoo_sr", "example_plugin/
 
 # (module, name) a built-in plugin may import from a zoo submodule, and why it is not part of the contract.
 ALLOWED = {
-    ("zoo.checkpoint", "read_meta"): "edsr_dqe checks an edsr checkpoint's sidecar against its own config before "
+    ("zoo.store.checkpoint", "read_meta"): "edsr_dqe checks an edsr checkpoint's sidecar against its own config before "
                                      "reading the tensors: a checkpoint-format detail that third-party plugins "
                                      "reach through zoo.load / zoo.create_model(checkpoint=...)",
 }

@@ -27,7 +27,7 @@ from helpers import zoo_cli as zoo
 
 
 def photo(path: Path, size=(96, 72), seed: int = 0) -> Path:
-    from zoo.datasets import resolve_dataset
+    from zoo.data.datasets import resolve_dataset
 
     base = np.asarray(Image.open(resolve_dataset("samples:test")[0].path).convert("RGB").resize(size))
     noise = np.random.default_rng(seed).integers(0, 8, base.shape, dtype=np.uint8)
@@ -233,13 +233,13 @@ def test_a_device_this_machine_lacks_is_one_line(device):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from zoo.checkpoint import save_checkpoint
-    from zoo.registry import get_registry
+    from zoo.plugins.registry import get_registry
+    from zoo.store.checkpoint import save_checkpoint
 
     folder = tmp_path_factory.mktemp("ckpt")
     entry = get_registry().get("edsr")
     config = entry.make_config("tiny", {"scale": 2})
-    from zoo.config import config_to_dict
+    from zoo.plugins.config import config_to_dict
 
     return save_checkpoint(folder / "m.safetensors", entry.build(config),
                            {"model": "edsr", "config": config_to_dict(config)})
@@ -302,7 +302,7 @@ def test_outputs_respect_the_umask(tmp_path):
     old = os.umask(0o002)  # a team's umask: group-writable
     try:
         ok(zoo(*RUN, photo(tmp_path / "a.png"), "-o", tmp_path / "out", "--preview"))
-        from zoo.checkpoint import atomic_write_json
+        from zoo.store.files import atomic_write_json
 
         atomic_write_json(tmp_path / "x.json", {"a": 1})
     finally:
@@ -314,7 +314,7 @@ def test_outputs_respect_the_umask(tmp_path):
 def test_a_training_run_locked_by_another_process_is_waited_for(tmp_path):
     import threading
 
-    from zoo.folders import locked
+    from zoo.store.files import locked
 
     out = tmp_path / "run"
     err, result = io.StringIO(), {}
@@ -391,7 +391,7 @@ def test_bench_on_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    from zoo.leaderboard import write_run
+    from zoo.harness.bench import write_run
 
     run = tmp_path_factory.mktemp("finished")
     row = {"stage": "sr", "order": "", "test_set": "t", "scale": 2, "colorizer": None, "sr": "bicubic",

@@ -11,7 +11,7 @@ from PIL import Image
 
 import zoo
 from zoo.errors import ZooError
-from zoo.locate import locate
+from zoo.store.locate import locate
 
 from helpers import run_zoo
 from hub_fixtures import publish
@@ -100,7 +100,7 @@ def test_hub_checkpoints_are_loaded_with_the_strict_rules(fake_hub, trained_chec
 
 
 def _photos(folder):
-    from zoo.datasets import resolve_dataset
+    from zoo.data.datasets import resolve_dataset
 
     folder.mkdir()
     Image.open(resolve_dataset("samples:test")[0].path).convert("RGB").resize((40, 30)).save(folder / "p.png")

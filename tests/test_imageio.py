@@ -1,4 +1,4 @@
-"""zoo.imageio: the reading rules (modes, EXIF, errors) and the fast PNG path."""
+"""zoo.data.imageio: the reading rules (modes, EXIF, errors) and the fast PNG path."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-import zoo.imageio as IO
+import zoo.data.imageio as IO
+from zoo.data.imageio import BadImageError, read_image
 from zoo.errors import ZooError
-from zoo.imageio import BadImageError, read_image
 
 from helpers import noise, save
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from zoo.boards.leaderboard import render, render_markdown
 from zoo.errors import ZooError
-from zoo.leaderboard import read_run, render, render_markdown
+from zoo.store.runs import read_run
 
 from helpers import run_zoo
 
@@ -143,7 +144,7 @@ def test_the_training_table_shows_each_models_loss_first_and_last_tenth():
 
 
 def test_loss_summary_takes_the_main_loss_of_both_tenths(tmp_path):
-    from zoo.trainfiles import VAL_LOG, loss_summary
+    from zoo.store.runs import VAL_LOG, loss_summary
 
     log = [{"step": s, "stage": "a" if s <= 10 else "b", **({"mse": 1.0} if s <= 10 else {}), "l1": 2.0 - s / 20}
            for s in range(1, 21)]

@@ -1,4 +1,4 @@
-"""zoo.loader: training patches (shapes, LR = bicubic of HR, augmentation), determinism, workers, memory."""
+"""zoo.data.loader: training patches (shapes, LR = bicubic of HR, augmentation), determinism, workers, memory."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.datasets import ImageFolder
+from zoo.data.datasets import ImageFolder
+from zoo.data.imageio import DataWarning
+from zoo.data.loader import make_train_loader
+from zoo.data.resize import downscale
 from zoo.errors import ZooError
-from zoo.imageio import DataWarning
-from zoo.loader import make_train_loader
-from zoo.resize import downscale
 
 from helpers import noise, save
 

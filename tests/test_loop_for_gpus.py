@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.errors import ZooError
-from zoo.recipe import Recipe, Stage, TrainContext
+from zoo.training.recipe import Recipe, Stage, TrainContext
 
 CPU = torch.device("cpu")
 SEEN: dict[str, list] = {"log_lines": [], "autocast_in_backward": [], "autocast_in_step": []}
@@ -72,13 +72,13 @@ def entry():
 
 @pytest.fixture(scope="module")
 def data():
-    from zoo.datasets import resolve_dataset
+    from zoo.data.datasets import resolve_dataset
 
     return resolve_dataset("samples:train")
 
 
 def _train(entry, data, out, steps=9, read_every=None, **cfg):
-    from zoo.training import train
+    from zoo.training.loop import train
 
     LogWatchingRecipe.ctx_log = out / "log.jsonl"
     return train(entry, entry.make_config(overrides=cfg), data, steps=steps, out_dir=out, device=CPU, seed=3,
@@ -123,15 +123,15 @@ def test_the_log_is_written_at_checkpoints_and_survives_a_crash_up_to_the_last_o
 
 
 def test_the_loop_asks_for_uint8_batches_and_pins_memory_only_for_cuda(entry, data, tmp_path, monkeypatch):
-    import zoo.loader
+    import zoo.data.loader
 
-    calls, real = [], zoo.loader.make_train_loader
+    calls, real = [], zoo.data.loader.make_train_loader
 
     def recording(*args, **kwargs):
         calls.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(zoo.loader, "make_train_loader", recording)
+    monkeypatch.setattr(zoo.data.loader, "make_train_loader", recording)
     _train(entry, data, tmp_path / "run", steps=3)
     main = calls[-1]
     assert main["uint8"] is True and main["pin_memory"] is False and main["workers"] == 0
@@ -139,8 +139,8 @@ def test_the_loop_asks_for_uint8_batches_and_pins_memory_only_for_cuda(entry, da
 
 @pytest.mark.parametrize("task, scale", [("sr", 2), ("sr", 3), ("colorizer", 2), ("colorizer", 1)])
 def test_uint8_batches_become_the_float_batches_on_the_device(data, task, scale):
-    from zoo.loader import make_train_loader
-    from zoo.training import _to_device
+    from zoo.data.loader import make_train_loader
+    from zoo.training.loop import _to_device
 
     kw = dict(task=task, patch_size=16, scale=scale, batch_size=5, seed=1, workers=0, steps=3)
     for x, y in zip(make_train_loader(data, **kw), make_train_loader(data, uint8=True, **kw)):
@@ -150,7 +150,8 @@ def test_uint8_batches_become_the_float_batches_on_the_device(data, task, scale)
 
 
 def test_colour_constants_are_made_once_per_device_and_dtype_and_serve_training(monkeypatch):
-    from zoo import color, constants
+    from zoo.data import color
+    from zoo.runtime import constants
 
     constants._make.cache_clear()
     x = torch.rand(1, 3, 8, 8)
@@ -217,7 +218,7 @@ def test_fp16_scaler_skips_do_not_step_the_scheduler_and_the_scaler_is_checkpoin
 
 
 def test_zhang_runs_backward_and_the_optimiser_step_outside_autocast():
-    from zoo.registry import get_registry
+    from zoo.plugins.registry import get_registry
 
     entry = get_registry().get("zhang")
     cfg = entry.make_config("tiny")
@@ -228,7 +229,7 @@ def test_zhang_runs_backward_and_the_optimiser_step_outside_autocast():
     real = recipe.backward_step
     recipe.backward_step = lambda loss, name, **kw: seen.append(torch.is_autocast_enabled("cpu")) or real(loss, name)
     rgb = torch.rand(2, 3, 48, 48)
-    from zoo.color import split_lab
+    from zoo.data.color import split_lab
 
     l, ab = split_lab(rgb)
     recipe.training_step({"l": l, "ab": ab, "rgb": rgb}, recipe.stages[0], 0)
@@ -238,8 +239,8 @@ def test_zhang_runs_backward_and_the_optimiser_step_outside_autocast():
 # -- config checks --------------------------------------------------------------------------------------------
 
 def test_pix2pix_refuses_a_patch_its_depth_cannot_take_before_anything_is_built(data, tmp_path):
-    from zoo.registry import get_registry
-    from zoo.training import train
+    from zoo.plugins.registry import get_registry
+    from zoo.training.loop import train
 
     entry = get_registry().get("pix2pix")
     bad = entry.make_config("paper", {"patch_size": 64})
@@ -252,9 +253,9 @@ def test_pix2pix_refuses_a_patch_its_depth_cannot_take_before_anything_is_built(
 
 
 def test_the_paper_suite_plans_pix2pix_at_a_consistent_depth(tmp_path):
-    from zoo.bench import plan_bench
-    from zoo.registry import get_registry
-    from zoo.suite import load_suite
+    from zoo.harness.bench import plan_bench
+    from zoo.harness.suite import load_suite
+    from zoo.plugins.registry import get_registry
 
     suite = load_suite("paper")
     plan = plan_bench(suite, registry=get_registry(), run_dir=tmp_path / "run", cache=tmp_path / "c")
@@ -268,8 +269,8 @@ def test_the_paper_suite_plans_pix2pix_at_a_consistent_depth(tmp_path):
 # -- determinism and evaluation keys --------------------------------------------------------------------------
 
 def test_deterministic_sets_the_flags_records_the_run_and_keys_it(entry, data, tmp_path):
-    from zoo import determinism
-    from zoo.training import run_key
+    from zoo.runtime import determinism
+    from zoo.training.loop import run_key
 
     try:
         determinism.configure(True, "cuda")
@@ -280,7 +281,7 @@ def test_deterministic_sets_the_flags_records_the_run_and_keys_it(entry, data, t
                                        "cudnn_benchmark": True}
         determinism.configure(False, "cpu")
         assert not any(determinism.state().values())
-        from zoo.training import train
+        from zoo.training.loop import train
 
         LogWatchingRecipe.ctx_log = tmp_path / "d" / "log.jsonl"
         train(entry, entry.make_config(), data, steps=2, out_dir=tmp_path / "d", device=CPU, seed=3, workers=0,
@@ -301,11 +302,11 @@ def test_cli_has_deterministic_and_dry_run():
 
 
 def test_evaluation_keys_name_the_device_and_backend(tmp_path):
-    from zoo.bench import plan_bench
-    from zoo.jobs import run_eval_job, set_eval_device
+    from zoo.harness.bench import plan_bench
+    from zoo.harness.jobs import run_eval_job, set_eval_device
+    from zoo.harness.suite import load_suite
     from zoo.metrics.pixel import backend_on
-    from zoo.registry import get_registry
-    from zoo.suite import load_suite
+    from zoo.plugins.registry import get_registry
 
     suite = load_suite("smoke")
     kw = dict(registry=get_registry(), run_dir=tmp_path / "run", cache=tmp_path / "c")

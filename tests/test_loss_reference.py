@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import zoo
-from zoo.color import split_lab
-from zoo.datasets import resolve_dataset
-from zoo.recipe import Recipe, Stage, TrainContext
-from zoo.trainfiles import read_log
-from zoo.training import train
+from zoo.data.color import split_lab
+from zoo.data.datasets import resolve_dataset
+from zoo.store.runs import read_log
+from zoo.training.loop import train
+from zoo.training.recipe import Recipe, Stage, TrainContext
 
 from helpers import REPO
 
@@ -149,8 +149,8 @@ def test_zhang_reference_is_the_recipe_loss_of_a_model_that_predicts_the_prior()
 
 
 def test_the_held_out_reference_a_run_recorded_is_the_one_printed(tmp_path, capsys):
-    from zoo.registry import get_registry
-    from zoo.trainfiles import VAL_LOG
+    from zoo.plugins.registry import get_registry
+    from zoo.store.runs import VAL_LOG
 
     entry = get_registry().get("vgg_decoder")  # its recipe records ab = 0's mse beside each validation
     out = tmp_path / "vgg"

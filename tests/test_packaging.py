@@ -66,12 +66,13 @@ def _run(args: list[str], target: Path, cwd: Path, env: dict | None = None):
 def test_the_wheel_runs_the_smoke_bench_from_an_unrelated_directory(installed, tmp_path):
     target, wheel = installed
     names = zipfile.ZipFile(wheel).namelist()
-    assert {f"zoo/suites/{n}.toml" for n in ("smoke", "default", "paper", "sr-classic")} <= set(names)
+    assert {f"zoo/harness/suites/{n}.toml" for n in ("smoke", "default", "paper", "sr-classic")} <= set(names)
+    assert {"zoo/boards/report_assets/report.js", "zoo/boards/report_assets/report.css"} <= set(names)
     assert not [n for n in names if n.startswith(("tests/", "benchmark/"))]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     # the process imports zoo and the built-in plugins from the target, and no finder of an editable install
-    probe = _run(["-c", "import sys, zoo, zoo_sr, zoo_colorizers, zoo.suitefiles as s; print(zoo.__file__); "
+    probe = _run(["-c", "import sys, zoo, zoo_sr, zoo_colorizers, zoo.harness.suite as s; print(zoo.__file__); "
                   "print(zoo_sr.__file__); print(zoo_colorizers.__file__); print(s.builtin_suites()['smoke']); "
                   "print([type(f).__name__ for f in sys.meta_path])"], target, elsewhere)
     assert probe.returncode == 0, probe.stderr
@@ -102,7 +103,7 @@ def test_the_wheel_runs_the_smoke_bench_from_an_unrelated_directory(installed, t
 
 
 def test_builtin_suites_name_their_data_as_samples_or_under_zoo_data():
-    from zoo.suitefiles import PLACEHOLDER, builtin_suites
+    from zoo.harness.suite import PLACEHOLDER, builtin_suites
 
     suites = builtin_suites()
     assert set(suites) == {"color-classic", "default", "paper", "smoke", "sr-classic"}
@@ -113,8 +114,8 @@ def test_builtin_suites_name_their_data_as_samples_or_under_zoo_data():
 
 
 def test_zoo_data_root_and_the_message_without_one(monkeypatch, tmp_path):
-    import zoo.suitefiles as sf
-    from zoo.suite import load_suite
+    import zoo.harness.suite as sf
+    from zoo.harness.suite import load_suite
 
     monkeypatch.setenv("ZOO_DATA", str(tmp_path))
     suite = load_suite("sr-classic")
@@ -131,7 +132,7 @@ def test_zoo_data_root_and_the_message_without_one(monkeypatch, tmp_path):
 
 
 def test_user_suites_by_path_resolve_relative_data_beside_the_file(tmp_path):
-    from zoo.suite import load_suite
+    from zoo.harness.suite import load_suite
 
     (tmp_path / "imgs").mkdir()
     path = tmp_path / "mine.toml"

@@ -18,12 +18,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ is not a package
-from zoo import weights as W  # noqa: E402
 from zoo.metrics import MetricUnavailable, build_metric  # noqa: E402
 from zoo.metrics import fid as FID  # noqa: E402
 from zoo.metrics import inception as INC  # noqa: E402
 from zoo.metrics import lpips as LP  # noqa: E402
 from zoo.metrics.pretrained import downloads_refused  # noqa: E402
+from zoo.store import weights as W  # noqa: E402
 
 from helpers import smooth_images  # noqa: E402
 from weights_fixture import make_test_weights  # noqa: E402  (its fixtures come from conftest.py)

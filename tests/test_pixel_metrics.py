@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.degrade import modcrop
+from zoo.data.degrade import modcrop
+from zoo.data.resize import downscale, upscale
 from zoo.metrics import MetricResult, available_metrics, build_metric
 from zoo.metrics.pixel import prepare, psnr, ssim
-from zoo.resize import downscale, upscale
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import zoo
-from zoo.datasets import resolve_dataset
+from zoo.data.datasets import resolve_dataset
 from zoo.errors import PluginConflictError, PluginWarning, ZooError
-from zoo.evaluate import evaluate, load_model
+from zoo.harness.evaluate import evaluate, load_model
 
 from helpers import tiny_sr_parts
 

@@ -8,7 +8,7 @@ import subprocess
 
 import torch
 
-from zoo import provenance
+from zoo.runtime import provenance
 
 from helpers import REPO, run_zoo
 
@@ -61,7 +61,7 @@ def test_command_lines():
 
 def test_a_bench_training_job_records_the_bench_command(tmp_path):
     # Ray runs jobs in worker processes with their own argv: the job carries the command line
-    from zoo.jobs import TrainJob, run_train_job
+    from zoo.harness.jobs import TrainJob, run_train_job
 
     job = TrainJob(model="edsr", task="sr", preset="tiny", overrides={"scale": 2}, data="samples:train", scale=2,
                    steps=1, seed=0, checkpoint_every=1, key="k", out_dir=str(tmp_path), command="zoo bench --x")

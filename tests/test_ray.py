@@ -47,7 +47,7 @@ def test_a_dead_cluster_is_reported_in_one_line_at_once(how, dead_ray_cluster, t
 
 
 def test_the_check_of_a_dead_address_takes_no_time(dead_ray_cluster):
-    from zoo.raycluster import check, resolve
+    from zoo.harness.raycluster import check, resolve
 
     _, port = dead_ray_cluster
     t0 = time.monotonic()
@@ -57,7 +57,7 @@ def test_the_check_of_a_dead_address_takes_no_time(dead_ray_cluster):
 
 
 def test_a_gcs_that_never_answers_is_given_up_after_ray_timeout(tmp_path):
-    from zoo.raycluster import check, resolve
+    from zoo.harness.raycluster import check, resolve
 
     # A listening socket that never accepts: connections complete in the kernel, gRPC never gets an answer.
     with socket.socket() as silent:
@@ -82,7 +82,7 @@ def test_address_local_is_a_private_instance_whatever_ray_address_says(dead_ray_
     stopped at the end."""
     import ray
 
-    from zoo.raycluster import ray_session
+    from zoo.harness.raycluster import ray_session
 
     _, port = dead_ray_cluster
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
@@ -122,14 +122,14 @@ def live_cluster(dead_ray_cluster):
 
 
 def test_auto_attaches_to_a_running_cluster_and_reports_a_failed_job(live_cluster, tmp_path):
-    """--address auto uses the recorded cluster; a job that fails becomes failed rows (zoo.failures) with its
+    """--address auto uses the recorded cluster; a job that fails becomes failed rows (zoo.harness.failures) with its
     traceback in errors.log, the evaluation that needed its model is not run, and the cluster is left running."""
     import ray
 
-    from zoo.bench import plan_bench
-    from zoo.executors import RayExecutor
-    from zoo.registry import get_registry
-    from zoo.suite import load_suite
+    from zoo.harness.bench import plan_bench
+    from zoo.harness.executors import RayExecutor
+    from zoo.harness.suite import load_suite
+    from zoo.plugins.registry import get_registry
 
     gcs, head = live_cluster
     plan = plan_bench(load_suite("smoke"), registry=get_registry(), run_dir=tmp_path / "run",

@@ -1,4 +1,4 @@
-"""zoo.resize.imresize against a loop-by-loop float64 reference of MATLAB's algorithm."""
+"""zoo.data.resize.imresize against a loop-by-loop float64 reference of MATLAB's algorithm."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.resize import downscale, imresize, resize_matrix, upscale
+from zoo.data.resize import downscale, imresize, resize_matrix, upscale
 
 
 # -- reference: MATLAB imresize written out pixel by pixel -----------------------------------------------
@@ -90,11 +90,11 @@ _PATHS = {  # (_DENSE_MAX_ENTRIES, _POLYPHASE_MIN_ENTRIES) that send every pass 
 
 
 def _use_path(monkeypatch, path):
-    import zoo.resize
+    import zoo.data.resize
 
     dense_max, polyphase_min = _PATHS[path]
-    monkeypatch.setattr(zoo.resize, "_DENSE_MAX_ENTRIES", dense_max)
-    monkeypatch.setattr(zoo.resize, "_POLYPHASE_MIN_ENTRIES", polyphase_min)
+    monkeypatch.setattr(zoo.data.resize, "_DENSE_MAX_ENTRIES", dense_max)
+    monkeypatch.setattr(zoo.data.resize, "_POLYPHASE_MIN_ENTRIES", polyphase_min)
 
 
 @pytest.fixture(params=list(_PATHS))
@@ -151,7 +151,7 @@ def test_every_path_agrees_with_the_dense_product_on_photo_sized_images(scale, m
 
 
 def test_polyphase_form_is_found_only_for_integer_factors():
-    from zoo.resize import _phases
+    from zoo.data.resize import _phases
 
     assert _phases(183, 366, 2.0, True)[:2] == (2, 1)
     assert _phases(124, 31, 0.25, True)[:2] == (1, 4)

@@ -11,14 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo.apply import RunOptions, run_pipeline, upscale_tiled
-from zoo.checkpoint import import_state_dict, load_checkpoint, save_checkpoint
-from zoo.color import split_lab
-from zoo.datasets import resolve_dataset
+from zoo.data.color import split_lab
+from zoo.data.datasets import resolve_dataset
+from zoo.data.imageio import read_image
 from zoo.errors import ZooError
-from zoo.evaluate import load_model
-from zoo.imageio import read_image
-from zoo.registry import get_registry
+from zoo.harness.apply import RunOptions, run_pipeline, upscale_tiled
+from zoo.harness.evaluate import load_model
+from zoo.plugins.registry import get_registry
+from zoo.store.checkpoint import import_state_dict, load_checkpoint, save_checkpoint
 
 from helpers import run_zoo
 
@@ -43,7 +43,7 @@ def test_tiled_upscaling_equals_whole_image():
 
 
 def test_colour_is_joined_to_the_full_resolution_lightness(tmp_path):
-    from zoo.registry import get_registry
+    from zoo.plugins.registry import get_registry
 
     entry = get_registry().get("vgg_decoder")
     col = entry.create("tiny").eval()
@@ -61,7 +61,7 @@ def test_colour_is_joined_to_the_full_resolution_lightness(tmp_path):
 
 def test_streamed_run_equals_the_whole_image_computation(tmp_path):
     # zoo run streams tiles and bands; the result is the one of colorizing and upscaling the whole image at once
-    from zoo.apply import colorize
+    from zoo.harness.apply import colorize
 
     torch.manual_seed(0)
     col = get_registry().get("unet_vae").create("tiny").eval()
@@ -72,7 +72,7 @@ def test_streamed_run_equals_the_whole_image_computation(tmp_path):
     got = np.asarray(Image.open(summary.written[0]))
     with torch.inference_mode():
         l, _ = split_lab(read_image(src)[None])
-        from zoo.color import join_lab
+        from zoo.data.color import join_lab
 
         whole = upscale_tiled(join_lab(l, colorize(l, col, 64)).clamp(0, 1), sr, 64, 16).clamp(0, 1)
     expected = (whole[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
@@ -85,7 +85,7 @@ def test_streamed_run_equals_the_whole_image_computation(tmp_path):
 def test_streamed_png_decodes_to_its_rows(tmp_path, width, rows):
     import io
 
-    from zoo.pngstream import PngWriter
+    from zoo.data.pngstream import PngWriter
 
     arr = np.random.default_rng(width).integers(0, 256, (rows, width, 3), dtype=np.uint8)
     buf = io.BytesIO()
@@ -116,7 +116,7 @@ def test_cli_run_skips_bad_files_and_never_overwrites(tmp_path):
 
 
 def test_run_dir_resolves_trained_models(tmp_path):
-    from zoo.training import train
+    from zoo.training.loop import train
 
     entry = get_registry().get("edsr")
     result = train(entry, entry.make_config("tiny", {"scale": 2}), resolve_dataset("samples:train"), steps=2,

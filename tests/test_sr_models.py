@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.checkpoint import load_checkpoint, save_checkpoint
 from zoo.errors import ZooError
-from zoo.recipe import NonFiniteLossError, TrainContext
+from zoo.store.checkpoint import load_checkpoint, save_checkpoint
+from zoo.training.recipe import NonFiniteLossError, TrainContext
 
 EDSR_MISSING = "vgg19 weights: missing -> content loss off"
 SRGAN_MISSING = "vgg19 weights: missing -> content loss = pixel MSE"
@@ -86,8 +86,8 @@ def run_stage(recipe, model, stage, batch, steps: int) -> list[dict[str, float]]
 
 def write_random_vgg19(torch_home) -> None:
     """A VGG19 file with torchvision's key names and shapes (features only) and He-normal random weights."""
-    from zoo.losses import vgg19_features
-    from zoo.weights import VGG19
+    from zoo.store.weights import VGG19
+    from zoo.training.losses import vgg19_features
 
     g = torch.Generator().manual_seed(0)
     state = {}
@@ -303,7 +303,7 @@ def test_vgg_content_loss_with_weights_present(registry, tmp_path, monkeypatch):
 
 
 def test_vgg_feature_loss_properties(tmp_path, monkeypatch):
-    from zoo.losses import VGGFeatureLoss
+    from zoo.training.losses import VGGFeatureLoss
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     assert VGGFeatureLoss.from_hub("relu2_2") is None  # missing weights: no loss, never a random VGG
@@ -373,7 +373,7 @@ def test_safetensors_round_trip(registry, tmp_path, name):
 
 
 def test_edsr_dqe_starts_from_edsr_checkpoint(registry, tmp_path):
-    from zoo.training import stage_plan
+    from zoo.training.loop import stage_plan
     from zoo_sr.edsr_dqe import load_edsr_stage
 
     e_entry, e_cfg, edsr, _, e_recipe = make(registry, "edsr", seed=1)

@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.errors import ZooError
-from zoo.recipe import Recipe, Stage
-from zoo.training import default_channels_last, resolve_precision, run_key, stage_plan, train
+from zoo.training.loop import default_channels_last, resolve_precision, run_key, stage_plan, train
+from zoo.training.recipe import Recipe, Stage
 
 
 @dataclass
@@ -86,7 +86,7 @@ def entry(registry):
 
 @pytest.fixture(scope="module")
 def data():
-    from zoo.datasets import resolve_dataset
+    from zoo.data.datasets import resolve_dataset
 
     return resolve_dataset("samples:train")
 
@@ -142,11 +142,11 @@ class _Crash(BaseException):
 
 def test_a_crash_between_any_two_checkpoint_writes_resumes_to_identical_weights(registry, entry, data, tmp_path,
                                                                                monkeypatch):
-    import zoo.checkpoint as ckpt
-    import zoo.files as files
-    from zoo.checkpoint import load_checkpoint
+    import zoo.store.checkpoint as ckpt
+    import zoo.store.files as files
+    from zoo.store.checkpoint import load_checkpoint
 
-    def patch(write):  # the weights go through zoo.checkpoint's name, the JSON through zoo.files'
+    def patch(write):  # the weights go through zoo.store.checkpoint's name, the JSON through zoo.store.files'
         monkeypatch.setattr(ckpt, "atomic_write_bytes", write)
         monkeypatch.setattr(files, "atomic_write_bytes", write)
 
@@ -242,7 +242,7 @@ def test_bf16_autocast_on_cpu_is_recorded_and_keyed(entry, data, tmp_path):
 
 
 def test_suite_rejects_unknown_precision(tmp_path):
-    from zoo.suite import load_suite
+    from zoo.harness.suite import load_suite
 
     path = tmp_path / "s.toml"
     path.write_text('precision = "fp8"\n')
@@ -252,7 +252,7 @@ def test_suite_rejects_unknown_precision(tmp_path):
 
 def test_cli_precision_choices_match_the_loop():
     from zoo.cli import cli
-    from zoo.training import PRECISIONS
+    from zoo.training.loop import PRECISIONS
 
     for command in ("train", "bench"):
         option = next(p for p in cli.commands[command].params if p.name == "precision")

@@ -1,4 +1,5 @@
-"""Held-out validation during training (zoo.validation): what it logs, that it never changes training, resumes."""
+"""Held-out validation during training (zoo.training.validation): what it logs, that it never changes training,
+resumes."""
 
 from __future__ import annotations
 
@@ -12,16 +13,16 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import zoo
-from zoo import validation
-from zoo.bench import plan_bench
-from zoo.datasets import resolve_dataset
+from zoo.data.datasets import resolve_dataset
+from zoo.data.imageio import DataWarning
 from zoo.errors import ZooError
-from zoo.imageio import DataWarning
-from zoo.recipe import Recipe
-from zoo.registry import get_registry
-from zoo.suite import load_suite
-from zoo.trainfiles import VAL_LOG, read_log
-from zoo.training import run_key, train
+from zoo.harness.bench import plan_bench
+from zoo.harness.suite import load_suite
+from zoo.plugins.registry import get_registry
+from zoo.store.runs import VAL_LOG, read_log
+from zoo.training import validation
+from zoo.training.loop import run_key, train
+from zoo.training.recipe import Recipe
 
 from helpers import refused, zoo_cli
 
@@ -184,7 +185,7 @@ def test_color_classic_validates_on_a_set_it_neither_trains_nor_tests_on():
 def test_curves_draw_the_held_out_losses(tmp_path):
     from PIL import Image
 
-    from zoo.curves import loss_curves
+    from zoo.boards.curves import loss_curves
 
     log = [{"step": s, "stage": "main", "mse": 1.0 / s} for s in range(1, 21)]
     val = [{"step": s, "stage": "main", "mse": 0.5 / s} for s in (5, 10, 20)]
@@ -195,8 +196,8 @@ def test_curves_draw_the_held_out_losses(tmp_path):
 
 
 def test_curves_smooth_without_lag_and_draw_the_tables_main_loss():
-    from zoo.curves import _smooth
-    from zoo.trainfiles import main_loss
+    from zoo.boards.curves import _smooth
+    from zoo.store.runs import main_loss
 
     step = [1.0] * 50 + [0.0] * 50
     smooth = _smooth(step, share=0.1)
@@ -251,8 +252,8 @@ def test_the_spacing_defaults_to_twenty_validations_a_run_and_is_part_of_the_key
 
 
 def _validate_once(entry, model, cfg, tmp_path, *, scale=2):
-    from zoo.recipe import TrainContext
-    from zoo.training import _to_device
+    from zoo.training.loop import _to_device
+    from zoo.training.recipe import TrainContext
 
     recipe = entry.recipe(model, cfg, TrainContext(device=torch.device("cpu"), total_steps=1))
     validator = validation.Validator(resolve_dataset("samples:test"), 1, tmp_path / VAL_LOG, task=entry.task,
@@ -283,7 +284,7 @@ def test_an_sr_models_reference_is_bicubic(tmp_path):
 
 
 def test_the_training_table_reads_held_out_losses_against_their_reference(tmp_path):
-    from zoo.trainfiles import loss_summary
+    from zoo.store.runs import loss_summary
 
     rows = [{"step": s, "stage": "main", "mse": 1.0 - s / 40} for s in range(1, 21)]
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

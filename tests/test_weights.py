@@ -1,4 +1,4 @@
-"""zoo.weights: the weight table and hash checks, and the random test weight files' architectures."""
+"""zoo.store.weights: the weight table and hash checks, and the random test weight files' architectures."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ is not a package
-from zoo import weights as W  # noqa: E402
+from zoo.store import weights as W  # noqa: E402
 
 from weights_fixture import FILENAMES  # noqa: E402  (its fixtures come from conftest.py)
 
@@ -110,8 +110,8 @@ def _booby_trap(ckpt: Path, filename: str, marker: Path) -> Path:
 
 
 def test_booby_trapped_weight_files_are_refused_never_run(home, tmp_path, monkeypatch):
-    from zoo.losses import VGGFeatureLoss
     from zoo.metrics import MetricUnavailable, build_metric
+    from zoo.training.losses import VGGFeatureLoss
 
     from helpers import run_zoo
 

@@ -3,7 +3,7 @@
 Each file has the EXACT architecture (same state-dict keys and shapes) of the real one and the real file
 name, placed where torch looks for it: ``$TORCH_HOME/hub/checkpoints/<filename>``. The numbers are random
 (seeded), so every result computed from them is meaningless as a score, and their sha256 never matches the
-published prefix in the file name -- ``zoo.weights.check_weights`` reports MISMATCH for them, by design.
+published prefix in the file name -- ``zoo.store.weights.check_weights`` reports MISMATCH for them, by design.
 
 Use from conftest.py (tests/ is not a package; pytest puts tests/ on sys.path for conftest.py)::
 
@@ -23,7 +23,7 @@ import pytest
 import torch
 from torch import nn
 
-# filename as torch/torchvision/pytorch-fid name them in the hub cache (same as zoo.weights.*.filename)
+# filename as torch/torchvision/pytorch-fid name them in the hub cache (same as zoo.store.weights.*.filename)
 FILENAMES = {
     "alexnet": "alexnet-owt-7be5be79.pth",
     "vgg16": "vgg16-397923af.pth",

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.config import config_to_dict
 from zoo.errors import ZooError
-from zoo.locate import locate
-from zoo.registry import get_registry
+from zoo.plugins.config import config_to_dict
+from zoo.plugins.registry import get_registry
+from zoo.store.locate import locate
 
 # What imports torch (checkpoints, metrics, the bench) is imported by the function that needs it: the names
 # are zoo's attributes, and `import zoo` stays light.
@@ -85,7 +85,7 @@ def load(path_or_hub_name, device: str = "cpu"):
 
 def _load(spec, registry, model: str | None = None, scale: int | None = None):
     """The checkpoint `spec` names, loaded (model, meta, config), its model stamped with `zoo_meta`."""
-    from zoo.checkpoint import load_checkpoint
+    from zoo.store.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(locate(spec, model=model, scale=scale), registry)
     loaded.model.zoo_meta = {**loaded.meta, "source": str(spec)}
@@ -117,6 +117,6 @@ def bench(suite: str = "default", colorizers=None, srs=None, **options):
     silent). ``df.attrs["run_dir"]`` is the run folder (leaderboard.md, samples, run.json). Failed jobs are
     rows with a ``failed`` reason, and a warning says how many.
     """
-    from zoo.bench import bench_table
+    from zoo.harness.bench import bench_table
 
     return bench_table(suite, colorizers, srs, **options)

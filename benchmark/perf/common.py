@@ -137,7 +137,7 @@ def weights_for_timing(tmp: Path) -> tuple[str, bool]:
     """A TORCH_HOME with the LPIPS / FID backbones. The real files when the hub cache has them; otherwise
     random-init files of the exact architectures (built by the tests' fixture), which time the same
     computation but give meaningless scores. Returns (TORCH_HOME, real)."""
-    from zoo.weights import hub_checkpoint_dir
+    from zoo.store.weights import hub_checkpoint_dir
 
     have = hub_checkpoint_dir()
     names = ("alexnet-owt-7be5be79.pth", "pt_inception-2015-12-05-6726825d.pth")

@@ -19,10 +19,10 @@ CASES = (  # (model, preset, precision): the main job's presets and sr-classic's
 
 
 def loader_throughput() -> list[Row]:
-    from zoo.datasets import resolve_dataset
-    from zoo.loader import make_train_loader
-    from zoo.registry import get_registry
-    from zoo.training import default_workers
+    from zoo.data.datasets import resolve_dataset
+    from zoo.data.loader import make_train_loader
+    from zoo.plugins.registry import get_registry
+    from zoo.training.loop import default_workers
 
     data = train_data_spec()
     dataset = resolve_dataset(data)
@@ -82,8 +82,8 @@ def _first_epoch_in_the_loop(runner, dataset, task, config, batch, scale, steps,
     number of steps on one fixed batch; interleaved, each round with a fresh loader (cold, another seed)."""
     import torch
 
-    from zoo.loader import make_train_loader
-    from zoo.training import _to_device
+    from zoo.data.loader import make_train_loader
+    from zoo.training.loop import _to_device
 
     cpu = torch.device("cpu")
     channels_last = next(iter(runner.batch.values())).is_contiguous(memory_format=torch.channels_last)

@@ -26,7 +26,7 @@ def write_images(folder: Path, n: int, seed: int = 0) -> None:
     """``n`` distinct SIDE x SIDE PNGs cut from the embedded sample photographs (random crops and flips)."""
     from PIL import Image
 
-    from zoo.datasets import resolve_dataset
+    from zoo.data.datasets import resolve_dataset
 
     ds = resolve_dataset("samples:train")
     photos = [ds[i].load() for i in range(len(ds))]
@@ -93,7 +93,7 @@ def write_photo(path: Path, side: int, seed: int = 0) -> None:
     """A side x side PNG: an embedded sample photograph scaled up, with noise (so it compresses like a photo)."""
     from PIL import Image
 
-    from zoo.datasets import resolve_dataset
+    from zoo.data.datasets import resolve_dataset
 
     base = Image.open(resolve_dataset("samples:test")[0].path).convert("RGB").resize((side, side), Image.BICUBIC)
     arr = np.asarray(base).astype(np.int16) + np.random.default_rng(seed).integers(-3, 4, (side, side, 3))

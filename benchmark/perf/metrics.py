@@ -19,8 +19,8 @@ SCALE = 4
 def _test_images(limit: int | None = None):
     """(name, sr, hr) on BSD100 x4 (or the embedded test photos): HR modcropped, LR by MATLAB bicubic,
     the prediction its bicubic upscaling, all float in [0, 1], (1, 3, H, W)."""
-    from zoo.datasets import resolve_dataset
-    from zoo.resize import imresize
+    from zoo.data.datasets import resolve_dataset
+    from zoo.data.resize import imresize
 
     spec = str(SHARED_DATA / "BSD100") if (SHARED_DATA / "BSD100").is_dir() else "samples:test"
     ds = resolve_dataset(spec)
@@ -256,10 +256,10 @@ def fid_forward_passes(torch_home: str) -> list[Row]:
     """Run the smoke grid with FID and count Inception forward passes for references and for outputs."""
     os.environ["TORCH_HOME"] = torch_home
     import zoo.metrics.fid as fid
-    from zoo.bench import run_bench
+    from zoo.harness.bench import run_bench
+    from zoo.harness.suite import load_suite
     from zoo.metrics.inception import InceptionFeatures
-    from zoo.registry import get_registry
-    from zoo.suite import load_suite
+    from zoo.plugins.registry import get_registry
 
     InceptionFeatures.clear()
     counted = {"reference": 0, "calls": 0}

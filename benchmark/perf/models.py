@@ -27,7 +27,7 @@ def make_batch(task: str, config, batch: int, device="cpu") -> dict[str, torch.T
         s = int(config.scale)
         hr = torch.rand(batch, 3, p * s, p * s, generator=g)
         return {"lr": F.avg_pool2d(hr, s).to(device), "hr": hr.to(device)}
-    from zoo.color import split_lab
+    from zoo.data.color import split_lab
 
     rgb = torch.rand(batch, 3, p, p, generator=g).to(device)
     l, ab = split_lab(rgb)
@@ -42,8 +42,8 @@ class StepRunner:
 
     def __init__(self, entry, config, batch: int, *, precision: str = "fp32", channels_last: bool | None = None,
                  compile_model: bool = False, device=torch.device("cpu")):
-        from zoo.recipe import TrainContext
-        from zoo.training import default_channels_last, stage_plan
+        from zoo.training.loop import default_channels_last, stage_plan
+        from zoo.training.recipe import TrainContext
 
         if channels_last is None:
             channels_last = default_channels_last(device)
@@ -71,7 +71,7 @@ class StepRunner:
 
 
 def model_throughput(presets=("tiny", "paper")) -> list[Row]:
-    from zoo.registry import get_registry
+    from zoo.plugins.registry import get_registry
 
     rows = []
     for entry in get_registry().entries():
@@ -184,9 +184,9 @@ def step_flops(step) -> float:
 def edsr_figures(train_steps: tuple[int, int] = (5, 25), rounds: int = 5) -> list[Row]:
     """EDSR-baseline's training step against the conv peak, a bare PyTorch step, the memory formats, bf16,
     torch.compile, and `zoo train` end to end. Everything compared is timed in alternation in one run."""
-    from zoo.datasets import resolve_dataset
-    from zoo.registry import get_registry
-    from zoo.training import default_channels_last, train
+    from zoo.data.datasets import resolve_dataset
+    from zoo.plugins.registry import get_registry
+    from zoo.training.loop import default_channels_last, train
 
     cpu = torch.device("cpu")
     entry = get_registry().get("edsr", "sr")

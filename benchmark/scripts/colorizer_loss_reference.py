@@ -19,7 +19,7 @@ RUN_DIR is a ``zoo train`` output folder (or a bench's cached training folder) h
 ``model.safetensors`` and ``log.jsonl``. A ratio below 1 is what the model learned beyond the reference;
 a ratio that falls from the first tenth to the last is learning that the batch mix cannot explain.
 
-When the run validated (``val.jsonl``, :mod:`zoo.validation`), it also prints each held-out loss, the same
+When the run validated (``val.jsonl``, :mod:`zoo.training.validation`), it also prints each held-out loss, the same
 reference on the same held-out crops (recorded in ``val.jsonl`` by runs since validation format 3; for older
 runs recomputed, with ``--val DIR`` naming the held-out images when ``model.json`` names only their folder),
 and the mean of the validations in the first and the last tenth of the run.
@@ -36,15 +36,15 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from zoo.abbins import soft_encode_sparse
-from zoo.checkpoint import read_meta
-from zoo.color import split_lab
-from zoo.datasets import resolve_dataset
+from zoo.data.abbins import soft_encode_sparse
+from zoo.data.color import split_lab
+from zoo.data.datasets import resolve_dataset
+from zoo.data.imageio import DataWarning
+from zoo.data.loader import make_train_loader
 from zoo.errors import ZooError
-from zoo.imageio import DataWarning
-from zoo.loader import make_train_loader
-from zoo.trainfiles import VAL_LOG, first_and_last_tenth, read_log, reference_lines
-from zoo.validation import VAL_CROPS, Validator
+from zoo.store.checkpoint import read_meta
+from zoo.store.runs import VAL_LOG, first_and_last_tenth, read_log, reference_lines
+from zoo.training.validation import VAL_CROPS, Validator
 
 
 def reference_loss(rgb: torch.Tensor, key: str, cfg: dict, state: dict | None = None) -> float:
@@ -85,7 +85,7 @@ def reference_losses(run: Path, key: str, data: str | None = None) -> list[float
 
 
 def held_out_reference(run: Path, key: str, val: str, meta: dict) -> float:
-    """The reference's loss on the run's held-out crops (the very crops :mod:`zoo.validation` scored);
+    """The reference's loss on the run's held-out crops (the very crops :mod:`zoo.training.validation` scored);
     ``meta``: the run's ``model.json``."""
     cfg, recorded = meta["config"], meta["validation"]
     dataset = resolve_dataset(val)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import ray
 
-from zoo.bench import run_bench
-from zoo.executors import RayExecutor
-from zoo.registry import get_registry
-from zoo.suite import load_suite
+from zoo.harness.bench import run_bench
+from zoo.harness.executors import RayExecutor
+from zoo.harness.suite import load_suite
+from zoo.plugins.registry import get_registry
 
 
 def _smoke(executor=None) -> float:

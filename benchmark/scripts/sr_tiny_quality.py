@@ -11,11 +11,11 @@ import time
 
 import torch
 
-from zoo.checkpoint import load_checkpoint
-from zoo.datasets import resolve_dataset
-from zoo.evaluate import LoadedModel, evaluate
-from zoo.registry import get_registry
-from zoo.training import train
+from zoo.data.datasets import resolve_dataset
+from zoo.harness.evaluate import LoadedModel, evaluate
+from zoo.plugins.registry import get_registry
+from zoo.store.checkpoint import load_checkpoint
+from zoo.training.loop import train
 
 
 def main() -> None:

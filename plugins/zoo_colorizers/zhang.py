@@ -24,7 +24,7 @@ Faithful to the paper:
 
 Adapted (and why):
 - Bins: Q comes from :func:`zoo.ab_gamut_bins` (grid 10; 261 in-gamut bins for 8-bit sRGB) rather
-  than the authors' published 313 (whose exact in-gamut test is unpublished; see :mod:`zoo.abbins`). The
+  than the authors' published 313 (whose exact in-gamut test is unpublished; see :mod:`zoo.data.abbins`). The
   bin centres are stored in the model (buffer ``bins``) so a checkpoint carries its own quantisation.
 - The prior is computed from the batches given to :meth:`ZhangRecipe.prepare` (the training data the loop
   shows; the paper used all of ImageNet) and is stored as model buffers ``prior`` and ``rebalance`` so it
@@ -73,7 +73,7 @@ class ZhangConfig(zoo.TrainConfig):
     # -- architecture (defaults: the paper) --
     widths: tuple[int, ...] = zoo.bounded((64, 128, 256, 512, 512, 512, 512, 256), min=1)  # blocks conv1 .. conv8
     head: str = "classification"  # "classification" (the paper) or "regression" (seed 000)
-    grid: float = 10.0  # ab bin size; Q = number of in-gamut bins (zoo.abbins)
+    grid: float = 10.0  # ab bin size; Q = number of in-gamut bins (zoo.data.abbins)
     temperature: float = 0.38  # annealed-mean T
     ab_scale: float = 110.0  # regression head: ab = ab_scale * tanh(.)
     # -- loss --

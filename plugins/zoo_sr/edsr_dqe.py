@@ -139,7 +139,7 @@ def read_edsr_checkpoint(path: str | Path, cfg: EdsrDqeConfig) -> dict[str, torc
     architecture (the DIV2K/ImageNet normalisation is not in the tensors, so it is checked here)."""
     from safetensors.torch import load_file
 
-    from zoo.checkpoint import read_meta
+    from zoo.store.checkpoint import read_meta
 
     path = Path(path)
     meta = read_meta(path)

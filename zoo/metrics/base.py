@@ -114,14 +114,14 @@ def metric_factory(*names: str):
 
 def available_metrics(registry=None) -> list[str]:
     """Names of every registered metric (core and plugins)."""
-    from zoo.registry import get_registry
+    from zoo.plugins.registry import get_registry
 
     return (registry or get_registry()).metric_names()
 
 
 def build_metric(name: str, registry=None, **params) -> Metric:
     """Build a registered metric by name. Raises :class:`MetricUnavailable` when it cannot run here."""
-    from zoo.registry import get_registry
+    from zoo.plugins.registry import get_registry
 
     entry = (registry or get_registry()).metric(name)
     metric = entry.build(**params)

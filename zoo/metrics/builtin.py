@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from zoo.entries import MetricEntry
-from zoo.hookspecs import hookimpl
 from zoo.metrics.base import _FACTORIES
+from zoo.plugins.entries import MetricEntry
+from zoo.plugins.hookspecs import hookimpl
 
 # name -> (module, higher is better, unit, ranked, summary)
 _BUILTIN = {

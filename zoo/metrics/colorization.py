@@ -4,7 +4,7 @@
   (L2 distance in the ab plane) is within a threshold, swept over the integer thresholds 0, 1, ..., 150 and
   averaged, in %: 100 % means every pixel has exactly the ground truth's ab. ``auc_raw`` pools the pixels of
   the whole test set. ``auc_rebal`` weights each pixel by the inverse frequency, over the test set, of its
-  ground-truth colour class (its nearest ab bin, :mod:`zoo.abbins`, grid 10); that equals the mean over the
+  ground-truth colour class (its nearest ab bin, :mod:`zoo.data.abbins`, grid 10); that equals the mean over the
   classes present of each class's own curve, so the few saturated pixels count as much as the many grey
   ones. Their Table 1: predicting ab = 0 scores 89.1 % raw but 58.0 % rebalanced.
 - ``deltae2000``: the mean CIEDE2000 colour difference to the ground truth (Sharma, Wu & Dalal 2005, as
@@ -16,7 +16,7 @@
 
 Inputs are RGB in [0, 1] as every metric gets them. The AuCs, CIEDE2000 and the gap quantize them to 8 bits
 first (the image that would be saved) and remove ``shave`` pixels from each border; the AuCs and CIEDE2000
-then convert to CIELAB (D65) with :mod:`zoo.color`. The two colourfulness columns take the images as they
+then convert to CIELAB (D65) with :mod:`zoo.data.color`. The two colourfulness columns take the images as they
 are. Per-image values are summarised as every per-image metric's
 (:func:`zoo.metrics.perimage.per_image_result`: mean, population std).
 """
@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from zoo.color import rgb_to_lab
+from zoo.data.color import rgb_to_lab
 from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
 from zoo.metrics.perimage import check_pair, per_image_result
 
@@ -165,7 +165,7 @@ class AbErrorAuc(_ColourMetric):
 
 
 def _class_error_counts(ab: torch.Tensor, err: torch.Tensor) -> dict[int, torch.Tensor]:
-    """:func:`error_counts` per ground-truth colour class. A class is the ab bin's grid cell (zoo.abbins, rule
+    """:func:`error_counts` per ground-truth colour class. A class is the ab bin's grid cell (zoo.data.abbins, rule
     "cell": every 8-bit colour's own cell is an in-gamut bin, so the cell is the nearest bin)."""
     cells = torch.floor((ab + BIN_GRID / 2) / BIN_GRID).long() + _CELL_OFFSET  # (2, H, W), both >= 0
     cls = (cells[0] * _CELL_SPAN + cells[1]).reshape(-1)

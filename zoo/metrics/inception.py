@@ -4,7 +4,7 @@ FID and KID share one Inception extractor per (device, weights file), :class:`In
 memoises features by image content, so FID and KID in the same evaluation run one forward pass per image.
 The reference (target) set's features are cached on disk, keyed by the content of the images (uint8) and the
 weights fingerprint, so a test set is embedded once, ever, per weights file. The cache file is written
-atomically (:mod:`zoo.files`).
+atomically (:mod:`zoo.store.files`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.cache import cache_root
 from zoo.errors import ZooError
-from zoo.files import atomic_open
 from zoo.metrics.base import MetricUnavailable
 from zoo.metrics.pretrained import HASH_DIGITS, downloads_refused, metric_device, read_tensors, require_file
-from zoo.weights import FID_INCEPTION, file_sha256
+from zoo.store.cache import cache_root
+from zoo.store.files import atomic_open
+from zoo.store.weights import FID_INCEPTION, file_sha256
 
 
 def quantize_uint8(images: torch.Tensor) -> torch.Tensor:

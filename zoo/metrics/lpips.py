@@ -15,7 +15,7 @@ import torch
 from zoo.metrics.base import Metric, MetricInfo, MetricResult, MetricUnavailable, metric_factory
 from zoo.metrics.perimage import check_pair, per_image_result
 from zoo.metrics.pretrained import HASH_DIGITS, downloads_refused, load_into, metric_device, read_tensors
-from zoo.weights import ALEXNET, VGG16, file_sha256
+from zoo.store.weights import ALEXNET, VGG16, file_sha256
 
 LPIPS_BACKBONES = {"alex": (ALEXNET, "AlexNet"), "vgg": (VGG16, "VGG16"), "vgg16": (VGG16, "VGG16")}
 LPIPS_VERSION = "0.1"

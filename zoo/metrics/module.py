@@ -42,7 +42,7 @@ class MetricModule(nn.Module):
 
     def __init__(self, name: str, *, registry=None, **convention):
         super().__init__()
-        from zoo.registry import get_registry
+        from zoo.plugins.registry import get_registry
 
         registry = registry or get_registry()
         entry = registry.metric(name)

@@ -2,7 +2,7 @@
 
 Registered metrics (factory ``f(name, *, shave=0, quantize=True, gray='raw', **ignored)``):
 
-- ``psnr``, ``ssim``: on BT.601 luma Y (16-235, :func:`zoo.color.rgb_to_y`, not rounded);
+- ``psnr``, ``ssim``: on BT.601 luma Y (16-235, :func:`zoo.data.color.rgb_to_y`, not rounded);
 - ``psnr_rgb``, ``ssim_rgb``: on the three RGB channels (SSIM averaged over channels).
 
 Convention, applied to both prediction and target (RGB in [0, 1], (B, 3, H, W), any device):
@@ -47,10 +47,10 @@ import math
 
 import torch
 
-from zoo.color import _Y_COEFFS, rgb_to_y
-from zoo.constants import constant
+from zoo.data.color import _Y_COEFFS, rgb_to_y
 from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
 from zoo.metrics.pixel_torch import aligned_rows, gaussian_taps, ssim_mean, sum_of_squares_f32, y_difference
+from zoo.runtime.constants import constant
 
 __all__ = ["psnr", "ssim", "prepare", "prepare_pair", "backend_for", "PixelMetric"]
 

@@ -11,7 +11,7 @@ import functools
 
 import torch
 
-from zoo.color import _Y_COEFFS
+from zoo.data.color import _Y_COEFFS
 
 __all__ = ["y_difference", "aligned_rows", "sum_of_squares_f32", "gaussian_taps", "filter_valid",
            "SSIM_TILE_ELEMENTS", "ssim_mean"]

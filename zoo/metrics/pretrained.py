@@ -1,7 +1,7 @@
 """Pretrained networks for metrics (LPIPS, FID, KID): their weight files, read safely, and where they run.
 
 Every factory first gets its weight file from the torch hub cache (``$TORCH_HOME/hub/checkpoints``, see
-:mod:`zoo.weights`), which downloads a missing one, verified, unless downloads are off; a file that stays
+:mod:`zoo.store.weights`), which downloads a missing one, verified, unless downloads are off; a file that stays
 missing or is refused raises :class:`MetricUnavailable` with one line saying why. The tensors are read with
 ``torch.load(weights_only=True)`` by zoo itself and handed to lpips / pytorch-fid, whose own loaders
 (``torch.hub.load_state_dict_from_url``, which unpickles with ``weights_only=False``) never run: a booby-
@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 import torch.hub
 
-from zoo.device import pick_device
 from zoo.metrics.base import MetricUnavailable
-from zoo.weights import ALEXNET, FID_INCEPTION, VGG16, WeightFile, WeightsUnavailable, read_state_dict, require
+from zoo.runtime.device import pick_device
+from zoo.store.weights import ALEXNET, FID_INCEPTION, VGG16, WeightFile, WeightsUnavailable, read_state_dict, require
 
 HASH_DIGITS = 10  # length of the sha256 prefixes recorded in MetricResult.weights
 
@@ -41,7 +41,7 @@ def weights_for_metrics(names: Iterable[str]) -> list[WeightFile]:
 
 
 def metric_device(device) -> torch.device:
-    """``device`` as a torch.device (a name or None goes through :func:`zoo.device.pick_device`)."""
+    """``device`` as a torch.device (a name or None goes through :func:`zoo.runtime.device.pick_device`)."""
     if isinstance(device, torch.device):
         return device
     return pick_device(device)

@@ -1,0 +1,2 @@
+"""The benchmark harness: suites, the plan of training and evaluation jobs, the executors that run them
+(here or on Ray), failure isolation, the dry run, evaluation under the field's conventions, and ``zoo run``."""
