@@ -17,7 +17,7 @@ _SESSION_TMP = tempfile.mkdtemp(prefix="zoo-tests-")
 atexit.register(shutil.rmtree, _SESSION_TMP, ignore_errors=True)
 os.environ["TORCH_HOME"] = os.path.join(_SESSION_TMP, "torch-empty")
 os.environ["ZOO_CACHE"] = os.path.join(_SESSION_TMP, "cache")
-for _var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_WEIGHTS_MIRROR", "ZOO_TEST_WEIGHTS_SHA256"):
+for _var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_WEIGHTS_MIRROR"):
     os.environ.pop(_var, None)
 # Nor the user's Ray clusters: no RAY_ADDRESS, and Ray's temp folder (its sessions, and the record of the
 # last 'ray start' cluster) is the session's own.

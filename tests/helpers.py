@@ -176,3 +176,22 @@ def tiny_sr_parts():
             return {"l1": self.backward_step((self.model(batch["lr"]) - batch["hr"]).abs().mean(), "main")}
 
     return TinyConfig, TinySR, L1Recipe
+
+
+def upscale_tiled(rgb, sr, tile: int, overlap: int):
+    """``sr`` over (1, 3, H, W) in tiles of ``tile`` pixels with ``overlap`` pixels of context, the whole output
+    in memory: the reference ``zoo run``'s streamed tiles are checked against."""
+    import torch
+
+    from zoo.harness.apply import _crop, _tiles
+
+    s = sr.scale
+    _, c, h, w = rgb.shape
+    with torch.inference_mode():
+        if h <= tile and w <= tile:
+            return sr(rgb)
+        out = torch.empty((1, c, h * s, w * s), dtype=rgb.dtype, device=rgb.device)
+        for y0, y1, x0, x1, (ya, yb, xa, xb) in _tiles(h, w, tile, overlap):
+            out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = _crop(sr(rgb[:, :, ya:yb, xa:xb]), y0 - ya, x0 - xa,
+                                                           y1 - y0, x1 - x0, s)
+        return out

@@ -75,7 +75,7 @@ def test_bench_run_folders_give_their_checkpoints(bench_run):
 
 
 def test_create_metric_scores_like_the_evaluation():
-    from zoo.metrics import build_metric
+    from zoo.metrics.build import build_metric
 
     gen = torch.Generator().manual_seed(0)
     target = torch.rand(3, 3, 24, 24, generator=gen)

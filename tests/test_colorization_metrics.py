@@ -9,7 +9,7 @@ from skimage.color import deltaE_ciede2000
 
 from zoo.data.color import join_lab, lab_to_rgb, split_lab
 from zoo.data.datasets import resolve_dataset
-from zoo.metrics import build_metric
+from zoo.metrics.build import build_metric
 from zoo.metrics.colorization import auc_from_counts, ciede2000, colorfulness, error_counts
 
 from helpers import smooth_images

@@ -2,8 +2,9 @@
 
 The server (``http.server`` in a thread on 127.0.0.1) serves the random-init test weight files
 (weights_fixture.py) under their standard names; zoo is pointed at it with ZOO_WEIGHTS_MIRROR, and the test-only
-ZOO_TEST_WEIGHTS_SHA256 puts the files' own sha256 where the published ones would be. Everything else is the
-code path users run: the real HTTP client, the real hash check, the real rename.
+the tests put the files' own sha256 where the published ones would be (:func:`_publish` in this process, a
+``sitecustomize`` on a child's path: nothing the product reads). Everything else is the code path users run:
+the real HTTP client, the real hash check, the real rename.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -33,7 +35,6 @@ from helpers import REPO, run_zoo, shared_set  # noqa: E402
 from weights_fixture import FILENAMES  # noqa: E402  (its fixtures come from conftest.py)
 
 ALEX, INCEPTION = FILENAMES["alexnet"], FILENAMES["fid_inception"]
-pytestmark = pytest.mark.filterwarnings(f"ignore:{W.TEST_HASHES_ENV} replaces")
 
 
 class Mirror:
@@ -101,9 +102,29 @@ def _sha(path: Path) -> str:
     return W.file_sha256(path)
 
 
-def _expected(source_dir: Path, *names: str) -> str:
-    """ZOO_TEST_WEIGHTS_SHA256 for the served files ``names``: their own sha256 as the 'published' ones."""
-    return ",".join(f"{n}={_sha(source_dir / n)}" for n in names)
+def _expected(source_dir: Path, *names: str) -> dict[str, str]:
+    """The served files ``names`` with their own sha256, to stand where the published ones would be."""
+    return {n: _sha(source_dir / n) for n in names}
+
+
+def _publish(monkeypatch, table: dict[str, str]) -> None:
+    """In this process: ``table`` (file name -> sha256) replaces the published hashes of those files."""
+    published = W.WeightFile.expected_sha256.fget
+    monkeypatch.setattr(W.WeightFile, "expected_sha256", property(lambda w: table.get(w.filename) or published(w)))
+
+
+_SHIM = """import zoo.store.weights as W
+_table = {table!r}
+_published = W.WeightFile.expected_sha256.fget
+W.WeightFile.expected_sha256 = property(lambda w: _table.get(w.filename) or _published(w))
+"""
+
+
+def _published_for_children(table: dict[str, str]) -> str:
+    """A folder holding a ``sitecustomize`` that does what :func:`_publish` does, for a child's PYTHONPATH."""
+    folder = Path(tempfile.mkdtemp(prefix="zoo-published-"))
+    (folder / "sitecustomize.py").write_text(_SHIM.format(table=table))
+    return str(folder)
 
 
 def _dead_port() -> int:
@@ -146,7 +167,7 @@ def online(tmp_path, monkeypatch, mirror, served):
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo_cache"))
     monkeypatch.delenv("ZOO_OFFLINE", raising=False)
     monkeypatch.setenv("ZOO_WEIGHTS_MIRROR", mirror.url)
-    monkeypatch.setenv(W.TEST_HASHES_ENV, _expected(served, ALEX, INCEPTION))
+    _publish(monkeypatch, _expected(served, ALEX, INCEPTION))
     # per-process memories of failed hosts and files start empty in every test
     monkeypatch.setattr(D, "_UNREACHABLE", {})
     monkeypatch.setattr(W, "_FAILED", {})
@@ -157,10 +178,12 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
-def _zoo_env(**extra) -> dict[str, str]:
-    """The environment of a ``python -m zoo`` child with downloads on (conftest turns them off)."""
+def _zoo_env(published: dict[str, str] | None = None, **extra) -> dict[str, str]:
+    """The environment of a ``python -m zoo`` child with downloads on (conftest turns them off); ``published``
+    replaces published hashes in the child."""
     env = {**os.environ, "ZOO_OFFLINE": "", "HF_HUB_OFFLINE": ""}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "plugins"), env.get("PYTHONPATH", "")])
+    first = [_published_for_children(published)] if published else []
+    env["PYTHONPATH"] = os.pathsep.join([*first, str(REPO), str(REPO / "plugins"), env.get("PYTHONPATH", "")])
     env.update(extra)
     return env
 
@@ -192,7 +215,7 @@ def test_a_loss_downloads_its_vgg19_on_first_use(online, mirror, served, monkeyp
     from zoo.training.losses import VGGFeatureLoss
 
     vgg19 = FILENAMES["vgg19"]
-    monkeypatch.setenv(W.TEST_HASHES_ENV, _expected(served, vgg19))
+    _publish(monkeypatch, _expected(served, vgg19))
     loss = VGGFeatureLoss.from_hub("relu2_2")
     assert loss is not None and mirror.requests == [vgg19]
     assert _files(online) == [vgg19] and _sha(online / vgg19) == _sha(served / vgg19)
@@ -232,7 +255,8 @@ def test_mirror_directory_and_full_sha256(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------------------- bad downloads
 def test_tampered_download_is_refused_and_nothing_is_left(online, mirror):
-    from zoo.metrics import MetricUnavailable, build_metric
+    from zoo.metrics import MetricUnavailable
+    from zoo.metrics.build import build_metric
 
     mirror.modes[ALEX] = "tamper"
     with pytest.raises(D.DownloadError, match=r"was refused: its sha256 \w+\.\.\. does not match the published"):
@@ -262,7 +286,7 @@ def test_cut_download_leaves_nothing_and_a_retry_succeeds(online, mirror, served
 def test_interrupted_download_leaves_nothing(online, mirror, served):
     mirror.modes[ALEX] = "stall"
     env = _zoo_env(TORCH_HOME=str(online.parent.parent), ZOO_WEIGHTS_MIRROR=mirror.url,
-                   **{W.TEST_HASHES_ENV: _expected(served, ALEX)})
+                   published=_expected(served, ALEX))
     # A shell's background job (nohup ... &) ignores SIGINT and its children inherit that, so Python would
     # install no KeyboardInterrupt handler: give the child the default disposition, as a terminal would.
     proc = subprocess.Popen([sys.executable, "-m", "zoo", "weights", "--download", "alexnet"], env=env,
@@ -284,7 +308,7 @@ def test_interrupted_download_leaves_nothing(online, mirror, served):
 def test_two_processes_fetching_the_same_file_end_with_one_correct_file(online, mirror, served):
     mirror.modes[INCEPTION] = "pair"  # both requests are answered together, so the downloads overlap
     env = _zoo_env(TORCH_HOME=str(online.parent.parent), ZOO_WEIGHTS_MIRROR=mirror.url,
-                   **{W.TEST_HASHES_ENV: _expected(served, INCEPTION)})
+                   published=_expected(served, INCEPTION))
     cmd = [sys.executable, "-m", "zoo", "weights", "--download", "fid_inception"]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -321,7 +345,8 @@ def test_offline_and_unreachable_mirror_give_na_and_the_run_completes(online, mi
 
 
 def test_hf_hub_offline_is_honoured(online, mirror, monkeypatch):
-    from zoo.metrics import MetricUnavailable, build_metric
+    from zoo.metrics import MetricUnavailable
+    from zoo.metrics.build import build_metric
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(MetricUnavailable, match=r"downloads are off \(HF_HUB_OFFLINE=1\)"):
@@ -392,7 +417,7 @@ def _download_all(tmp_path: Path, served: Path) -> tuple[Path, dict[str, str], s
     mirror = Mirror(served)
     home = tmp_path / "torch_home"
     env = _zoo_env(TORCH_HOME=str(home), ZOO_WEIGHTS_MIRROR=mirror.url,
-                   **{W.TEST_HASHES_ENV: _expected(served, *FILENAMES.values())})
+                   published=_expected(served, *FILENAMES.values()))
     try:
         proc = run_zoo("weights", "--download", env=env)
     finally:

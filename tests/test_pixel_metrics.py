@@ -9,7 +9,8 @@ import torch
 
 from zoo.data.degrade import modcrop
 from zoo.data.resize import downscale, upscale
-from zoo.metrics import MetricResult, available_metrics, build_metric
+from zoo.metrics import MetricResult
+from zoo.metrics.build import available_metrics, build_metric
 from zoo.metrics.pixel import prepare, psnr, ssim
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -15,12 +15,12 @@ from zoo.data.color import split_lab
 from zoo.data.datasets import resolve_dataset
 from zoo.data.imageio import read_image
 from zoo.errors import ZooError
-from zoo.harness.apply import RunOptions, run_pipeline, upscale_tiled
+from zoo.harness.apply import RunOptions, run_pipeline
 from zoo.harness.evaluate import load_model
 from zoo.plugins.registry import get_registry
 from zoo.store.checkpoint import import_state_dict, load_checkpoint, save_checkpoint
 
-from helpers import run_zoo
+from helpers import run_zoo, upscale_tiled
 
 CPU = torch.device("cpu")
 

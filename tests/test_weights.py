@@ -48,13 +48,18 @@ def test_weight_table_present_and_missing(home):
     assert not home.joinpath(W.VGG16.filename).exists()  # listing never creates anything
 
 
+def _check_weights(extra=()) -> dict[str, str]:
+    """filename -> zoo.store.weights.check_weight of every known file (built-ins plus ``extra``)."""
+    return {w.filename: W.check_weight(w) for w in W.known_weights(extra)}
+
+
 def test_check_weights_statuses(home):
     digest = _put(home, W.ALEXNET.filename, b"random bytes")
     _put(home, "nohash.pth", b"x")
     good_digest = _put(home, "good.pth", b"good")
     nohash = W.WeightFile("nohash", "nohash.pth", "https://example.invalid/nohash.pth", "test")
     good = W.WeightFile("good", "good.pth", "https://example.invalid/good.pth", "test", good_digest[:8])
-    status = W.check_weights([nohash, good])
+    status = _check_weights([nohash, good])
     assert status[W.ALEXNET.filename] == f"MISMATCH (expected 7be5be79, got {digest[:8]})"
     assert status["nohash.pth"] == "no published hash"
     assert status["good.pth"] == "ok"
@@ -68,7 +73,7 @@ def test_random_test_weights_are_flagged_and_have_exact_architectures(test_torch
     from weights_fixture import _fid_inception_architecture
 
     assert W.hub_checkpoint_dir() == test_torch_home / "hub" / "checkpoints"
-    status = W.check_weights()
+    status = _check_weights()
     for w in W.BUILTIN_WEIGHTS:
         assert w.filename == FILENAMES[w.key]
         assert status[w.filename].startswith(f"MISMATCH (expected {w.sha256_prefix}, got "), status
@@ -110,7 +115,8 @@ def _booby_trap(ckpt: Path, filename: str, marker: Path) -> Path:
 
 
 def test_booby_trapped_weight_files_are_refused_never_run(home, tmp_path, monkeypatch):
-    from zoo.metrics import MetricUnavailable, build_metric
+    from zoo.metrics import MetricUnavailable
+    from zoo.metrics.build import build_metric
     from zoo.training.losses import VGGFeatureLoss
 
     from helpers import run_zoo
@@ -145,7 +151,8 @@ def test_booby_trapped_weight_files_are_refused_never_run(home, tmp_path, monkey
 
 
 def test_truncated_weight_file_is_refused_with_one_line(home):
-    from zoo.metrics import MetricUnavailable, build_metric
+    from zoo.metrics import MetricUnavailable
+    from zoo.metrics.build import build_metric
 
     home.mkdir(parents=True)
     torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, home / W.ALEXNET.filename)

@@ -3,7 +3,7 @@
 Each file has the EXACT architecture (same state-dict keys and shapes) of the real one and the real file
 name, placed where torch looks for it: ``$TORCH_HOME/hub/checkpoints/<filename>``. The numbers are random
 (seeded), so every result computed from them is meaningless as a score, and their sha256 never matches the
-published prefix in the file name -- ``zoo.store.weights.check_weights`` reports MISMATCH for them, by design.
+published prefix in the file name -- ``zoo.store.weights.check_weight`` reports MISMATCH for them, by design.
 
 Use from conftest.py (tests/ is not a package; pytest puts tests/ on sys.path for conftest.py)::
 

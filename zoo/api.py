@@ -21,8 +21,8 @@ from zoo.plugins.config import config_to_dict
 from zoo.plugins.registry import get_registry
 from zoo.store.locate import locate
 
-# What imports torch (checkpoints, metrics, the bench) is imported by the function that needs it: the names
-# are zoo's attributes, and `import zoo` stays light.
+# Function-level imports: what imports torch (checkpoints, metrics, the bench) is imported by the function that
+# needs it: the names are zoo's attributes, and `import zoo` stays light.
 
 
 def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:

@@ -182,7 +182,7 @@ def lpips_timing(torch_home: str, real: bool, n: int = 20) -> list[Row]:
     os.environ["TORCH_HOME"] = torch_home
     import lpips
 
-    from zoo.metrics import build_metric
+    from zoo.metrics.build import build_metric
 
     _, images = _test_images(n)
     metric = build_metric("lpips", device="cpu")
@@ -213,7 +213,7 @@ def fid_timing(torch_home: str, real: bool, n: int = 50) -> list[Row]:
     from PIL import Image
     from pytorch_fid.fid_score import calculate_fid_given_paths
 
-    from zoo.metrics import build_metric
+    from zoo.metrics.build import build_metric
     from zoo.metrics.inception import InceptionFeatures
 
     _, images = _test_images(n)

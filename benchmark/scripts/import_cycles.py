@@ -51,7 +51,8 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 def import_graph(root: Path = REPO, *, nested: bool = False) -> dict[str, set[str]]:
     """Module -> the package's modules it imports. ``from pkg import name`` points at ``pkg.name`` when that is
-    a module, else at ``pkg``."""
+    a module, else at ``pkg``; importing a module also points at the packages above it (their ``__init__``
+    runs first)."""
     modules = module_names(root)
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
@@ -67,7 +68,17 @@ def import_graph(root: Path = REPO, *, nested: bool = False) -> dict[str, set[st
                     base = ".".join(package + ([base] if base else []))
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
             graph[name] |= {t for t in targets if t in modules and t != name}
+        # Importing zoo.a.b first runs the package zoo.a: an edge to it, unless it is this module's own
+        # package (already being imported by then).
+        own = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+        graph[name] |= {p for t in list(graph[name]) for p in _packages(t) if p in modules and p not in own}
     return graph
+
+
+def _packages(module: str) -> list[str]:
+    """The packages above ``module``: zoo.a.b -> zoo, zoo.a."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

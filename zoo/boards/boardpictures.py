@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from zoo.boards.leaderboard import STAGE_TITLES, headline_metric
+from zoo.boards.pictures import comparison_grid
+from zoo.data.degrade import make_triple
+from zoo.data.imageio import read_image
+from zoo.store.files import atomic_write_bytes
 from zoo.store.runs import read_run, safe_name, sample_dir, test_set_label
 
 # Rows of one grid: the stage's models, and for a pipeline the SR model it shares (one grid per SR model).
@@ -43,9 +47,6 @@ def write_board_pictures(run_dirs: list[Path], board: Path) -> str:
     """Draw the grids of every run into ``<board stem>/`` beside ``board``; return the markdown section that
     shows them ("" when the runs saved no pictures). Grids this call did not draw are removed from that
     folder, so a regenerated board never links a stale picture."""
-    from zoo.boards.pictures import comparison_grid
-    from zoo.data.degrade import make_triple
-    from zoo.data.imageio import read_image
 
     folder = board.parent / board.stem
     lines: list[str] = []
@@ -105,7 +106,6 @@ def write_board_pictures(run_dirs: list[Path], board: Path) -> str:
 
 def _copy_curves(run_dirs: list[Path], folder: Path) -> list[str]:
     """Each run's ``curves.png`` copied into the board's folder (the run folder is not published); their names."""
-    from zoo.store.files import atomic_write_bytes
 
     sources = [d / "curves.png" for d in run_dirs if (d / "curves.png").is_file()]
     names = []

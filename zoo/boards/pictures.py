@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from zoo.store.files import atomic_write_bytes
+
 PANEL = 256  # longest side of each panel, in pixels
 PAD = 8
 LABEL_H = 22
@@ -28,7 +30,6 @@ def save_png(path: Path, img: torch.Tensor) -> Path:
     """(1, 3, H, W) or (3, H, W) RGB in [0, 1] as an 8-bit PNG at its own size (the pixels metrics score)."""
     import io
 
-    from zoo.store.files import atomic_write_bytes
 
     if img.dim() == 4:
         img = img[0]
@@ -102,7 +103,6 @@ def write_png(path: Path, write) -> Path:
     # in memory, then one atomic write: a full disk or a kill never leaves half a picture
     import io
 
-    from zoo.store.files import atomic_write_bytes
 
     buf = io.BytesIO()
     write(buf)

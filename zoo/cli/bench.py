@@ -11,6 +11,8 @@ from click.core import ParameterSource
 from zoo.cli import completion as complete
 from zoo.cli.options import cli_registry, deterministic_option, offline_option, precision_option
 
+# Function-level imports: torch and the harness load when the command runs, so `zoo --help` stays fast.
+
 
 @click.command("bench")
 @click.option("--suite", "suite_spec", default="default", show_default=True, metavar="NAME|PATH",

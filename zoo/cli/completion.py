@@ -17,6 +17,8 @@ import warnings
 
 from click.shell_completion import CompletionItem
 
+# Function-level imports: shell completion reads the cached listing; anything more loads only on a cache miss.
+
 
 def _listing():
     from zoo.plugins.listing import load_listing

@@ -14,6 +14,9 @@ from zoo.cli import completion as complete
 from zoo.cli.options import cli_registry, echo_downloads, offline_option, split_csv
 from zoo.errors import ZooError
 
+# Function-level imports: torch, the registry and the weight files load when a command runs, so `zoo --help` and
+# `zoo list` (from its cache) stay fast.
+
 LIST_KEYS = ("name", "task", "params", "distribution", "version", "presets", "trainable", "summary", "reference")
 
 

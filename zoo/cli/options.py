@@ -6,6 +6,8 @@ import os
 
 import click
 
+# Function-level imports: the registry and torch load when an option needs them, so `zoo --help` stays fast.
+
 
 def cli_registry():
     """The plugin registry; conflicting plugins are named on stderr (the commands that need models go on)."""

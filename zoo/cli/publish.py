@@ -10,6 +10,8 @@ import click
 from zoo.cli import completion as complete
 from zoo.cli.options import cli_registry
 
+# Function-level imports: pandas, torch and the Hub client load when a command runs, so `zoo --help` stays fast.
+
 
 @click.command("push")
 @click.argument("source", metavar="CHECKPOINT|RUN_DIR", type=click.Path(exists=True))

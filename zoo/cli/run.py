@@ -12,6 +12,8 @@ from zoo.cli.options import checkpoint_scale, cli_registry, offline_option
 from zoo.errors import ZooError
 from zoo.store.runs import model_key
 
+# Function-level imports: torch loads when the command runs, so `zoo --help` stays fast.
+
 
 @click.command("run")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")

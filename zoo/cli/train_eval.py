@@ -18,6 +18,8 @@ from zoo.cli.options import (
     split_csv,
 )
 
+# Function-level imports: torch and the training loop load when the command runs, so `zoo --help` stays fast.
+
 
 @click.command("train")
 @click.option("--model", "model_name", required=True, shell_complete=complete.models(),

@@ -60,20 +60,6 @@ def colorize(l: torch.Tensor, colorizer: torch.nn.Module, color_size: int) -> to
     return colorizer(l)
 
 
-@torch.inference_mode()
-def upscale_tiled(rgb: torch.Tensor, sr: torch.nn.Module, tile: int, overlap: int) -> torch.Tensor:
-    """Run ``sr`` over (1, 3, H, W) in tiles of ``tile`` pixels with ``overlap`` pixels of context."""
-    s = sr.scale
-    _, c, h, w = rgb.shape
-    if h <= tile and w <= tile:
-        return sr(rgb)
-    out = torch.empty((1, c, h * s, w * s), dtype=rgb.dtype, device=rgb.device)
-    for y0, y1, x0, x1, (ya, yb, xa, xb) in _tiles(h, w, tile, overlap):
-        out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = _crop(sr(rgb[:, :, ya:yb, xa:xb]), y0 - ya, x0 - xa, y1 - y0,
-                                                       x1 - x0, s)
-    return out
-
-
 def _tiles(h: int, w: int, tile: int, overlap: int):
     """Row-major tiles ``(y0, y1, x0, x1, context)``; ``context`` is the tile grown by ``overlap``, clipped."""
     for y0 in range(0, h, tile):

@@ -24,8 +24,9 @@ from zoo.data.color import gray_to_rgb, join_lab, split_lab
 from zoo.data.degrade import make_triple
 from zoo.data.imageio import BadImageError, DataWarning
 from zoo.errors import ZooError
-from zoo.metrics import MetricResult, MetricUnavailable, build_metric
+from zoo.metrics import MetricResult, MetricUnavailable
 from zoo.metrics.base import MetricInfo
+from zoo.metrics.build import build_metric
 from zoo.plugins.registry import get_registry
 from zoo.store.checkpoint import load_checkpoint
 from zoo.store.download import DOWNLOADED

@@ -28,6 +28,8 @@ from typing import Any
 from zoo.errors import ZooError
 from zoo.runtime.devicefacts import PRECISIONS
 
+# Function-level imports: the data sets (image decoding) load only to check a suite's data, so `zoo suites` stays fast.
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover

@@ -1,5 +1,9 @@
-"""Image-quality metrics with metadata (direction, unit, convention) that drives sorting and tables."""
+"""Image-quality metrics with metadata (direction, unit, convention) that drives sorting and tables.
 
-from zoo.metrics.base import Metric, MetricInfo, MetricResult, MetricUnavailable, available_metrics, build_metric
+The interface is :mod:`zoo.metrics.base`; the core metrics register through :mod:`zoo.metrics.builtin` as a
+plugin's would, and :func:`zoo.metrics.build.build_metric` builds any registered one by name.
+"""
 
-__all__ = ["Metric", "MetricInfo", "MetricResult", "MetricUnavailable", "available_metrics", "build_metric"]
+from zoo.metrics.base import Metric, MetricInfo, MetricResult, MetricUnavailable
+
+__all__ = ["Metric", "MetricInfo", "MetricResult", "MetricUnavailable"]

@@ -110,22 +110,3 @@ def metric_factory(*names: str):
         return fn
 
     return deco
-
-
-def available_metrics(registry=None) -> list[str]:
-    """Names of every registered metric (core and plugins)."""
-    from zoo.plugins.registry import get_registry
-
-    return (registry or get_registry()).metric_names()
-
-
-def build_metric(name: str, registry=None, **params) -> Metric:
-    """Build a registered metric by name. Raises :class:`MetricUnavailable` when it cannot run here."""
-    from zoo.plugins.registry import get_registry
-
-    entry = (registry or get_registry()).metric(name)
-    metric = entry.build(**params)
-    if not isinstance(getattr(metric, "info", None), MetricInfo):
-        raise ZooError(f"metric '{name}' from '{entry.distribution}': build() must return a zoo.Metric with an "
-                       f"info (zoo.MetricInfo), got {type(metric).__name__}")
-    return metric

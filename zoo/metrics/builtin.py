@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from zoo.metrics.base import _FACTORIES
+from zoo.metrics.base import _FACTORIES, MetricInfo
 from zoo.plugins.entries import MetricEntry
 from zoo.plugins.hookspecs import hookimpl
 
@@ -34,6 +34,14 @@ _BUILTIN = {
                   "AuC of the ab error curve, each colour class weighted equally (Zhang et al. 2016)"),
     "deltae2000": ("zoo.metrics.colorization", False, "ΔE00", True, "mean CIEDE2000 difference to the ground truth"),
 }
+
+
+def declared_info(name: str, *, convention: str, description: str = "") -> MetricInfo:
+    """A core metric's :class:`MetricInfo`: direction, unit and ranking as this table declares them (their one
+    home), with the convention and description its instance knows."""
+    _, higher, unit, ranked, _ = _BUILTIN[name]
+    return MetricInfo(name, higher_is_better=higher, unit=unit, convention=convention, description=description,
+                      ranked=ranked)
 
 
 class _Lazy:

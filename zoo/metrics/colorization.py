@@ -28,7 +28,8 @@ import math
 import torch
 
 from zoo.data.color import rgb_to_lab
-from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
+from zoo.metrics.base import Metric, MetricResult, metric_factory
+from zoo.metrics.builtin import declared_info
 from zoo.metrics.perimage import check_pair, per_image_result
 
 THRESHOLDS = 150  # ab error thresholds 0, 1, ..., 150 (Zhang et al.)
@@ -110,12 +111,10 @@ def ciede2000(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
 
 
 class _ColourMetric(Metric):
-    def __init__(self, name: str, *, shave: int = 0, quantize: bool = True, higher_is_better: bool, unit: str,
-                 convention: str, description: str):
+    def __init__(self, name: str, *, shave: int = 0, quantize: bool = True, convention: str, description: str):
         self.shave, self.quantize = int(shave), bool(quantize)
         q = ", uint8" if self.quantize else ""
-        self.info = MetricInfo(name, higher_is_better=higher_is_better, unit=unit,
-                               convention=f"{convention}, shave={self.shave}{q}", description=description)
+        self.info = declared_info(name, convention=f"{convention}, shave={self.shave}{q}", description=description)
         self.reset()
 
     def reset(self) -> None:
@@ -131,7 +130,7 @@ class AbErrorAuc(_ColourMetric):
     def __init__(self, name: str, *, rebalanced: bool, **kw):
         self.rebalanced = rebalanced
         how = "class-rebalanced (inverse ab-bin frequency over the set)" if rebalanced else "pixels pooled over the set"
-        super().__init__(name, higher_is_better=True, unit="%",
+        super().__init__(name,
                          convention=f"ab L2 error, thresholds 0-{THRESHOLDS}, {'rebal' if rebalanced else 'raw'}",
                          description=f"Zhang et al. 2016 AuC of the ab error curve, {how}", **kw)
 
@@ -182,7 +181,7 @@ _CELL_SPAN = 2 * _CELL_OFFSET + 1
 
 class DeltaE2000(_ColourMetric):
     def __init__(self, name: str = "deltae2000", **kw):
-        super().__init__(name, higher_is_better=False, unit="ΔE00", convention="CIEDE2000, D65",
+        super().__init__(name, convention="CIEDE2000, D65",
                          description="mean CIEDE2000 colour difference to the ground truth", **kw)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -217,8 +216,7 @@ class ColorfulnessMetric(Metric):
                     "well below it")
         else:
             desc = "Hasler & Süsstrunk 2003 colorfulness of the ground truth, the reference for colorfulness"
-        self.info = MetricInfo(name, higher_is_better=True, unit="", convention="Hasler-Süsstrunk 2003, RGB 0-255",
-                               description=desc, ranked=False)
+        self.info = declared_info(name, convention="Hasler-Süsstrunk 2003, RGB 0-255", description=desc)
         self.reset()
 
     def reset(self) -> None:
@@ -234,7 +232,7 @@ class ColorfulnessMetric(Metric):
 
 class ColorfulnessGap(_ColourMetric):
     def __init__(self, name: str = "colorfulness_gap", **kw):
-        super().__init__(name, higher_is_better=False, unit="", convention="|C(out) - C(gt)|, Hasler-Süsstrunk",
+        super().__init__(name, convention="|C(out) - C(gt)|, Hasler-Süsstrunk",
                          description="distance of the output's colourfulness from the ground truth's", **kw)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:

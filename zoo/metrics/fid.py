@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
+from zoo.metrics.builtin import declared_info
 from zoo.metrics.inception import InceptionFeatures, image_hash, quantize_uint8, reference_features_from
 from zoo.metrics.perimage import check_pair
 
@@ -188,8 +189,7 @@ class FIDMetric(_InceptionSetMetric):
     """Fréchet Inception Distance (Heusel et al. 2017) with pytorch-fid's Inception, from in-memory tensors."""
 
     def _info(self, n: int | None, m: int | None) -> MetricInfo:
-        return MetricInfo(self.name, higher_is_better=False, unit="",
-                          convention=f"Inception pool3 2048-d (pytorch-fid){self._sizes(n, m)}",
+        return declared_info(self.name, convention=f"Inception pool3 2048-d (pytorch-fid){self._sizes(n, m)}",
                           description="Fréchet Inception Distance between the predictions and the targets "
                                       "(images quantized to uint8 as PNGs would be); biased for small n, "
                                       "compare only at equal n")
@@ -208,8 +208,7 @@ class KIDMetric(_InceptionSetMetric):
 
     def _info(self, n: int | None, m: int | None) -> MetricInfo:
         s = self.subset_size if n is None else min(self.subset_size, n, m)
-        return MetricInfo(self.name, higher_is_better=False, unit="",
-                          convention=f"Inception pool3 2048-d (pytorch-fid), poly3 kernel, "
+        return declared_info(self.name, convention=f"Inception pool3 2048-d (pytorch-fid), poly3 kernel, "
                                      f"{self.subsets}x{s} subsets{self._sizes(n, m)}",
                           description="Kernel Inception Distance: unbiased MMD^2 with k(x,y)=(x.y/d+1)^3, mean "
                                       "(and std) over random subsets; ~0 for equal distributions, can be < 0")

@@ -212,20 +212,3 @@ def reference_features_from(hashes: list[str], lookup, extractor: InceptionFeatu
     except ZooError as exc:  # a read-only or full cache costs time, never the result
         warnings.warn(f"could not cache reference features in {path.parent}: {exc}", stacklevel=3)
     return feats, False
-
-
-def reference_features(images: Iterable[torch.Tensor], *, device=None, cache_dir=None,
-                       batch_size: int = 32) -> np.ndarray:
-    """Inception features (n, 2048) of a reference set, rows sorted by image hash.
-
-    ``images``: tensors (B, 3, H, W) or (3, H, W), float in [0, 1] or uint8. Looked up on disk first (key:
-    image content + weights file); embedded and cached atomically as .npy otherwise.
-    """
-    u8: list[torch.Tensor] = []
-    for t in images:
-        t = quantize_uint8(t)
-        u8.extend(list(t) if t.dim() == 4 else [t])
-    hashes = [image_hash(im) for im in u8]
-    feats, _ = reference_features_from(hashes, lambda i: u8[i], InceptionFeatures.get(device), cache_dir,
-                                       batch_size)
-    return feats

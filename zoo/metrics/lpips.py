@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from zoo.metrics.base import Metric, MetricInfo, MetricResult, MetricUnavailable, metric_factory
+from zoo.metrics.base import Metric, MetricResult, MetricUnavailable, metric_factory
+from zoo.metrics.builtin import declared_info
 from zoo.metrics.perimage import check_pair, per_image_result
 from zoo.metrics.pretrained import HASH_DIGITS, downloads_refused, load_into, metric_device, read_tensors
 from zoo.store.weights import ALEXNET, VGG16, file_sha256
@@ -73,8 +74,8 @@ class LPIPSMetric(Metric):
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.net = net
-        self.info = MetricInfo(
-            name, higher_is_better=False, unit="", convention=f"{label}, lpips v{LPIPS_VERSION}, [-1,1]",
+        self.info = declared_info(
+            name, convention=f"{label}, lpips v{LPIPS_VERSION}, [-1,1]",
             description="Learned Perceptual Image Patch Similarity (Zhang et al. 2018), lpips package; "
                         "distance to the ground truth, lower is better")
         self.weights = {backbone.filename: file_sha256(backbone_path)[:HASH_DIGITS],

@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.metrics.base import MetricInfo, MetricResult, build_metric
+from zoo.metrics import MetricInfo, MetricResult
+from zoo.metrics.build import build_metric
+from zoo.plugins.registry import get_registry
 
 # What the evaluation hands every metric (a metric uses the ones it needs): always accepted.
 COMMON_SETTINGS = ("shave", "device", "cache_dir")
@@ -42,7 +44,6 @@ class MetricModule(nn.Module):
 
     def __init__(self, name: str, *, registry=None, **convention):
         super().__init__()
-        from zoo.plugins.registry import get_registry
 
         registry = registry or get_registry()
         entry = registry.metric(name)

@@ -48,9 +48,12 @@ import math
 import torch
 
 from zoo.data.color import _Y_COEFFS, rgb_to_y
-from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
+from zoo.metrics.base import Metric, MetricResult, metric_factory
+from zoo.metrics.builtin import declared_info
 from zoo.metrics.pixel_torch import aligned_rows, gaussian_taps, ssim_mean, sum_of_squares_f32, y_difference
 from zoo.runtime.constants import constant
+
+# Function-level imports: numba is optional (zoo[fast]): its kernels are imported where first used, with a fallback.
 
 __all__ = ["psnr", "ssim", "prepare", "prepare_pair", "backend_for", "PixelMetric"]
 
@@ -305,10 +308,7 @@ class PixelMetric(Metric):
             desc = "Peak signal-to-noise ratio, data range 255, mean of per-image values"
         else:
             desc = "SSIM (Wang et al. 2004), 11x11 Gaussian sigma 1.5, valid window, mean of per-image values"
-        self.info = MetricInfo(
-            name=name, higher_is_better=True, unit="dB" if kind == "psnr" else "", convention=convention,
-            description=desc,
-        )
+        self.info = declared_info(name, convention=convention, description=desc)
         self.min_size = 11 if kind == "ssim" else 1  # the SSIM window only scores where it fits
         self._values: list[float] = []
 

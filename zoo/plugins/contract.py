@@ -31,6 +31,8 @@ from typing import ClassVar
 from zoo.errors import ZooError
 from zoo.plugins.config import apply_overrides
 
+# Function-level imports: the Recipe class (torch) loads only to check a trainable entry, so registration stays light.
+
 
 @dataclass
 class TrainConfig:

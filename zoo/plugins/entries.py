@@ -9,6 +9,8 @@ from typing import Any
 from zoo.errors import ZooError, did_you_mean
 from zoo.plugins.config import apply_overrides, as_mapping
 
+# Function-level imports: the model interfaces (torch) load only when a model is built or counted.
+
 
 @dataclass(frozen=True)
 class ModelEntry:

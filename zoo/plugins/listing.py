@@ -26,6 +26,9 @@ from zoo.runtime.provenance import package_versions
 from zoo.store.cache import cache_root, content_key
 from zoo.store.files import atomic_write_json
 
+# Function-level imports: the registry (every plugin) loads only on a cache miss, so `zoo list` and completion
+# stay fast.
+
 # zoo.plugins.registry is imported only when the listing must be built: a cached listing needs no plugin machinery
 
 FORMAT = 1

@@ -8,6 +8,8 @@ Importing this module costs nothing: zoo and torch load when the fixture is firs
 
 import pytest
 
+# Function-level imports: pytest loads this plugin in every session; the checks (torch) load only when used.
+
 
 @pytest.fixture
 def zoo_check():

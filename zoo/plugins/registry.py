@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 
 import pluggy
 
+import zoo
 from zoo.errors import PluginConflictError, PluginWarning, UnknownModelError, ZooError, did_you_mean
+from zoo.metrics import builtin
 from zoo.plugins import hookspecs
 from zoo.plugins.contract import entry_problems
 from zoo.plugins.entries import MetricEntry, ModelEntry, torch_meta_device  # noqa: F401  (re-exported)
@@ -270,9 +272,6 @@ def _env_set(var: str) -> set[str] | None:
 def load_registry(*, entry_points: bool = True, plugins: Iterable[tuple[str, object]] = ()) -> Registry:
     """The core metrics, then every plugin of the ``zoo`` entry-point group (honouring ``ZOO_PLUGINS`` and
     ``ZOO_DISABLE_PLUGINS``), then the given ``(name, plugin_object)`` pairs."""
-    import zoo
-    from zoo.metrics import builtin
-
     registry = Registry()
     registry.add_plugin(builtin, name="zoo.metrics", distribution="zoo", version=zoo.__version__,
                         location=builtin.__file__)

@@ -29,6 +29,14 @@ import torch
 
 from zoo.data.datasets import ImageFolder
 from zoo.errors import ZooError
+from zoo.plugins.config import config_to_dict
+from zoo.plugins.contract import entry_problems
+from zoo.plugins.entries import torch_meta_device
+from zoo.plugins.interfaces import Colorizer, SuperResolver, count_parameters
+from zoo.plugins.registry import get_registry
+from zoo.store.checkpoint import load_checkpoint, save_checkpoint
+from zoo.store.runs import VAL_LOG, read_log, reference_lines
+from zoo.training.loop import seed_everything, stage_plan, train
 
 CHECKS = ("contract", "presets", "forward", "train", "save_load", "seeded", "params")
 CHECK_HELP = {
@@ -108,16 +116,12 @@ class _Checker:
 
     # -- the checks -----------------------------------------------------------------------------------
     def contract(self):
-        from zoo.plugins.contract import entry_problems
-
         problems = entry_problems(self.entry, self.entry.task)
         if problems:
             raise AssertionError("; ".join(problems))
         return f"{len(self.entry.presets)} presets"
 
     def presets(self):
-        from zoo.plugins.interfaces import Colorizer, SuperResolver
-
         kind = SuperResolver if self.entry.task == "sr" else Colorizer
         built = []
         for preset in [None, *self.entry.presets]:
@@ -128,8 +132,6 @@ class _Checker:
                     model = self.entry.create(preset)
                     where = "real"
                 else:
-                    from zoo.plugins.entries import torch_meta_device
-
                     with torch_meta_device():
                         model = self.entry.create(preset)
                     where = "meta"
@@ -163,8 +165,6 @@ class _Checker:
         return f"{tuple(x.shape)} -> {tuple(y.shape)} (preset {self.preset or 'default'})"
 
     def train(self):
-        from zoo.store.runs import VAL_LOG, read_log, reference_lines
-
         path = self._train("a")
         log = read_log(path.parent)
         stages = [s.name for s in self.entry.recipe.stages]
@@ -195,9 +195,6 @@ class _Checker:
                 f"changed{validated}")
 
     def save_load(self):
-        from zoo.plugins.config import config_to_dict
-        from zoo.store.checkpoint import load_checkpoint, save_checkpoint
-
         config = self.entry.make_config(self.preset)
         torch.manual_seed(3)
         model = self.entry.build(config).to(self.device)
@@ -228,8 +225,6 @@ class _Checker:
         return f"{len(a)} tensors identical"
 
     def params(self):
-        from zoo.plugins.interfaces import count_parameters
-
         shown = self.entry.parameter_count()
         if shown > REAL_BUILD_LIMIT:
             raise _Skip(f"{shown:,} parameters: too large to build here")
@@ -240,8 +235,6 @@ class _Checker:
 
     # -- shared training -------------------------------------------------------------------------------
     def _steps(self) -> int:
-        from zoo.training.loop import stage_plan
-
         stages = tuple(self.entry.recipe.stages)
         for total in range(self.steps_per_stage * len(stages), 401):
             plan = stage_plan(stages, total)
@@ -253,15 +246,12 @@ class _Checker:
         return self.entry.make_config(self.preset, {"batch_size": 2})
 
     def _initial_state(self) -> dict[str, torch.Tensor]:
-        from zoo.training.loop import seed_everything
-
         seed_everything(0)  # as the training loop does before it builds the model
         return {k: v.detach().clone() for k, v in self.entry.build(self._train_config()).state_dict().items()}
 
     def _train(self, tag: str) -> Path:
         if tag in self.runs:
             return self.runs[tag]
-        from zoo.training.loop import train
 
         if self.entry.recipe is None:
             raise _Skip("nothing to train (a fixed model)")
@@ -290,7 +280,6 @@ def check_model(entry, *, registry=None, device: str | torch.device = "cpu", che
     """Run ``checks`` on one registered model (a :class:`zoo.ModelEntry`); never raises for a failing model."""
     import warnings
 
-    from zoo.plugins.registry import get_registry
 
     registry = registry or get_registry()
     results = []
@@ -322,7 +311,6 @@ def check_models(patterns: Iterable[str] = ("*",), *, registry=None, device: str
                  checks: Iterable[str] = CHECKS, on_result=None) -> list[CheckResult]:
     """Check every registered model matching the names or globs, and report the ones withdrawn for
     breaking the contract as a failed ``contract`` check."""
-    from zoo.plugins.registry import get_registry
 
     registry = registry or get_registry()
     patterns = list(patterns) or ["*"]

@@ -22,7 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
+import zoo
 from zoo.errors import ZooError
+from zoo.plugins.config import apply_overrides
+from zoo.plugins.registry import get_registry
 from zoo.runtime import rngstate
 from zoo.store.files import atomic_write_bytes, atomic_write_json
 
@@ -64,7 +67,6 @@ def save_checkpoint(path: Path, model: nn.Module, meta: dict[str, Any]) -> Path:
     for key in ("model", "config"):
         if key not in meta:
             raise ValueError(f"checkpoint meta needs '{key}'")
-    import zoo
 
     stamp = {k: str(meta[k]) for k in STAMP_KEYS if k in meta}
     data = _state_bytes(model, stamp or None)
@@ -130,8 +132,6 @@ def load_checkpoint(path: Path, registry=None, device: torch.device | str = "cpu
     """Rebuild the registered model named in the sidecar and load its weights (strictly)."""
     from safetensors.torch import load as load_bytes
 
-    from zoo.plugins.config import apply_overrides
-    from zoo.plugins.registry import get_registry
 
     path = Path(path)
     if path.suffix in (".pth", ".pt"):

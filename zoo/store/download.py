@@ -122,9 +122,7 @@ def fetch(weight, *, progress: bool | None = None) -> Path:
             return dest
         os.replace(tmp, dest)
     except OSError as exc:  # the hub cache is read-only, the disk is full, ...
-        from zoo.store.weights import hub_dir_display
-
-        raise DownloadError(f"cannot write {dest.name} into {hub_dir_display()}: {exc.strerror or exc}") from None
+        raise DownloadError(f"cannot write {dest.name} into {weight.folder_display}: {exc.strerror or exc}") from None
     finally:
         if tmp is not None:
             try:

@@ -45,6 +45,9 @@ from typing import Any, BinaryIO
 
 from zoo.errors import ZooError
 
+# Function-level imports: image decoding loads only for `zoo run`'s inputs; the rest of this module stays light
+# (no torch).
+
 
 def _umask() -> int:
     # /proc reads it without changing it; os.umask() can only be read by setting it (racy with threads)

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+import zoo
 from zoo.errors import ZooError
 
 PREFIX = "hf-hub:"
@@ -68,7 +69,6 @@ def fetch(spec: str) -> Path:
     ``model.json`` is fetched first and pins the commit the weights then come from, so the two files always
     match even when the repository changes in between. Every failure is one :class:`ZooError` line.
     """
-    import zoo
 
     repo_id, revision = parse(spec)
     try:

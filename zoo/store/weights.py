@@ -13,17 +13,13 @@ import hashlib
 import os
 import pickle
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from zoo.errors import ZooError
-
-# Test-only: "file=sha256[,file=sha256]" replaces the published hashes, so tests can serve files they made
-# through the real download path. It grants nothing TORCH_HOME does not (that already picks the files).
-TEST_HASHES_ENV = "ZOO_TEST_WEIGHTS_SHA256"
+from zoo.store import download
 
 
 class WeightsUnavailable(ZooError):
@@ -60,22 +56,22 @@ class WeightFile:
     @property
     def expected_sha256(self) -> str | None:
         """What the file's sha256 must start with: the full digest where known, else the published prefix."""
-        override = _test_hashes().get(self.filename)
-        if override:
-            return override
         return (self.sha256 or self.sha256_prefix or "").lower() or None
 
     def missing_message(self) -> str:
         """One line: the file is missing, and why it was not downloaded (offline, or what failed)."""
-        from zoo.store.download import offline_reason
-
-        off = offline_reason()
+        off = download.offline_reason()
         if off:
             why = (f"downloads are off ({off}); run 'zoo weights --download' where a network or "
                    f"ZOO_WEIGHTS_MIRROR is reachable, or place the file there")
         else:
             why = _FAILED.get(_attempt_key(self)) or f"'zoo weights --download {self.key}' fetches it ({self.url})"
         return f"{self.key} weights missing: {self.filename} is not in {hub_dir_display()}; {why}"
+
+    @property
+    def folder_display(self) -> str:
+        """Where the file goes, as messages name it (:func:`hub_dir_display`: never this machine's path)."""
+        return hub_dir_display()
 
     def fingerprint(self) -> str | None:
         """``filename@sha256[:10]`` of the present file, recorded with every number computed from it."""
@@ -115,30 +111,13 @@ def file_sha256(path: Path) -> str:
     return _HASH_CACHE[key]
 
 
-_WARNED_TEST_HASHES = False
-
-
-def _test_hashes() -> dict[str, str]:
-    global _WARNED_TEST_HASHES
-    raw = os.environ.get(TEST_HASHES_ENV, "").strip()
-    if not raw:
-        return {}
-    if not _WARNED_TEST_HASHES:
-        _WARNED_TEST_HASHES = True
-        warnings.warn(f"{TEST_HASHES_ENV} replaces the published weight hashes (for tests only)", stacklevel=3)
-    pairs = (item.split("=", 1) for item in raw.split(",") if "=" in item)
-    return {name.strip(): digest.strip().lower() for name, digest in pairs}
-
-
 # Download failures of this process, by (destination, source): later metrics needing the same file report the
 # same reason at once instead of waiting for the network again.
 _FAILED: dict[tuple[str, str], str] = {}
 
 
 def _attempt_key(weight: WeightFile) -> tuple[str, str]:
-    from zoo.store.download import source_url
-
-    return str(weight.path), source_url(weight)
+    return str(weight.path), download.source_url(weight)
 
 
 def require(weight: WeightFile) -> Path:
@@ -149,8 +128,6 @@ def require(weight: WeightFile) -> Path:
     p = weight.find()
     if p is not None:
         return p
-    from zoo.store import download
-
     key = _attempt_key(weight)
     if not download.offline_reason() and key not in _FAILED:
         try:
@@ -245,8 +222,6 @@ def weight_table(extra=(), keys=()) -> list[dict]:
     digest where known, else the prefix) and ``verified`` (``ok``, ``mismatch``, ``missing`` or
     ``no published hash``).
     """
-    from zoo.store.download import source_url
-
     rows = []
     for w in known_weights(extra, keys):
         p = w.find()
@@ -257,7 +232,7 @@ def weight_table(extra=(), keys=()) -> list[dict]:
             "filename": w.filename,
             "purpose": w.purpose,
             "url": w.url,
-            "source": source_url(w),
+            "source": download.source_url(w),
             "present": p is not None,
             "path": str(w.path),
             "size": None if p is None else p.stat().st_size,
@@ -281,9 +256,3 @@ def check_weight(weight: WeightFile) -> str:
     if got.startswith(expected):
         return "ok"
     return f"MISMATCH (expected {expected[:16]}, got {got[:min(len(expected), 16)]})"
-
-
-def check_weights(extra=()) -> dict[str, str]:
-    """filename -> :func:`check_weight` status for every known file (built-ins plus ``extra``); hashes every
-    present file (about a second per 500 MB, then cached per path/size/mtime)."""
-    return {w.filename: check_weight(w) for w in known_weights(extra)}

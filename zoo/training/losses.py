@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from zoo.store.weights import VGG19, load_state_dict
+
 
 def gan_loss(logits: torch.Tensor, target_is_real: bool, kind: str = "vanilla") -> torch.Tensor:
     """Adversarial loss on discriminator outputs.
@@ -105,7 +107,6 @@ class VGGFeatureLoss(torch.nn.Module):
         """From ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` (downloaded, verified, on first use unless
         offline), or ``None`` when it stays missing. A file that is not plain tensors raises
         :class:`zoo.store.weights.WeightsRefused` (one line): a run never trains on a file it could not trust."""
-        from zoo.store.weights import VGG19, load_state_dict
 
         state = load_state_dict(VGG19)
         return None if state is None else cls(state, layer=layer, rescale=rescale)
