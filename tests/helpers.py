@@ -195,3 +195,10 @@ def upscale_tiled(rgb, sr, tile: int, overlap: int):
             out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = _crop(sr(rgb[:, :, ya:yb, xa:xb]), y0 - ya, x0 - xa,
                                                            y1 - y0, x1 - x0, s)
         return out
+
+
+def quiet_local() -> dict:
+    """``run_bench`` options for a test: the local executor without a progress bar or loader processes, no log."""
+    from zoo.harness.executors import LocalExecutor
+
+    return {"executor": LocalExecutor(progress=False, workers=0), "log": lambda *_: None}

@@ -14,7 +14,7 @@ from zoo.harness.suite import load_suite
 from zoo.plugins.registry import get_registry
 from zoo.store.runs import read_run
 
-from helpers import REPO, run_zoo
+from helpers import REPO, quiet_local, run_zoo
 
 pytestmark = pytest.mark.slow
 
@@ -49,8 +49,7 @@ def dry_before(smoke, tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(smoke, dry_before):
     _, _, cache, out = dry_before
-    result = run_bench(smoke, registry=get_registry(), out=out, cache_dir=cache, progress=False, workers=0,
-                       log=lambda *_: None)
+    result = run_bench(smoke, registry=get_registry(), out=out, cache_dir=cache, **quiet_local())
     return result, cache
 
 
@@ -101,8 +100,7 @@ def test_per_image_values_are_kept_and_picture_paths_work_everywhere(first_run):
 
 def test_second_run_trains_nothing_and_equals_the_first(first_run, smoke, tmp_path):
     result, cache = first_run
-    again = run_bench(smoke, registry=get_registry(), out=tmp_path / "again", cache_dir=cache, progress=False,
-                      workers=0, log=lambda *_: None)
+    again = run_bench(smoke, registry=get_registry(), out=tmp_path / "again", cache_dir=cache, **quiet_local())
     assert again.trained == 0 and again.train_jobs == 4
     assert _values(again.run_dir) == _values(result.run_dir)
     # parameter counts come from the trained runs' records and equal a fresh count of the built model
@@ -123,8 +121,7 @@ def test_changing_one_config_retrains_only_that_model(first_run, smoke, tmp_path
     _, cache = first_run
     name = smoke.sr[-1]
     changed = smoke.replace(overrides={**smoke.overrides, name: {**smoke.overrides.get(name, {}), "lr": 3e-4}})
-    again = run_bench(changed, registry=get_registry(), out=tmp_path / "changed", cache_dir=cache, progress=False,
-                      workers=0, log=lambda *_: None)
+    again = run_bench(changed, registry=get_registry(), out=tmp_path / "changed", cache_dir=cache, **quiet_local())
     assert again.trained == 1
     meta = json.loads((again.run_dir / "run.json").read_text())
     assert [k for k, v in meta["models"].items() if v["trained_now"]] == [f"{name}@x2"]
@@ -146,11 +143,10 @@ def test_interrupted_bench_resumes_to_the_same_leaderboard(first_run, smoke, tmp
 
     monkeypatch.setattr(ckpt, "write_checkpoint", dying_save)
     with pytest.raises(KeyboardInterrupt):
-        run_bench(smoke, registry=get_registry(), out=tmp_path / "cut", cache_dir=cache, progress=False, workers=0,
-                  log=lambda *_: None)
+        run_bench(smoke, registry=get_registry(), out=tmp_path / "cut", cache_dir=cache, **quiet_local())
     monkeypatch.setattr(ckpt, "write_checkpoint", real_save)
     resumed = run_bench(smoke, registry=get_registry(), out=tmp_path / "resumed", cache_dir=cache,
-                        progress=False, workers=0, log=lambda *_: None)
+                        **quiet_local())
     assert 0 < resumed.trained < 4
     assert _values(resumed.run_dir) == _values(result.run_dir)
 
@@ -219,7 +215,7 @@ def test_ray_bench_ignores_a_dead_cluster_and_gives_identical_results(first_run,
         torch.set_num_threads(1)
         try:
             result = run_bench(load_suite("smoke"), registry=get_registry(), out=tmp_path / "local1",
-                               cache_dir=tmp_path / "c1", progress=False, workers=0, log=lambda *_: None)
+                               cache_dir=tmp_path / "c1", **quiet_local())
         finally:
             torch.set_num_threads(threads)
     local, remote = _values(result.run_dir), _values(out)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ is not a pack
 from zoo.store import download as D  # noqa: E402
 from zoo.store import weights as W  # noqa: E402
 
-from helpers import REPO, run_zoo, shared_set  # noqa: E402
+from helpers import REPO, quiet_local, run_zoo, shared_set  # noqa: E402
 from weights_fixture import FILENAMES  # noqa: E402  (its fixtures come from conftest.py)
 
 ALEX, INCEPTION = FILENAMES["alexnet"], FILENAMES["fid_inception"]
@@ -392,8 +392,7 @@ def test_bench_records_downloads_and_recomputes_an_earlier_na(online, mirror, tm
     cache = tmp_path / "cache"
 
     def bench(out):
-        result = run_bench(suite, registry=get_registry(), out=tmp_path / out, cache_dir=cache, progress=False,
-                           workers=0, log=lambda *_: None)
+        result = run_bench(suite, registry=get_registry(), out=tmp_path / out, cache_dir=cache, **quiet_local())
         meta, rows = read_run(result.run_dir)
         return meta, {r["metric"]: r for r in rows}, (result.run_dir / "leaderboard.md").read_text()
 

@@ -7,6 +7,7 @@ import pytest
 
 from zoo.harness import dryrun
 from zoo.plugins.registry import get_registry
+from zoo.training.settings import TrainSettings
 
 from helpers import run_zoo
 
@@ -39,7 +40,7 @@ def test_timing_rule_times_slow_steps_fewer_times(monkeypatch):
     entry = get_registry().get("edsr")
     monkeypatch.setattr(entry.recipe, "training_step", fake_step)
     reg = SimpleNamespace(get=lambda name, task=None: entry)
-    job = TrainJob("edsr", "sr", "tiny", {"scale": 2}, "samples:train", 2, 100, 0, 100)
+    job = TrainJob("edsr", "sr", "tiny", {"scale": 2}, "samples:train", 2, TrainSettings(steps=100))
     timed = {}
     for seconds in (0.01, 4.0, 30.0):
         clock["step"] = seconds

@@ -270,7 +270,7 @@ def test_the_paper_suite_plans_pix2pix_at_a_consistent_depth(tmp_path):
 
 def test_deterministic_sets_the_flags_records_the_run_and_keys_it(entry, data, tmp_path):
     from zoo.runtime import determinism
-    from zoo.training.loop import run_key
+    from zoo.training.loop import TrainSettings, run_key
 
     try:
         determinism.configure(True, "cuda")
@@ -291,7 +291,8 @@ def test_deterministic_sets_the_flags_records_the_run_and_keys_it(entry, data, t
     finally:
         determinism.configure(False, "cpu")
     cfg, fp = entry.make_config(), data.fingerprint()
-    assert run_key(entry, cfg, fp, 3, 2, 1) != run_key(entry, cfg, fp, 3, 2, 1, deterministic=True)
+    at = TrainSettings(steps=2, seed=3)
+    assert run_key(entry, cfg, fp, at) != run_key(entry, cfg, fp, at.replace(deterministic=True))
 
 
 def test_cli_has_deterministic_and_dry_run():
@@ -320,5 +321,5 @@ def test_evaluation_keys_name_the_device_and_backend(tmp_path):
     assert train_keys == [j.key for j in cpu.train_jobs]  # trained models are shared across devices
     job = next(j for j in plan_bench(suite, eval_device="cuda", **kw).eval_jobs if j.stage == "sr")
     with pytest.raises(ZooError, match="keyed for cuda asked to run on cpu"):
-        run_eval_job(job, cache=tmp_path / "c", device="cpu")
+        run_eval_job(job, cache=tmp_path / "c", device=torch.device("cpu"))
     assert not (tmp_path / "c").exists()

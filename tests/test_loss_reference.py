@@ -113,7 +113,7 @@ def test_the_held_out_reference_is_computed_on_the_crops_the_run_validated_on(tm
     out = tmp_path / "graynet"
     train(entry, entry.make_config(), resolve_dataset("samples:train"), steps=20, out_dir=out,
           device=torch.device("cpu"), seed=11, data_scale=2, checkpoint_every=10, workers=0, progress=False,
-          val_data="samples:test", val_every=2)
+          val="samples:test", val_every=2)
     script = _script()
     assert script.main([str(out), "--data", "samples:train"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -156,7 +156,7 @@ def test_the_held_out_reference_a_run_recorded_is_the_one_printed(tmp_path, caps
     out = tmp_path / "vgg"
     train(entry, entry.make_config("tiny"), resolve_dataset("samples:train"), steps=10, out_dir=out,
           device=torch.device("cpu"), seed=3, data_scale=2, checkpoint_every=10, workers=0, progress=False,
-          val_data="samples:test", val_every=5)
+          val="samples:test", val_every=5)
     recorded = read_log(out, VAL_LOG)[0]["reference"]["mse"]
     # --val names other images: a recomputed reference would be refused, the recorded one needs none
     assert _script().main([str(out), "--data", "samples:train", "--val", "samples:train"]) == 0

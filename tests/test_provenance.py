@@ -61,9 +61,13 @@ def test_command_lines():
 
 def test_a_bench_training_job_records_the_bench_command(tmp_path):
     # Ray runs jobs in worker processes with their own argv: the job carries the command line
+    import torch
+
     from zoo.harness.jobs import TrainJob, run_train_job
+    from zoo.training.settings import TrainSettings
 
     job = TrainJob(model="edsr", task="sr", preset="tiny", overrides={"scale": 2}, data="samples:train", scale=2,
-                   steps=1, seed=0, checkpoint_every=1, key="k", out_dir=str(tmp_path), command="zoo bench --x")
-    run_train_job(job, device="cpu", progress=False, workers=0)
+                   settings=TrainSettings(steps=1, checkpoint_every=1, command="zoo bench --x"), key="k",
+                   out_dir=str(tmp_path))
+    run_train_job(job, device=torch.device("cpu"), progress=False, workers=0)
     assert json.loads((tmp_path / "model.json").read_text())["environment"]["command"] == "zoo bench --x"

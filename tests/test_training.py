@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.errors import ZooError
-from zoo.training.loop import default_channels_last, resolve_precision, run_key, stage_plan, train
+from zoo.training.loop import TrainSettings, default_channels_last, resolve_precision, run_key, stage_plan, train
 from zoo.training.recipe import Recipe, Stage
 
 
@@ -237,7 +237,8 @@ def test_bf16_autocast_on_cpu_is_recorded_and_keyed(entry, data, tmp_path):
     assert OUTPUT_DTYPES == [torch.float32] * 4
     auto_meta = json.loads((tmp_path / "auto" / "model.json").read_text())
     assert auto_meta["precision"] == "fp32" and not any("autocast" in n for n in auto_meta["notes"])
-    keys = {p: run_key(entry, entry.make_config(), data.fingerprint(), 3, 4, 1, p) for p in ("auto", "fp32", "bf16")}
+    keys = {p: run_key(entry, entry.make_config(), data.fingerprint(), TrainSettings(steps=4, seed=3, precision=p))
+            for p in ("auto", "fp32", "bf16")}
     assert len(set(keys.values())) == 3  # a run trained in another precision is never reused
 
 
@@ -270,10 +271,9 @@ def test_channels_last_is_the_cpu_default_and_an_explicit_layout_is_keyed(entry,
         assert LAYOUTS == [(expected, expected)] * 4  # batches and weights alike
         assert json.loads((tmp_path / name / "model.json").read_text())["channels_last"] is expected
     # dropout masks follow the memory layout, so an explicit layout never reuses another layout's run
-    keys = {flag: run_key(entry, entry.make_config(), data.fingerprint(), 3, 4, 1, "auto", flag)
-            for flag in (None, True, False)}
+    keys = {flag: run_key(entry, entry.make_config(), data.fingerprint(),
+                          TrainSettings(steps=4, seed=3, channels_last=flag)) for flag in (None, True, False)}
     assert len(set(keys.values())) == 3
-    assert keys[None] == run_key(entry, entry.make_config(), data.fingerprint(), 3, 4, 1)
 
 
 def test_linear_decay_resumes_where_it_stopped():

@@ -21,7 +21,7 @@ from zoo.harness.suite import load_suite
 from zoo.plugins.registry import get_registry
 from zoo.store.runs import VAL_LOG, read_log
 from zoo.training import validation
-from zoo.training.loop import run_key, train
+from zoo.training.loop import TrainSettings, run_key, train
 from zoo.training.recipe import Recipe
 
 from helpers import refused, zoo_cli
@@ -31,7 +31,7 @@ def _train(entry, out, *, steps=12, val="samples:test", val_every=5, **kw):
     config = entry.make_config("tiny", {})
     return train(entry, config, resolve_dataset("samples:train"), steps=steps, out_dir=out,
                  device=torch.device("cpu"), seed=1, checkpoint_every=4, workers=0, progress=False,
-                 val_data=val, val_every=val_every, **kw)
+                 val=val, val_every=val_every, **kw)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -93,10 +93,12 @@ def test_the_run_records_its_validation_and_is_keyed_by_it(tmp_path):
                                   "seed": 104729, "format": validation.FORMAT}
     config = entry.make_config("tiny", {})
     train_fp = resolve_dataset("samples:train").fingerprint()
-    keys = {run_key(entry, config, train_fp, 1, 4, 1, validation=v)
-            for v in (None, (val.fingerprint(), 5), (val.fingerprint(), 2))}
+    at = TrainSettings(steps=4, seed=1, val="samples:test")
+    keys = {run_key(entry, config, train_fp, s, fp)
+            for s, fp in ((at, None), (at.replace(val_every=5), val.fingerprint()),
+                          (at.replace(val_every=2), val.fingerprint()))}
     assert len(keys) == 3
-    assert meta["run_key"] == run_key(entry, config, train_fp, 1, 4, 1, validation=(val.fingerprint(), 5))
+    assert meta["run_key"] == run_key(entry, config, train_fp, at.replace(val_every=5), val.fingerprint())
 
 
 def test_a_folder_of_held_out_images_is_named_without_its_path(tmp_path):
@@ -167,10 +169,10 @@ def test_a_suite_validates_its_trainings(tmp_path):
     plan = plan_bench(suite, registry=get_registry(), run_dir=tmp_path / "r", cache=tmp_path / "c",
                       colorizers=["vgg_decoder"], sr=[])
     (job,) = plan.train_jobs
-    assert (job.val, job.val_every) == ("samples:test", 2)  # 20 validations a run by default
+    assert (job.settings.val, job.settings.validation_spacing) == ("samples:test", 2)  # 20 a run by default
     plain = plan_bench(suite.replace(val=""), registry=get_registry(), run_dir=tmp_path / "r",
                        cache=tmp_path / "c", colorizers=["vgg_decoder"], sr=[])
-    assert plain.train_jobs[0].key != job.key and plain.train_jobs[0].val == ""
+    assert plain.train_jobs[0].key != job.key and plain.train_jobs[0].settings.val is None
     suite_file.write_text('train = "samples:train"\ntest = ["samples:test"]\nval = "samples:test"\nval_every = -1\n')
     with pytest.raises(ZooError, match="val_every"):
         load_suite(str(suite_file))
@@ -247,8 +249,12 @@ def test_the_spacing_defaults_to_twenty_validations_a_run_and_is_part_of_the_key
     assert validation.spacing(0, 100) == validation.spacing(None, 100) == 5
     assert validation.spacing(0, 7) == 1  # a short run still validates every step, not never
     assert validation.spacing(3, 100) == 3
-    assert validation.key_part(None, 3, 100) is None
-    assert validation.key_part("fp", 0, 100) == ("fp", 5)
+    entry = get_registry().get("vgg_decoder")
+    config, at = entry.make_config("tiny", {}), TrainSettings(steps=100)
+    # without held-out data the spacing is not in the key; with it, the default spacing is the key of 5
+    assert run_key(entry, config, "data", at) == run_key(entry, config, "data", at.replace(val_every=3))
+    assert run_key(entry, config, "data", at, "fp") == run_key(entry, config, "data", at.replace(val_every=5), "fp")
+    assert run_key(entry, config, "data", at, "fp") != run_key(entry, config, "data", at.replace(val_every=3), "fp")
 
 
 def _validate_once(entry, model, cfg, tmp_path, *, scale=2):

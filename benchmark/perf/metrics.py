@@ -257,6 +257,7 @@ def fid_forward_passes(torch_home: str) -> list[Row]:
     os.environ["TORCH_HOME"] = torch_home
     import zoo.metrics.fid as fid
     from zoo.harness.bench import run_bench
+    from zoo.harness.executors import LocalExecutor
     from zoo.harness.suite import load_suite
     from zoo.metrics.inception import InceptionFeatures
     from zoo.plugins.registry import get_registry
@@ -278,7 +279,7 @@ def fid_forward_passes(torch_home: str) -> list[Row]:
         with tempfile.TemporaryDirectory() as tmp:
             suite = load_suite("smoke").replace(metrics=["psnr", "fid"])
             result = run_bench(suite, registry=get_registry(), out=Path(tmp) / "run", cache_dir=Path(tmp) / "cache",
-                               progress=False, log=lambda *a, **k: None)
+                               executor=LocalExecutor(progress=False), log=lambda *a, **k: None)
             jobs = result.eval_jobs
     finally:
         fid.reference_features_from = original

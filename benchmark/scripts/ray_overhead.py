@@ -18,7 +18,7 @@ from zoo.plugins.registry import get_registry
 def _smoke(executor=None) -> float:
     t0 = time.perf_counter()
     run_bench(load_suite("smoke"), registry=get_registry(), out=Path(tempfile.mkdtemp()),
-              cache_dir=Path(tempfile.mkdtemp()), executor=executor, progress=False, log=lambda *_: None)
+              cache_dir=Path(tempfile.mkdtemp()), executor=executor, log=lambda *_: None)
     return time.perf_counter() - t0
 
 

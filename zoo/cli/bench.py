@@ -88,8 +88,8 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
                            threads=threads, timeout=ray_timeout,
                            address_source="RAY_ADDRESS" if from_env else "--address")
     result = run_bench(suite, registry=registry, out=Path(out_dir) if out_dir else None, cache_dir=cache_dir,
-                       colorizers=col_sel, sr=sr_sel, device=device, workers=workers, executor=runner,
-                       log=click.echo, force=force, deterministic=deterministic)
+                       colorizers=col_sel, sr=sr_sel, executor=runner, log=click.echo, force=force,
+                       deterministic=deterministic)
     click.echo(f"done in {result.seconds:.1f} s: {result.trained} of {result.train_jobs} models trained now, "
                f"{result.eval_jobs} evaluations")
     click.echo(f"leaderboard: {result.run_dir / 'leaderboard.md'}")

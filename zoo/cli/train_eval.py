@@ -59,8 +59,8 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     from zoo.data.datasets import resolve_dataset
     from zoo.runtime.device import pick_device
     from zoo.store.download import DOWNLOADED
-    from zoo.training import validation
-    from zoo.training.loop import run_key, train
+    from zoo.training.loop import train
+    from zoo.training.settings import TrainSettings, run_key
 
     entry = cli_registry().get(model_name)
     extra = dict(o.split("=", 1) for o in overrides if "=" in o)
@@ -72,18 +72,15 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     config = entry.make_config(preset, extra)
     dataset = resolve_dataset(data_spec)
     dev = pick_device(device)
-    precision = precision or "auto"
     fetched_before = len(DOWNLOADED)
     val_data = resolve_dataset(val_spec) if val_spec else None
-    val_every = validation.spacing(val_every, steps)
-    val_fp = None if val_data is None else val_data.fingerprint()
-    key = run_key(entry, config, dataset.fingerprint(), seed, steps, scale, precision, deterministic=deterministic,
-                  validation=validation.key_part(val_fp, val_every, steps))
+    settings = TrainSettings(steps=steps, seed=seed, data_scale=scale, checkpoint_every=checkpoint_every,
+                             precision=precision or "auto", deterministic=deterministic, workers=workers,
+                             val=val_data, val_every=val_every or 0)
+    key = run_key(entry, config, dataset.fingerprint(), settings, val_data and val_data.fingerprint())
     out = Path(out_dir) if out_dir else Path("runs") / "train" / f"{entry.name}-{key}"
-    result = train(entry, config, dataset, steps=steps, out_dir=out, device=dev, seed=seed, data_scale=scale,
-                   checkpoint_every=checkpoint_every, workers=workers, precision=precision, force=force,
-                   deterministic=deterministic, extra_meta={"preset": preset, "dataset": dataset.name},
-                   val_data=val_data, val_every=val_every)
+    result = train(entry, config, dataset, settings, out_dir=out, device=dev, force=force,
+                   extra_meta={"preset": preset, "dataset": dataset.name})
     if not result.trained:
         click.echo(f"already trained ({result.steps} steps): {result.checkpoint}")
     else:

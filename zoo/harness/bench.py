@@ -44,22 +44,21 @@ from zoo.harness.jobs import EVAL_FORMAT, BenchPlan, EvalJob, ModelRef, TrainJob
 from zoo.harness.suite import Suite, check_data_root, check_models, load_suite, validate
 from zoo.metrics.pretrained import weights_for_metrics
 from zoo.plugins.registry import get_registry
-from zoo.runtime.device import pick_device
 from zoo.runtime.provenance import command_line, environment
 from zoo.store.cache import cache_root, content_key
 from zoo.store.download import DOWNLOADED
 from zoo.store.files import atomic_write_bytes, atomic_write_json, claim_bench_dir, ensure_writable, json_safe
 from zoo.store.runs import VAL_LOG, model_key, read_log, sample_dir, test_set_label
 from zoo.store.weights import WeightsUnavailable, require
-from zoo.training import validation
-from zoo.training.loop import run_key
+from zoo.training.settings import TrainSettings, run_key
 
 
 def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None,
-               eval_device: str = "cpu", deterministic: bool = False) -> BenchPlan:
+               eval_device: str = "cpu", deterministic: bool = False, command: str | None = None) -> BenchPlan:
     """Resolve models and data, and list every job with its content key. Nothing runs yet.
 
-    ``eval_device``: the device type the evaluations will run on (their keys depend on it)."""
+    ``eval_device``: the device type the evaluations will run on (their keys depend on it); ``command``: the
+    command line the trainings record."""
     check_data_root(suite)
     for name in suite.metrics:  # an unknown metric is the suite's error: say so before any training
         registry.metric(name)
@@ -95,14 +94,11 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
             preset, overrides = suite.model_config(entry, scale)
             config = entry.make_config(preset, overrides)
             entry.recipe.check_config(config)  # a config the recipe cannot train stops the bench before it starts
-            steps = int(suite.steps_per_model.get(entry.name, suite.steps))
-            val_every = validation.spacing(suite.val_every, steps)
-            key = run_key(entry, config, train_fp, suite.seed, steps, scale, suite.precision,
-                          deterministic=deterministic, validation=validation.key_part(val_fp, val_every, steps))
+            settings = train_settings(suite, entry.name, scale, deterministic=deterministic, command=command)
+            key = run_key(entry, config, train_fp, settings, val_fp)
             out = cache / "train" / f"{entry.name}-{key}"
-            train_jobs.append(TrainJob(entry.name, entry.task, preset, overrides, suite.train, scale, steps,
-                                       suite.seed, suite.checkpoint_every, key, str(out), suite.precision,
-                                       deterministic, val=suite.val, val_every=val_every))
+            train_jobs.append(TrainJob(entry.name, entry.task, preset, overrides, suite.train, scale, settings, key,
+                                       str(out)))
             refs[(entry.name, scale)] = ModelRef(entry.name, str(out / "model.safetensors"), key)
 
     orders = ["color-first", "sr-first"] if suite.order == "both" else [suite.order]
@@ -136,6 +132,16 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                      run_dir, cache, notes)
     set_eval_device(plan, eval_device)
     return plan
+
+
+def train_settings(suite: Suite, model: str, scale: int, *, deterministic: bool = False,
+                   command: str | None = None) -> TrainSettings:
+    """How ``suite`` trains ``model`` for ``scale``: its steps (per model where it says), seed, checkpoints,
+    precision and held-out validation."""
+    return TrainSettings(steps=int(suite.steps_per_model.get(model, suite.steps)), seed=suite.seed, data_scale=scale,
+                         checkpoint_every=suite.checkpoint_every, precision=suite.precision,
+                         deterministic=deterministic, val=suite.val or None, val_every=suite.val_every,
+                         command=command)
 
 
 def configure(suite_spec: str, *, registry, colorizers=(), srs=(), scale: int | None = None,
@@ -186,10 +192,10 @@ class BenchResult:
 
 
 def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Path | None = None,
-              colorizers=None, sr=None, device: str | None = None, progress: bool = True,
-              workers: int | None = None, executor=None, log=print, force: bool = False,
+              colorizers=None, sr=None, executor=None, log=print, force: bool = False,
               deterministic: bool = False) -> BenchResult:
-    """Plan the grid, run its jobs with ``executor`` (default: in this process), write the run directory.
+    """Plan the grid, run its jobs with ``executor`` (default: in this process, on the default device), write
+    the run directory. The executor knows the device, loader workers and threads (:mod:`zoo.harness.executors`).
 
     ``out`` may be a run folder of the same request (the same command again); any other non-empty folder is
     refused unless ``force`` (:func:`zoo.store.files.claim_bench_dir`).
@@ -200,21 +206,16 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     cache = cache_root(cache_dir)
     fetched_before = len(DOWNLOADED)
     _fetch_metric_weights(suite.metrics, log)
-    executor = executor or LocalExecutor(device=device, progress=progress, workers=workers)
-    # the ray executor re-keys the evaluations for its tasks' device once it knows the cluster
-    eval_device = pick_device(device).type if executor.name == "local" else "cpu"
+    executor = executor or LocalExecutor()
     plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr,
-                      eval_device=eval_device, deterministic=deterministic)
-    for job in plan.train_jobs:
-        job.command = command_line()
+                      eval_device=executor.eval_device, deterministic=deterministic, command=command_line())
     created = not run_dir.exists()  # after planning: a suite that cannot run leaves no empty run behind
     claim_bench_dir(run_dir, plan.request(), force)
     ensure_writable(run_dir)
     ensure_writable(cache, create=False)  # created by the first job: a cluster that never answers leaves none
-    dev = pick_device(device) if executor.name == "local" else (device or "auto")
     log(f"bench '{suite.name}': {len(plan.colorizers)} colorizers x {len(plan.sr)} SR models, "
         f"{len(plan.train_jobs)} training jobs, {len(plan.eval_jobs)} evaluations, executor {executor.name}, "
-        f"device {dev}, run dir {run_dir}")
+        f"device {executor.device_label}, run dir {run_dir}")
     for note in plan.notes:
         log(f"note: {note}")
     try:
@@ -237,7 +238,7 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     meta = {
         "suite": dataclasses.asdict(suite),
         "created": stamp,
-        "device": str(dev),
+        "device": executor.device_label,
         "executor": executor.name,
         "colorizers": plan.colorizers,
         "sr": plan.sr,
@@ -245,9 +246,9 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
         "params": params,
         "versions": _versions(registry, plan.colorizers + plan.sr),
         "host": {"python": platform.python_version(), "machine": platform.machine(),
-                 "threads": getattr(executor, "threads", None) or torch.get_num_threads()},
+                 "threads": executor.threads or torch.get_num_threads()},
         "request": plan.request(),
-        "environment": environment(dev if executor.name == "local" else None),
+        "environment": environment(executor.device),
         "train_jobs": len(plan.train_jobs),
         "trained_now": trained,
         "downloaded": _downloads(DOWNLOADED[fetched_before:], models),
@@ -344,13 +345,12 @@ def bench_table(suite: str = "default", colorizers=None, srs=None, **options):
         train_data=options.get("data"), tests=[test] if isinstance(test, (str, Path)) else list(test or ()),
         preset=options.get("preset"), steps=options.get("steps"), seed=options.get("seed"),
         order=options.get("order"), precision=options.get("precision"))
-    device, workers = options.get("device"), options.get("workers")
-    runner = make_executor(options.get("executor", "local"), device=device, workers=workers, progress=False,
-                           address=options.get("address"), gpus_per_job=options.get("gpus_per_job"))
+    runner = make_executor(options.get("executor", "local"), device=options.get("device"),
+                           workers=options.get("workers"), progress=False, address=options.get("address"),
+                           gpus_per_job=options.get("gpus_per_job"))
     out = options.get("out")
     result = run_bench(plan_suite, registry=registry, out=Path(out) if out else None, cache_dir=options.get("cache"),
-                       colorizers=col_sel, sr=sr_sel, device=device, workers=workers, executor=runner,
-                       progress=False, log=options.get("log") or (lambda *_: None))
+                       colorizers=col_sel, sr=sr_sel, executor=runner, log=options.get("log") or (lambda *_: None))
     if result.failures:
         # stacklevel 3: the caller of zoo.bench()
         warnings.warn(f"{len(result.failures)} bench job(s) failed (their rows have a 'failed' reason; "

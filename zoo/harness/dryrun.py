@@ -35,13 +35,11 @@ from zoo.harness.bench import plan_bench
 from zoo.harness.failures import one_line
 from zoo.harness.jobs import BenchPlan, EvalJob, TrainJob
 from zoo.runtime import devicefacts
-from zoo.runtime.determinism import configure as configure_determinism
 from zoo.runtime.device import pick_device
 from zoo.store.cache import cache_root
 from zoo.store.checkpoint import completed_steps
 from zoo.store.runs import test_set_label
-from zoo.training.loop import _to_device, default_channels_last, resolve_precision, seed_everything, stage_plan
-from zoo.training.recipe import TrainContext
+from zoo.training.loop import _to_device, loader_scale, setup, share_cores
 
 MAX_TIMED = 5
 MIN_TIMED = 2
@@ -131,37 +129,27 @@ def measure(est: TrainEstimate, *, registry, device: torch.device, workers: int 
     job = est.job
     threads = torch.get_num_threads()
     memory = _PeakMemory(device)
+    model = recipe = ctx = None
     try:
         entry = registry.get(job.model, job.task)
         config = entry.make_config(job.preset, job.overrides)
         dataset = resolve_dataset(job.data)
+        settings = job.settings.replace(workers=workers)
         facts = devicefacts.gather(device)
-        loading = devicefacts.loader_plan(facts, workers)
+        loading = share_cores(device, facts, settings.workers)  # as the loop does
         est.workers = loading.workers
-        if device.type == "cpu":  # as the loop: loader processes and compute threads share the cores
-            torch.set_num_threads(max(1, min(threads, facts.cpus - loading.workers)))
-        scale = int(config.scale) if job.task == "sr" else int(job.scale)
-        channels_last = default_channels_last(device)
-        configure_determinism(job.deterministic, device)
-        seed_everything(job.seed)
+        scale = loader_scale(job.task, config, settings)
         memory.start()
-        model = entry.build(config).to(device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        ctx = TrainContext(device=device, total_steps=job.steps, read_every=devicefacts.read_every(facts),
-                           precision=resolve_precision(job.precision, device, facts))
-        recipe = entry.recipe(model, config, ctx)
-        recipe.aux.to(device)
-        if channels_last:
-            recipe.aux.to(memory_format=torch.channels_last)
-        for stage, first, end in stage_plan(tuple(recipe.stages), job.steps):
+        built = setup(entry, config, device, settings, facts)  # the loop's own setup
+        model, recipe, ctx, channels_last = built.model, built.recipe, built.ctx, built.channels_last
+        for stage, first, end in built.plan:
             begin = max(first, est.done)
             if begin >= end:
                 continue
             recipe.start_stage(stage)
             model.train()
             loader = make_train_loader(dataset, task=job.task, patch_size=int(config.patch_size), scale=scale,
-                                       batch_size=int(config.batch_size), seed=job.seed, workers=0,
+                                       batch_size=int(config.batch_size), seed=settings.seed, workers=0,
                                        start_step=begin, steps=1 + MAX_TIMED, uint8=True)
             batches = iter(loader)
             computes, loads, t_stage, cut, warm = [], [], time.perf_counter(), False, 0.0

@@ -38,6 +38,7 @@ from zoo.harness.failures import (
 )
 from zoo.harness.jobs import BenchPlan, TrainJob, set_eval_device
 from zoo.harness.raycluster import DEFAULT_TIMEOUT, ray_session
+from zoo.runtime.device import pick_device
 from zoo.runtime.devicefacts import NodeFacts, ray_plan
 from zoo.store.runs import model_key
 
@@ -47,13 +48,29 @@ EXECUTORS = ("local", "ray")
 
 
 class LocalExecutor:
+    """Every job in this process, one at a time, on one device (resolved once, here).
+
+    What the bench asks of an executor: ``name``; ``device`` (the torch.device jobs run on in this process, or
+    None when they run elsewhere); ``device_label`` (for the log and run.json); ``eval_device`` (the device
+    type the evaluations are keyed for before they run; an executor that learns it later re-keys them with
+    :func:`zoo.harness.jobs.set_eval_device`); ``threads``; and ``run(plan, log)``."""
+
     name = "local"
 
     def __init__(self, *, device: str | None = None, progress: bool = True, workers: int | None = None,
                  threads: int | None = None):
         # threads: intra-op threads for every job (None: torch's default). Float reductions round by thread
         # count, so threads=1 reproduces the Ray executor (one thread per task) to the last bit.
-        self.device, self.progress, self.workers, self.threads = device, progress, workers, threads
+        self.device = pick_device(device)
+        self.progress, self.workers, self.threads = progress, workers, threads
+
+    @property
+    def device_label(self) -> str:
+        return str(self.device)
+
+    @property
+    def eval_device(self) -> str:
+        return self.device.type
 
     def run(self, plan: BenchPlan, log: Callable[[str], Any]) -> tuple[dict[str, dict], list[dict]]:
         log_path = plan.run_dir / ERRORS_LOG
@@ -105,15 +122,16 @@ STARTED = "started"
 def _train_task(job, device, workers, threads, log_path):
     yield STARTED
     torch.set_num_threads(threads)
-    yield 0, guarded_train(job, log_path=log_path, device=device, progress=False, workers=workers)
+    yield 0, guarded_train(job, log_path=log_path, device=pick_device(device), progress=False, workers=workers)
 
 
 def _eval_task(jobs, cache, device, threads, log_path):
     """Several evaluations in one process: the metric networks (Inception) are built once for all of them."""
     yield STARTED
     torch.set_num_threads(threads)
+    dev = pick_device(device)
     for i, job in enumerate(jobs):
-        yield i, guarded_eval(job, cache=Path(cache), log_path=log_path, device=device)
+        yield i, guarded_eval(job, cache=Path(cache), log_path=log_path, device=dev)
 
 
 class RayExecutor:
@@ -127,9 +145,18 @@ class RayExecutor:
         except ImportError:
             raise ZooError("the ray executor needs Ray: pip install 'zoo[ray]'") from None
         self.address, self.gpus_per_job, self.num_cpus = address, gpus_per_job, num_cpus
-        self.device, self.workers = device, workers
+        self.requested_device, self.workers = device, workers
+        self.threads = None  # one per task, decided from the cluster (ray_plan)
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self.address_source = address_source
+
+    # the cluster's device type is known once the run starts (_run re-keys the evaluations for it)
+    device = None
+    eval_device = "cpu"
+
+    @property
+    def device_label(self) -> str:
+        return self.requested_device or "auto"
 
     def run(self, plan: BenchPlan, log: Callable[[str], Any]) -> tuple[dict[str, dict], list[dict]]:
         # Workers must import the same plugins as this process.
@@ -142,7 +169,7 @@ class RayExecutor:
     def _run(self, plan: BenchPlan, log, logs: str) -> tuple[dict[str, dict], list[dict]]:
         import ray
 
-        rp = ray_plan(_nodes(), gpus_per_job=self.gpus_per_job, device=self.device, workers=self.workers)
+        rp = ray_plan(_nodes(), gpus_per_job=self.gpus_per_job, device=self.requested_device, workers=self.workers)
         for note in rp.notes:
             log(f"  ray: {note}")
         log(f"  ray: each training asks for {rp.train_gpus:g} GPU and {rp.train_cpus} CPU ({rp.workers} loader "

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from zoo.boards.comparisons import copy_pictures, draw_samples
 from zoo.data.datasets import resolve_dataset
 from zoo.errors import ZooError
@@ -27,12 +29,12 @@ from zoo.harness.suite import Suite
 from zoo.metrics.pixel import backend_on
 from zoo.plugins.registry import get_registry
 from zoo.runtime.determinism import configure as configure_determinism
-from zoo.runtime.device import pick_device
 from zoo.store.cache import content_key
 from zoo.store.download import DOWNLOADED
 from zoo.store.files import atomic_write_json, locked
 from zoo.store.runs import loss_summary, test_set_label
 from zoo.training.loop import train
+from zoo.training.settings import TrainSettings
 
 # bump when evaluation code changes what a cached result would contain (3: per-image values, PSNR cap, size skips)
 EVAL_FORMAT = 3
@@ -40,22 +42,22 @@ EVAL_FORMAT = 3
 
 @dataclass
 class TrainJob:
+    """One model to train: which model and config, on which data, and how (:class:`TrainSettings`, which also
+    carries the bench's command line: a Ray worker has its own argv)."""
+
     model: str
     task: str
     preset: str | None
     overrides: dict[str, Any]
     data: str
-    scale: int
-    steps: int
-    seed: int
-    checkpoint_every: int
+    scale: int  # the bench's scale this model is trained for (a colorizer's data_scale, an SR model's scale)
+    settings: TrainSettings
     key: str = ""
     out_dir: str = ""
-    precision: str = "auto"
-    command: str = ""  # the bench's command line, recorded in the checkpoint (a Ray worker has its own argv)
-    deterministic: bool = False
-    val: str = ""  # held-out images to validate on ("" = none), every val_every steps
-    val_every: int = 0
+
+    @property
+    def steps(self) -> int:
+        return self.settings.steps
 
 
 @dataclass
@@ -113,17 +115,16 @@ def set_eval_device(plan: BenchPlan, device_type: str) -> None:
 
 # -- running one job -------------------------------------------------------------------------------------------
 
-def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = True,
+def run_train_job(job: TrainJob, *, device: torch.device, progress: bool = True,
                   workers: int | None = None) -> dict[str, Any]:
-    """Train (or resume, or find finished) one model. Returns what the leaderboard needs about it."""
+    """Train (or resume, or find finished) one model on ``device`` with ``workers`` loader processes (what the
+    executor gives the job). Returns what the leaderboard needs about it."""
     fetched_before = len(DOWNLOADED)
     entry = get_registry().get(job.model, job.task)
     config = entry.make_config(job.preset, job.overrides)
-    result = train(entry, config, resolve_dataset(job.data), steps=job.steps, out_dir=Path(job.out_dir),
-                   device=pick_device(device), seed=job.seed, data_scale=job.scale,
-                   checkpoint_every=job.checkpoint_every, workers=workers, progress=progress,
-                   precision=job.precision, command=job.command or None, deterministic=job.deterministic,
-                   extra_meta={"preset": job.preset}, val_data=job.val or None, val_every=job.val_every)
+    settings = job.settings if workers is None else job.settings.replace(workers=workers)
+    result = train(entry, config, resolve_dataset(job.data), settings, out_dir=Path(job.out_dir), device=device,
+                   progress=progress, extra_meta={"preset": job.preset})
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
             "train_seconds": meta.get("train_seconds"), "notes": meta.get("notes", []),
@@ -133,15 +134,15 @@ def run_train_job(job: TrainJob, *, device: str | None = None, progress: bool = 
             "downloaded": [d.to_dict() for d in DOWNLOADED[fetched_before:]]}  # e.g. a loss's VGG19, on Ray too
 
 
-def run_eval_job(job: EvalJob, *, cache: Path, device: str | None = None) -> list[dict[str, Any]]:
-    """Evaluate one model or pipeline on one test set; the rows are cached by the job's key."""
+def run_eval_job(job: EvalJob, *, cache: Path, device: torch.device) -> list[dict[str, Any]]:
+    """Evaluate one model or pipeline on one test set on ``device`` (the executor's); the rows are cached by
+    the job's key."""
     cached = cache / "eval" / f"{job.key}.json"
     pictures = cache / "eval" / f"{job.key}-samples"
     rows = _cached_rows(cached)
     if rows is None:
-        dev = pick_device(device)
-        if dev.type != job.device:  # the key says which device the numbers come from: never store others under it
-            raise ZooError(f"evaluation keyed for {job.device} asked to run on {dev}")
+        if device.type != job.device:  # the key says which device the numbers come from: never store others under it
+            raise ZooError(f"evaluation keyed for {job.device} asked to run on {device}")
         # one process computes an evaluation at a time; another waits, then reads its result
         with locked(cache / "eval" / "locks" / f"{job.key}.lock"):
             rows = _cached_rows(cached)
@@ -158,9 +159,8 @@ def _cached_rows(path: Path) -> list[dict[str, Any]] | None:
         return None
 
 
-def _evaluate_job(job: EvalJob, cache: Path, pictures: Path, device: str | None) -> list[dict[str, Any]]:
+def _evaluate_job(job: EvalJob, cache: Path, pictures: Path, dev: torch.device) -> list[dict[str, Any]]:
     cached = cache / "eval" / f"{job.key}.json"
-    dev = pick_device(device)
     configure_determinism(job.deterministic, dev)
     registry = get_registry()
 

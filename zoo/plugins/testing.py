@@ -37,6 +37,7 @@ from zoo.plugins.registry import get_registry
 from zoo.store.checkpoint import load_checkpoint, save_checkpoint
 from zoo.store.runs import VAL_LOG, read_log, reference_lines
 from zoo.training.loop import seed_everything, stage_plan, train
+from zoo.training.settings import TrainSettings
 
 CHECKS = ("contract", "presets", "forward", "train", "save_load", "seeded", "params")
 CHECK_HELP = {
@@ -260,9 +261,10 @@ class _Checker:
         data_scale = 1 if self.entry.task == "sr" else 2
         side = max(64, 2 * int(config.patch_size) * (scale if self.entry.task == "sr" else data_scale) + 8)
         data = ImageFolder(_write_images(self.work / f"data-{side}", side))
-        result = train(self.entry, config, data, steps=self._steps(), out_dir=self.work / f"train-{tag}",
-                       device=self.device, seed=0, data_scale=data_scale, checkpoint_every=10_000,
-                       workers=0, progress=False, val_data=data if tag == "a" else None, val_every=1)
+        settings = TrainSettings(steps=self._steps(), data_scale=data_scale, checkpoint_every=10_000, workers=0,
+                                 val=data if tag == "a" else None, val_every=1)
+        result = train(self.entry, config, data, settings, out_dir=self.work / f"train-{tag}", device=self.device,
+                       progress=False)
         self.runs[tag] = result.checkpoint
         return result.checkpoint
 

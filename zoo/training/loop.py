@@ -36,14 +36,13 @@ from zoo.runtime.devicefacts import PRECISIONS
 from zoo.runtime.provenance import environment
 from zoo.store import checkpoint as ckpt
 from zoo.store import runs
-from zoo.store.cache import content_key
 from zoo.store.checkpoint import completed_steps  # part of this module's API (__all__)
 from zoo.store.files import claim_train_dir, locked
 from zoo.store.runs import read_log  # likewise
 from zoo.training import validation
 from zoo.training.recipe import NonFiniteLossError, Stage, TrainContext, stage_plan
+from zoo.training.settings import TrainSettings, run_key
 from zoo.training.steplog import StepLog
-from zoo.training.validation import FORMAT as VALIDATION_FORMAT
 
 PREPARE_BATCHES = 8  # batches shown to Recipe.prepare (e.g. to estimate a colour prior)
 
@@ -70,34 +69,6 @@ def resolve_precision(precision: str, device: torch.device, facts: devicefacts.D
     if facts is None:
         facts = devicefacts.gather(device) if device.type == "cuda" else devicefacts.DeviceFacts(device.type)
     return devicefacts.choose_precision(precision, facts)
-
-
-def run_key(entry, config, data_fingerprint: str, seed: int, steps: int, data_scale: int,
-            precision: str = "auto", channels_last: bool | None = None, deterministic: bool = False,
-            validation: tuple[str, int] | None = None) -> str:
-    """Content address of a training run: everything its weights depend on, and its validation
-    ``(data fingerprint, every)`` when it has one (the weights do not depend on it, but the run folder does)."""
-    recipe = entry.recipe
-    payload = {
-        "model": entry.name,
-        "distribution": entry.distribution,
-        "version": entry.version,
-        "config": config_to_dict(config),
-        "recipe": f"{recipe.__module__}.{recipe.__qualname__}" if recipe else None,
-        "data": data_fingerprint,
-        "seed": seed,
-        "steps": steps,
-        "data_scale": data_scale,
-    }
-    if precision != "auto":  # only when asked for, so keys of default runs stay as they were
-        payload["precision"] = precision
-    if channels_last is not None:  # likewise: only an explicit memory format
-        payload["channels_last"] = bool(channels_last)
-    if deterministic:  # a cached run trained without it is not what --deterministic promises
-        payload["deterministic"] = True
-    if validation is not None:  # else a cached run without val.jsonl would be taken for one with it
-        payload["validation"] = [*validation, VALIDATION_FORMAT]
-    return content_key(payload)
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device, task: str, channels_last: bool):
@@ -138,37 +109,27 @@ def default_workers(device: torch.device | None = None) -> int:
     return devicefacts.loader_plan(devicefacts.gather(device or torch.device("cpu"))).workers
 
 
-def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.device, seed: int = 0,
-          data_scale: int = 1, checkpoint_every: int = 100, workers: int | None = None, precision: str = "auto",
-          channels_last: bool | None = None, progress: bool = True, extra_meta: dict[str, Any] | None = None,
-          force: bool = False, command: str | None = None, deterministic: bool = False,
-          read_every: int | None = None, val_data=None, val_every: int = 0) -> TrainResult:
-    """Train ``entry`` (a trainable ModelEntry) with ``config`` on ``dataset`` for ``steps`` steps.
+def train(entry, config, dataset, settings: TrainSettings | None = None, *, out_dir: Path, device: torch.device,
+          progress: bool = True, force: bool = False, extra_meta: dict[str, Any] | None = None,
+          **options) -> TrainResult:
+    """Train ``entry`` (a trainable ModelEntry) with ``config`` on ``dataset`` as ``settings`` say (or, from
+    Python, as keyword ``options`` say: the fields of :class:`~zoo.training.settings.TrainSettings`).
 
-    ``data_scale``: colorizers learn on the colour LR images, i.e. the data downscaled by the benchmark's
-    SR scale; SR models take their scale from ``config.scale``. Continues a run found in ``out_dir``; a folder
-    holding another run or foreign files is refused unless ``force`` (:func:`zoo.store.files.claim_train_dir`).
-    One process at a time trains in ``out_dir``: another one waits for it, then finds the run finished.
-    ``command``: the command line recorded in the checkpoint (default: this process's own).
-    ``deterministic``: see :mod:`zoo.runtime.determinism`. ``read_every``: steps between reads of the losses
-    (default :func:`zoo.runtime.devicefacts.read_every`). ``val_data``: held-out images the recipe's losses are
-    measured on every ``val_every`` steps (default: 20 times a run) into ``val.jsonl`` (:mod:`zoo.training.validation`).
+    Continues a run found in ``out_dir``; a folder holding another run or foreign files is refused unless
+    ``force`` (:func:`zoo.store.files.claim_train_dir`). One process at a time trains in ``out_dir``: another
+    one waits for it, then finds the run finished. ``extra_meta`` goes into ``model.json``.
     """
+    if settings is None:
+        settings = TrainSettings.from_options(**options)
+    elif options:
+        raise TypeError(f"train() takes settings or keyword options, not both ({', '.join(sorted(options))})")
     if entry.recipe is None:
         raise ZooError(f"model '{entry.name}' has nothing to train (it is a fixed baseline)")
-    if steps < 1:
-        raise ZooError(f"steps must be at least 1, got {steps}")
-    if checkpoint_every < 1:
-        raise ZooError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     out_dir = Path(out_dir)
-    val_every = validation.spacing(val_every, steps)
-    if val_data is not None:
-        val_data = resolve_dataset(val_data)
-    val_fp = None if val_data is None else val_data.fingerprint()
-    key = run_key(entry, config, dataset.fingerprint(), seed, steps, data_scale, precision, channels_last,
-                  deterministic, validation.key_part(val_fp, val_every, steps))
-    resolve_precision(precision, device)  # an impossible precision fails before any file is touched
-    finished = _finished_result(out_dir, key, steps)
+    val_data = None if settings.val is None else resolve_dataset(settings.val)
+    key = run_key(entry, config, dataset.fingerprint(), settings, None if val_data is None else val_data.fingerprint())
+    resolve_precision(settings.precision, device)  # an impossible precision fails before any file is touched
+    finished = _finished_result(out_dir, key, settings.steps)
     if finished is not None:  # nothing to build or load: a warm benchmark only needs the file
         return finished
     claim_train_dir(out_dir, key, force)
@@ -182,15 +143,70 @@ def train(entry, config, dataset, *, steps: int, out_dir: Path, device: torch.de
               file=sys.stderr, flush=True)
 
     with locked(out_dir / ".lock", on_wait=waiting):
-        finished = _finished_result(out_dir, key, steps)  # the process we waited for may have finished it
+        finished = _finished_result(out_dir, key, settings.steps)  # the process we waited for may have finished
         if finished is not None:
             return finished
-        run = _TrainRun(entry, config, dataset, out_dir, device, key, steps=steps, seed=seed, data_scale=data_scale,
-                        checkpoint_every=checkpoint_every, workers=workers, precision=precision,
-                        channels_last=channels_last, progress=progress, extra_meta=extra_meta or {},
-                        command=command, deterministic=deterministic, read_every=read_every,
-                        val_data=val_data, val_every=val_every)
-        return run.run()
+        return _TrainRun(entry, config, dataset, out_dir, device, key, settings, val_data, progress,
+                         extra_meta or {}).run()
+
+
+@dataclass
+class Setup:
+    """A model and its recipe ready for their first step (:func:`setup`)."""
+
+    model: torch.nn.Module
+    recipe: Any
+    ctx: TrainContext
+    plan: list  # (stage, first step, end step), stage_plan's
+    precision: str  # resolved: fp32, bf16 or fp16
+    channels_last: bool
+    parameters: int
+
+
+def setup(entry, config, device: torch.device, settings: TrainSettings, facts=None) -> Setup:
+    """Check the config, then build the model and its recipe on ``device``, seeded, in the run's precision and
+    memory format; the context's notes say what the run does differently from a plain float32 one. The loop
+    and the dry run both start here, so the estimate measures what the loop runs."""
+    entry.recipe.check_config(config)
+    facts = facts or devicefacts.gather(device)
+    precision = resolve_precision(settings.precision, device, facts)
+    channels_last = default_channels_last(device) if settings.channels_last is None else bool(settings.channels_last)
+    configure_determinism(settings.deterministic, device)
+    seed_everything(settings.seed)
+    model = entry.build(config).to(device)
+    parameters = count_parameters(model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    read_every = devicefacts.read_every(facts) if settings.read_every is None else int(settings.read_every)
+    ctx = TrainContext(device=device, total_steps=settings.steps, precision=precision, read_every=read_every)
+    if precision != "fp32":
+        ctx.note(f"trained with {precision} autocast (weights and optimiser in float32)")
+    emulated = devicefacts.precision_warning(precision, facts)
+    if emulated:
+        ctx.note(emulated)
+    if settings.deterministic:
+        ctx.note("trained with --deterministic (deterministic algorithms, fixed cuDNN choices)")
+    recipe = entry.recipe(model, config, ctx)
+    recipe.aux.to(device)
+    if channels_last:
+        recipe.aux.to(memory_format=torch.channels_last)
+    return Setup(model, recipe, ctx, stage_plan(tuple(recipe.stages), settings.steps), precision, channels_last,
+                 parameters)
+
+
+def loader_scale(task: str, config, settings: TrainSettings) -> int:
+    """What the loader downscales by: an SR model's own scale, a colorizer the benchmark's."""
+    return int(getattr(config, "scale", 1)) if task == "sr" else int(settings.data_scale)
+
+
+def share_cores(device: torch.device, facts, workers: int | None):
+    """The loader plan for ``device`` (:func:`zoo.runtime.devicefacts.loader_plan`). On a CPU, loader processes
+    and intra-op threads share the cores, and oversubscribing them slows small convolutions 5-10x: the thread
+    count drops to what the workers leave (never raised above what the caller set)."""
+    loading = devicefacts.loader_plan(facts, workers)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), facts.cpus - loading.workers)))
+    return loading
 
 
 def _finished_result(out_dir: Path, key: str, steps: int) -> TrainResult | None:
@@ -211,20 +227,10 @@ class _TrainRun:
     out_dir: Path
     device: torch.device
     key: str
-    steps: int
-    seed: int
-    data_scale: int
-    checkpoint_every: int
-    workers: int | None
-    precision: str
-    channels_last: bool | None
+    settings: TrainSettings
+    val_data: Any  # the held-out data set, resolved (None: no validation)
     progress: bool
     extra_meta: dict[str, Any]
-    command: str | None
-    deterministic: bool
-    read_every: int | None
-    val_data: Any
-    val_every: int
 
     def __post_init__(self) -> None:
         self.ckpt_path = self.out_dir / "model.safetensors"
@@ -232,13 +238,14 @@ class _TrainRun:
         self.log_path = self.out_dir / "log.jsonl"
         self.task = self.entry.task
         # what the loader downscales by: an SR model's own scale, a colorizer the bench's
-        self.scale = int(getattr(self.config, "scale", 1)) if self.task == "sr" else int(self.data_scale)
+        self.scale = loader_scale(self.task, self.config, self.settings)
         self.batch_size, self.patch_size = int(self.config.batch_size), int(self.config.patch_size)
         self.start = self.step = 0  # the step resumed from, the last step done
         self.images = 0  # trained on in this call, for the rate the progress bar shows
         self.t0 = self.seconds_before = 0.0  # when this call's steps began; training time of earlier calls
+        self.steps, self.seed = self.settings.steps, self.settings.seed
         self.validator = None if self.val_data is None else validation.Validator(
-            self.val_data, self.val_every, self.out_dir / runs.VAL_LOG, task=self.task,
+            self.val_data, self.settings.validation_spacing, self.out_dir / runs.VAL_LOG, task=self.task,
             patch_size=self.patch_size, scale=self.scale, batch_size=self.batch_size, total_steps=self.steps)
 
     def run(self) -> TrainResult:
@@ -270,38 +277,14 @@ class _TrainRun:
         return TrainResult(self.ckpt_path, self.step, time.perf_counter() - self.t0, self.start, list(self.ctx.notes))
 
     def prepare(self) -> None:
-        """Check the config, then build the model and its recipe on the device, seeded, in the run's precision
-        and memory format; the notes say what the run does differently from a plain float32 one."""
-        entry, device = self.entry, self.device
-        entry.recipe.check_config(self.config)
+        """The model and its recipe, built by :func:`setup` (what the dry run measures, too), and what the run
+        records about its data and environment."""
         self.fingerprint = self.dataset.fingerprint()
-        facts = self.facts = devicefacts.gather(device)  # after train()'s finished-run check: asking CUDA starts it
-        self.resolved = resolve_precision(self.precision, device, facts)
-        if self.channels_last is None:
-            self.channels_last = default_channels_last(device)
-        configure_determinism(self.deterministic, device)
-        seed_everything(self.seed)
-        model = entry.build(self.config).to(device)
-        self.parameters = count_parameters(model)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        ctx = self.ctx = TrainContext(device=device, total_steps=self.steps, precision=self.resolved,
-                                      read_every=devicefacts.read_every(facts) if self.read_every is None
-                                      else int(self.read_every))
-        if self.resolved != "fp32":
-            ctx.note(f"trained with {self.resolved} autocast (weights and optimiser in float32)")
-        emulated = devicefacts.precision_warning(self.resolved, facts)
-        if emulated:
-            ctx.note(emulated)
-        if self.deterministic:
-            ctx.note("trained with --deterministic (deterministic algorithms, fixed cuDNN choices)")
-        recipe = self.recipe = entry.recipe(model, self.config, ctx)
-        recipe.aux.to(device)
-        if self.channels_last:
-            recipe.aux.to(memory_format=torch.channels_last)
-        self.plan = stage_plan(tuple(recipe.stages), self.steps)
-        self.environment = environment(self.device, self.command)
+        self.facts = devicefacts.gather(self.device)  # after train()'s finished-run check: asking CUDA starts it
+        built = setup(self.entry, self.config, self.device, self.settings, self.facts)
+        self.model, self.recipe, self.ctx, self.plan = built.model, built.recipe, built.ctx, built.plan
+        self.resolved, self.channels_last, self.parameters = built.precision, built.channels_last, built.parameters
+        self.environment = environment(self.device, self.settings.command)
 
     def resume(self) -> dict[str, Any] | None:
         """The run's ``state.pt`` if it can be continued (its weights loaded, its step and notes taken), else
@@ -322,9 +305,9 @@ class _TrainRun:
             "plugin_version": entry.version, "config": config_to_dict(self.config),
             "recipe": f"{entry.recipe.__module__}.{entry.recipe.__qualname__}",
             "data": self.fingerprint, "seed": self.seed, "steps": step, "target_steps": self.steps,
-            "data_scale": self.data_scale, "run_key": self.key, "notes": list(self.ctx.notes),
+            "data_scale": self.settings.data_scale, "run_key": self.key, "notes": list(self.ctx.notes),
             "device": str(self.device), "precision": self.resolved, "channels_last": bool(self.channels_last),
-            "parameters": self.parameters, "deterministic": bool(self.deterministic),
+            "parameters": self.parameters, "deterministic": bool(self.settings.deterministic),
             "versions": {entry.distribution: entry.version}, "environment": self.environment,
             **({"validation": self.validator.describe()} if self.validator else {}), **self.extra_meta,
         }
@@ -346,12 +329,8 @@ class _TrainRun:
 
     def batches(self):
         """The stream of the steps left, from loader processes sized for the device."""
-        loading = devicefacts.loader_plan(self.facts, self.workers)
+        loading = share_cores(self.device, self.facts, self.settings.workers)
         workers = loading.workers
-        if self.device.type == "cpu":
-            # Loader processes and intra-op threads share the cores; oversubscribing them slows small
-            # convolutions 5-10x. Never raise a thread count the caller lowered.
-            torch.set_num_threads(max(1, min(torch.get_num_threads(), self.facts.cpus - workers)))
         stream = loader.make_train_loader(self.dataset, task=self.task, patch_size=self.patch_size, scale=self.scale,
                                           batch_size=self.batch_size, seed=self.seed, workers=workers,
                                           start_step=self.start, steps=self.steps - self.start,
@@ -391,7 +370,7 @@ class _TrainRun:
             if self.validator is not None and self.validator.due(self.step):  # before the checkpoint of this step
                 self.validator.run(self.recipe, stage, self.step,
                                    lambda b: _to_device(b, self.device, self.task, self.channels_last))
-            if self.step % self.checkpoint_every == 0 or self.step == end:
+            if self.step % self.settings.checkpoint_every == 0 or self.step == end:
                 self.checkpoint(stage)
 
     def checkpoint(self, stage: Stage) -> None:
@@ -403,5 +382,6 @@ class _TrainRun:
               {**self.meta(self.step), "train_seconds": seconds}, self.key, self.step, stage.name, seconds)
 
 
-__all__ = ["PRECISIONS", "TrainResult", "completed_steps", "default_channels_last", "default_workers", "read_log",
-           "resolve_precision", "run_key", "stage_plan", "train"]
+__all__ = ["PRECISIONS", "Setup", "TrainResult", "TrainSettings", "completed_steps", "default_channels_last",
+           "default_workers", "read_log",
+           "resolve_precision", "run_key", "setup", "share_cores", "stage_plan", "train"]

@@ -43,13 +43,6 @@ def spacing(val_every: int | None, steps: int) -> int:
     return int(val_every or 0) or max(1, steps // VALIDATIONS_PER_RUN)
 
 
-def key_part(fingerprint: str | None, val_every: int | None, steps: int) -> tuple[str, int] | None:
-    """What a run's key records of its validation (held-out data, spacing); None when it does not validate.
-
-    The one place this is computed, so ``zoo train``'s folder name, the bench's cache and the loop agree."""
-    return None if fingerprint is None else (fingerprint, spacing(val_every, steps))
-
-
 class Validator:
     """Validates a run every ``every`` steps and at its last step, appending one line per validation to
     ``path`` (``{"step", "stage", <loss>: mean over the crops}``)."""
