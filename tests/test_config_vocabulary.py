@@ -42,6 +42,24 @@ def test_the_shared_fields_mean_one_thing():
         assert not names & {"beta1", "beta2", "n_feats", "n_blocks", "ngf", "ndf", "d_feats"}, entry.name
 
 
+def test_the_optimiser_vocabulary_lives_in_train_config_and_every_recipe_reads_it():
+    import torch
+
+    import zoo
+    from zoo.training.recipe import TrainContext
+
+    assert {"lr", "adam_beta1", "adam_beta2"} <= {f.name for f in dataclasses.fields(zoo.TrainConfig)}
+    for entry in [e for e in get_registry().entries() if e.trainable and e.distribution == "zoo"]:
+        config = entry.make_config("tiny", {"lr": 3e-3, "adam_beta1": 0.7, "adam_beta2": 0.95})
+        recipe = entry.recipe(entry.build(config), config, TrainContext(device=torch.device("cpu"), total_steps=4))
+        for stage in recipe.stages:
+            recipe.start_stage(stage)
+            for name, opt in recipe.optimizers.items():
+                group = opt.param_groups[0]
+                assert group["betas"] == (0.7, 0.95), (entry.name, stage.name, name)
+                assert group.get("initial_lr", group["lr"]) == pytest.approx(3e-3), (entry.name, stage.name, name)
+
+
 def test_a_renamed_field_only_applies_where_the_new_name_exists():
     @dataclasses.dataclass
     class Keeps:  # a third-party config that still calls its width n_feats

@@ -32,13 +32,8 @@ Chosen where the slides are silent or differ from us:
   with kl_weight 1e-3; Adam 2e-4, batch 32 (none of these are in the slides).
 - Inference uses the posterior mean (deterministic) unless ``sample=True`` (config or forward argument).
 
-Preset ``cpu``: half the slides' widths (32-64-64, latent 32, decoder 32), batch 32 of 64 px crops, rate
-1e-3. In the suite color-classic (4000 steps; its time is on the board) on Kodak24, colorization alone at
-x2: AuC rebalanced 72.09 % against gray's 68.35, raw 89.77 against 87.98, CIEDE2000 11.22 against 12.11.
-L1 over the first and last 10 % of steps: 0.1274 and 0.1186; against ab = 0 on the same batches
-(benchmark/scripts/colorizer_loss_reference.py) 0.894 and 0.831 of its loss. On the suite's held-out Set14
-crops: 0.1419 over the first tenth, 0.1362 over the last (-4.0 %), from 0.1468 at step 200. At batch 8 it
-fell only from 0.134 to 0.124 in 2500 steps.
+Preset ``cpu`` (suite color-classic): half the slides' widths (32-64-64, latent 32, decoder 32), batch 32 of
+64 px crops, rate 1e-3 (at batch 8 the loss fell less). The runs: docs/tuning.md.
 """
 
 from __future__ import annotations
@@ -165,9 +160,7 @@ class UnetVaeRecipe(Recipe):
     stages = (Stage("main"),)
 
     def start_stage(self, stage: Stage) -> None:
-        cfg = self.config
-        self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
-                                                   betas=(cfg.adam_beta1, cfg.adam_beta2))
+        self.optimizers["main"] = self.adam(self.model.parameters())
 
     def losses(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(recon + kl_weight * kl, recon, kl)`` on ``batch``, with the latent sampled as in training."""

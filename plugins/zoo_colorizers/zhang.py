@@ -41,17 +41,9 @@ regression head (1x1 convolution, bilinear upsampling to the input size, 110 * t
 squared error (the seed minimises the RMSE, which has the same minimiser). The seed reports about 24M
 parameters without saying which layers it removed; keeping Zhang's body gives about 32M (see the tests).
 
-Preset ``cpu``: 1/4 of the paper's widths, batch 32 of 64 px crops, rate 5e-4 without weight decay (the
-paper's rate is for batch 40 and 450k steps). At batch 8 (2000 steps) the cross-entropy barely moved after
-the first hundred steps and raw AuC fell below gray's (86.43 against 87.98 on Kodak24). In the suite
-color-classic (3000 steps; its time is on the board) on Kodak24, colorization alone at x2: AuC rebalanced
-72.81 % against gray's 68.35, raw 86.41 against 87.98, CIEDE2000 14.16 against 12.11: it adds the most
-colour, often in the wrong place. The cross-entropy over the first and last 10 % of steps: 4.84 and 4.50;
-against the prior predicted everywhere on the same batches (benchmark/scripts/colorizer_loss_reference.py)
-0.912 and 0.850 of its loss. On the suite's held-out Set14 crops it is 6.77 at step 150 (0.869 of the
-prior's) and stays between 6.58 and 6.80 to step 3000 (0.852): the later fall in training carries over
-only a little. (The session-27 run of the same preset on another machine scored 72.19 / 87.90 / 13.41:
-float rounding differs between CPUs, and over thousands of steps the runs part.)
+Preset ``cpu`` (suite color-classic): 1/4 of the paper's widths, batch 32 of 64 px crops, rate 5e-4 without
+weight decay (the paper's rate is for batch 40 and 450k steps); at batch 8 the cross-entropy stalled after
+the first hundred steps. The runs: docs/tuning.md.
 """
 
 from __future__ import annotations
@@ -203,9 +195,7 @@ class ZhangRecipe(Recipe):
 
     def start_stage(self, stage: Stage) -> None:
         cfg = self.config
-        self.optimizers["main"] = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
-                                                   betas=(cfg.adam_beta1, cfg.adam_beta2),
-                                                   weight_decay=cfg.weight_decay)
+        self.optimizers["main"] = self.adam(self.model.parameters(), weight_decay=cfg.weight_decay)
 
     def classification_loss(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         return self.rebalanced_ce(F.log_softmax(self.model.logits(l).float(), dim=1), ab)

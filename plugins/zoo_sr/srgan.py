@@ -218,19 +218,15 @@ class SrganRecipe(Recipe):
             else:
                 self.content = self.content.to(ctx.device)
 
-    def _adam(self, params):
-        c = self.config
-        return torch.optim.Adam(params, lr=c.lr, betas=(c.adam_beta1, c.adam_beta2))
-
     def start_stage(self, stage):
         self.optimizers.clear()
         self.schedulers.clear()
-        self.optimizers["g"] = self._adam(self.model.parameters())
+        self.optimizers["g"] = self.adam(self.model.parameters())
         if stage.name == "srresnet":
             return
         if stage.name != "gan":
             raise ValueError(f"srgan has stages 'srresnet' and 'gan', not '{stage.name}'")
-        self.optimizers["d"] = self._adam(self.aux["discriminator"].parameters())
+        self.optimizers["d"] = self.adam(self.aux["discriminator"].parameters())
         at = self.config.gan_lr_decay_at
         if 0 < at < 1:
             stage_steps = max(1, self.stage_steps(stage))

@@ -36,13 +36,18 @@ from zoo.plugins.config import apply_overrides
 
 @dataclass
 class TrainConfig:
-    """The config fields the training loop reads. A trainable model's config extends this class and
+    """The config fields every trainable model has: what the loop reads (batch and crop size) and the optimiser
+    vocabulary its recipe reads (:meth:`zoo.Recipe.adam`). A trainable model's config extends this class and
     overrides the defaults with its paper's values."""
 
     batch_size: int = 16  # images per optimiser step
     # Side of a square training crop, in input pixels of the model: LR pixels for SR models (the HR crop
     # is scale times larger), pixels of the colour LR image for colorizers.
     patch_size: int = 48
+
+    lr: float = 1e-4  # the learning rate (of every optimiser, unless the model's config says otherwise)
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
 
     # Names used before the vocabulary was unified (zoo 0.1): only those whose new name a config has apply.
     RENAMED: ClassVar[dict[str, str]] = {"beta1": "adam_beta1", "beta2": "adam_beta2", "n_feats": "features",

@@ -198,6 +198,13 @@ class Recipe:
             sched.step()
         return value
 
+    def adam(self, parameters, **extra) -> torch.optim.Adam:
+        """Adam over ``parameters`` at the config's ``lr``, ``adam_beta1`` and ``adam_beta2`` (the vocabulary of
+        :class:`zoo.TrainConfig`); ``extra``: Adam's other arguments (``eps``, ``weight_decay``, ``lr`` of a
+        second optimiser)."""
+        cfg = self.config
+        return torch.optim.Adam(parameters, **{"lr": cfg.lr, "betas": (cfg.adam_beta1, cfg.adam_beta2), **extra})
+
     def stage_steps(self, stage: Stage) -> int:
         """How many updates ``stage`` gets in this run (its share of ``ctx.total_steps``)."""
         plan = stage_plan(tuple(self.stages), self.ctx.total_steps)
