@@ -1,7 +1,9 @@
 """Errors a user can act on. The CLI prints them as one line and exits with code 2."""
 
 import difflib
+import traceback
 from collections.abc import Iterable
+from pathlib import Path
 
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
@@ -25,3 +27,11 @@ class PluginConflictError(ZooError):
 
 class PluginWarning(UserWarning):
     """A plugin failed to load or to register; every other model still works."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message (file:line)`` of the innermost frame, on one line."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return (text if isinstance(exc, ZooError) else f"{type(exc).__name__}: {text}") + where

@@ -34,6 +34,9 @@ from zoo.cli.options import cli_registry, deterministic_option, offline_option, 
               help="Run directory (default: runs/<suite>-<timestamp>). A non-empty one is refused unless it holds "
                    "this same bench (the same command again) or --force.")
 @click.option("--force", is_flag=True, help="Replace the bench results in a non-empty --out.")
+@click.option("--retrain", multiple=True, metavar="MODEL|all", shell_complete=complete.models(commas=True),
+              help="Train these models again even when cached (comma-separated or repeated; 'all'); their cached "
+                   "evaluations are dropped too. A model whose code changed retrains without it.")
 @click.option("--order", type=click.Choice(["color-first", "sr-first", "both"]), default=None,
               help="Colorize then upscale (default), upscale then colorize, or rank both.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
@@ -59,7 +62,7 @@ from zoo.cli.options import cli_registry, deterministic_option, offline_option, 
               help="Print the plan (each job, and which are cached) and a measured estimate of the training time "
                    "on the chosen device; run and write nothing.")
 def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, steps, device, seed, out_dir, force,
-              order, cache_dir, workers, executor, address, ray_timeout, gpus_per_job, threads, precision,
+              retrain, order, cache_dir, workers, executor, address, ray_timeout, gpus_per_job, threads, precision,
               deterministic, dry_run):
     """Train each selected model once, evaluate every colorizer x SR combination, write leaderboards.
 
@@ -89,7 +92,7 @@ def bench_cmd(suite_spec, colorizers, srs, scale, train_data, tests, preset, ste
                            address_source="RAY_ADDRESS" if from_env else "--address")
     result = run_bench(suite, registry=registry, out=Path(out_dir) if out_dir else None, cache_dir=cache_dir,
                        colorizers=col_sel, sr=sr_sel, executor=runner, log=click.echo, force=force,
-                       deterministic=deterministic)
+                       deterministic=deterministic, retrain=retrain)
     click.echo(f"done in {result.seconds:.1f} s: {result.trained} of {result.train_jobs} models trained now, "
                f"{result.eval_jobs} evaluations")
     click.echo(f"leaderboard: {result.run_dir / 'leaderboard.md'}")

@@ -71,15 +71,19 @@ def _fmt_params(n):
 @click.argument("patterns", nargs=-1, metavar="[NAME|GLOB]...", shell_complete=complete.models())
 @click.option("--only", "only", callback=split_csv, multiple=True, metavar="CHECKS",
               help="Comma-separated subset of: contract, presets, forward, train, save_load, seeded, params.")
+@click.option("--metrics", "metrics", is_flag=True,
+              help="Check metrics instead of models (every registered metric, or those the names match).")
 @click.option("--device", default=None, help="cpu, cuda, ... (default: CUDA when available).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @offline_option
-def check_cmd(patterns, only, device, as_json):
-    """Run the plugin conformance checks on models (default: every registered model).
+def check_cmd(patterns, only, metrics, device, as_json):
+    """Run the plugin conformance checks on models (default: every registered model) or metrics.
 
     Each model must build at every preset, keep its task's tensor contract on odd sizes, train every recipe
     stage for a few steps with finite losses, save and load to identical outputs, train identically from the
-    same seed and count the parameters 'zoo list' shows. Exits 1 if any check fails.
+    same seed and count the parameters 'zoo list' shows. A metric (--metrics, or a NAME that is a metric) must
+    take the evaluation's settings, declare its direction and unit, compute a zoo.MetricResult and refuse a
+    setting it does not have. Exits 1 if any check fails.
     """
     from zoo.plugins.testing import CHECKS, check_models, format_results, results_json
     from zoo.runtime.device import pick_device
@@ -91,12 +95,21 @@ def check_cmd(patterns, only, device, as_json):
         if not as_json:
             click.echo(f"  {result.model:14s} {result.check:10s} {result.status} ({result.seconds:.1f} s)", err=True)
 
-    results = check_models(patterns or ("*",), registry=registry, device=dev, checks=only or CHECKS,
-                           on_result=progress)
+    names = set(registry.names()) | set(registry.invalid)
+    metric_names = set(registry.metric_names())
+    if not metrics and patterns and all(p in metric_names and p not in names for p in patterns):
+        metrics = True  # `zoo check mae`: a metric's name
+    if metrics:
+        from zoo.plugins.metric_testing import check_metrics
+
+        results = check_metrics(patterns or ("*",), registry=registry, device=dev, on_result=progress)
+    else:
+        results = check_models(patterns or ("*",), registry=registry, device=dev, checks=only or CHECKS,
+                               on_result=progress)
     if as_json:
         click.echo(json.dumps(results_json(results), indent=2))
     else:
-        click.echo(format_results(results))
+        click.echo(format_results(results, "metrics" if metrics else "models"))
     if any(r.status == "fail" for r in results):
         sys.exit(1)
 

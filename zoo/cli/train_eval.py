@@ -145,6 +145,9 @@ def eval_cmd(sr_spec, col_spec, data_spec, scale, metrics, device, as_json):
             if r.note:
                 notes.append(f"{r.info.name}: {r.note}")
                 value += f" [{len(notes)}]"
+        elif r.failed:
+            notes.append(f"{r.info.name}: failed: {r.failed}")
+            value = f"failed [{len(notes)}]"
         else:
             notes.append(f"{r.info.name}: {r.to_dict()['unavailable']}")
             value = f"n/a [{len(notes)}]"

@@ -40,9 +40,19 @@ from zoo.data.datasets import resolve_dataset
 from zoo.errors import ZooError, did_you_mean
 from zoo.harness.executors import LocalExecutor, make_executor
 from zoo.harness.failures import failures
-from zoo.harness.jobs import EVAL_FORMAT, BenchPlan, EvalJob, ModelRef, TrainJob, set_eval_device
+from zoo.harness.jobs import (
+    EVAL_FORMAT,
+    BenchPlan,
+    EvalJob,
+    ModelRef,
+    TrainJob,
+    code_changed,
+    forget_training,
+    set_eval_device,
+)
 from zoo.harness.suite import Suite, check_data_root, check_models, load_suite, validate
 from zoo.metrics.pretrained import weights_for_metrics
+from zoo.plugins.codehash import entry_code_hash
 from zoo.plugins.registry import get_registry
 from zoo.runtime.provenance import command_line, environment
 from zoo.store.cache import cache_root, content_key
@@ -50,7 +60,7 @@ from zoo.store.download import DOWNLOADED
 from zoo.store.files import atomic_write_bytes, atomic_write_json, claim_bench_dir, ensure_writable, json_safe
 from zoo.store.runs import VAL_LOG, model_key, read_log, sample_dir, test_set_label
 from zoo.store.weights import WeightsUnavailable, require
-from zoo.training.settings import TrainSettings, run_key
+from zoo.training.settings import TrainSettings, lineage_key, run_key
 
 
 def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None,
@@ -88,8 +98,8 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
     refs: dict[tuple[str, int], ModelRef] = {}
     for scale in suite.scales:
         for entry in col_entries + sr_entries:
-            if not entry.trainable:
-                refs[(entry.name, scale)] = ModelRef(entry.name)
+            if not entry.trainable:  # a baseline: its evaluations are keyed on its code
+                refs[(entry.name, scale)] = ModelRef(entry.name, key=f"baseline-{entry_code_hash(entry)}")
                 continue
             preset, overrides = suite.model_config(entry, scale)
             config = entry.make_config(preset, overrides)
@@ -98,9 +108,13 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
             key = run_key(entry, config, train_fp, settings, val_fp)
             out = cache / "train" / f"{entry.name}-{key}"
             train_jobs.append(TrainJob(entry.name, entry.task, preset, overrides, suite.train, scale, settings, key,
-                                       str(out)))
+                                       str(out), lineage=lineage_key(entry, config, train_fp, settings, val_fp),
+                                       code=entry_code_hash(entry)))
             refs[(entry.name, scale)] = ModelRef(entry.name, str(out / "model.safetensors"), key)
 
+    # A plugin metric's code is part of the key of every evaluation it scores (the core's: EVAL_FORMAT).
+    metric_code = {name: entry_code_hash(registry.metric(name)) for name in suite.metrics
+                   if registry.metric(name).distribution != "zoo"}
     orders = ["color-first", "sr-first"] if suite.order == "both" else [suite.order]
     eval_jobs: list[EvalJob] = []
     for scale in suite.scales:
@@ -109,6 +123,8 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
                 payload = {"v": EVAL_FORMAT, "stage": stage, "order": order, "test": test_fps[test],
                            "scale": scale, "metrics": suite.metrics, "samples": suite.sample_images if samples else 0,
                            "colorizer": col and [col.name, col.key], "sr": s and [s.name, s.key]}
+                if metric_code:
+                    payload["metric_code"] = metric_code
                 if weights_present:  # only then, so that keys of runs without such files stay as they were
                     payload["weights"] = weights_present
                 if deterministic:
@@ -193,12 +209,13 @@ class BenchResult:
 
 def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Path | None = None,
               colorizers=None, sr=None, executor=None, log=print, force: bool = False,
-              deterministic: bool = False) -> BenchResult:
+              deterministic: bool = False, retrain=()) -> BenchResult:
     """Plan the grid, run its jobs with ``executor`` (default: in this process, on the default device), write
     the run directory. The executor knows the device, loader workers and threads (:mod:`zoo.harness.executors`).
 
     ``out`` may be a run folder of the same request (the same command again); any other non-empty folder is
-    refused unless ``force`` (:func:`zoo.store.files.claim_bench_dir`).
+    refused unless ``force`` (:func:`zoo.store.files.claim_bench_dir`). ``retrain``: model names (or
+    ``all``) trained again even when cached, their cached evaluations dropped with them.
     """
     t0 = time.perf_counter()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -218,6 +235,12 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
         f"device {executor.device_label}, run dir {run_dir}")
     for note in plan.notes:
         log(f"note: {note}")
+    for job in _to_retrain(plan, retrain):
+        forget_training(job, cache)
+        log(f"{job.model}: retraining (--retrain)")
+    for job in plan.train_jobs:
+        if code_changed(job):
+            log(f"{job.model}: code changed since the cached run, retraining")
     try:
         models, rows = executor.run(plan, log)
     except BaseException:
@@ -273,6 +296,18 @@ def write_run(run_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
     atomic_write_bytes(run_dir / "results.csv", results_frame(rows).to_csv(index=False).encode())
     atomic_write_bytes(run_dir / "leaderboard.md", render_markdown([(meta, rows)]).encode())
     atomic_write_json(run_dir / "run.json", meta)  # last: a folder with run.json holds a complete run
+
+
+def _to_retrain(plan: BenchPlan, names) -> list[TrainJob]:
+    names = [n for v in names or () for n in str(v).split(",") if n.strip()]
+    if not names:
+        return []
+    known = {job.model for job in plan.train_jobs}
+    unknown = [n for n in names if n != "all" and n not in known]
+    if unknown:
+        raise ZooError(f"--retrain {unknown[0]}: not a model this bench trains{did_you_mean(unknown[0], known)} "
+                       f"(trains: {', '.join(sorted(known)) or 'none'}; or 'all')")
+    return [job for job in plan.train_jobs if "all" in names or job.model in names]
 
 
 def _count(entry, preset, overrides) -> int | None:
@@ -334,7 +369,7 @@ def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
 def bench_table(suite: str = "default", colorizers=None, srs=None, **options):
     """:func:`zoo.api.bench` (documented there): the options checked, the bench run, its rows as a DataFrame."""
     known = {"scale", "data", "test", "preset", "steps", "seed", "order", "precision", "device", "out", "cache",
-             "workers", "executor", "address", "gpus_per_job", "log"}
+             "workers", "executor", "address", "gpus_per_job", "log", "retrain"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ZooError(f"zoo.bench() has no option '{unknown[0]}' (options: {', '.join(sorted(known))})")
@@ -350,7 +385,8 @@ def bench_table(suite: str = "default", colorizers=None, srs=None, **options):
                            gpus_per_job=options.get("gpus_per_job"))
     out = options.get("out")
     result = run_bench(plan_suite, registry=registry, out=Path(out) if out else None, cache_dir=options.get("cache"),
-                       colorizers=col_sel, sr=sr_sel, executor=runner, log=options.get("log") or (lambda *_: None))
+                       colorizers=col_sel, sr=sr_sel, executor=runner, log=options.get("log") or (lambda *_: None),
+                       retrain=_as_list(options.get("retrain")))
     if result.failures:
         # stacklevel 3: the caller of zoo.bench()
         warnings.warn(f"{len(result.failures)} bench job(s) failed (their rows have a 'failed' reason; "

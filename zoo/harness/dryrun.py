@@ -31,8 +31,8 @@ from tabulate import tabulate
 
 from zoo.data.datasets import resolve_dataset
 from zoo.data.loader import make_train_loader
+from zoo.errors import one_line
 from zoo.harness.bench import plan_bench
-from zoo.harness.failures import one_line
 from zoo.harness.jobs import BenchPlan, EvalJob, TrainJob
 from zoo.runtime import devicefacts
 from zoo.runtime.device import pick_device

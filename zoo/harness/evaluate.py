@@ -23,7 +23,7 @@ import torch
 from zoo.data.color import gray_to_rgb, join_lab, split_lab
 from zoo.data.degrade import make_triple
 from zoo.data.imageio import BadImageError, DataWarning
-from zoo.errors import ZooError
+from zoo.errors import ZooError, one_line
 from zoo.metrics import MetricResult, MetricUnavailable
 from zoo.metrics.base import MetricInfo
 from zoo.metrics.build import build_metric
@@ -96,19 +96,70 @@ class EvalReport:
         }
 
 
+def _declared_info(entry) -> MetricInfo:
+    """What the registration says of a metric, for a column without a number."""
+    return MetricInfo(name=entry.name, higher_is_better=entry.higher_is_better, unit=entry.unit, convention="",
+                      ranked=entry.ranked)
+
+
+def _metric_failure(entry, what: str, exc: BaseException | None = None) -> str:
+    """One line naming the metric and its plugin: what broke, and the exception's own first line."""
+    cause = f": {one_line(exc)}" if exc is not None else ""
+    if isinstance(exc, TypeError) and "unexpected keyword argument" in str(exc):
+        cause += " (end build()'s signature with **params: the evaluation passes shave, device, cache_dir)"
+    return f"metric '{entry.name}' from '{entry.distribution}': {what}{cause}"
+
+
 def _build_metrics(names: Iterable[str], shave: int, device: torch.device, params: dict[str, Any] | None = None,
                    registry=None):
+    """The metrics built, and results for those that cannot run: unavailable here (missing weights), or
+    failed (the metric's own bug, which costs only its column)."""
     registry = registry or get_registry()
-    metrics, unavailable = [], []
+    metrics, results = [], []
     for name in names:
         entry = registry.metric(name)
         try:
-            metrics.append(build_metric(name, registry=registry, shave=shave, device=device, **(params or {})))
+            metric = build_metric(name, registry=registry, shave=shave, device=device, **(params or {}))
+            metrics.append(_Guarded(metric, entry))
         except MetricUnavailable as exc:
-            info = MetricInfo(name=name, higher_is_better=entry.higher_is_better, unit=entry.unit, convention="",
-                              ranked=entry.ranked)
-            unavailable.append(MetricResult(info=info, value=None, unavailable=str(exc)))
-    return metrics, unavailable
+            results.append(MetricResult(info=_declared_info(entry), value=None, unavailable=str(exc)))
+        except Exception as exc:
+            results.append(MetricResult(info=_declared_info(entry), value=None,
+                                        failed=_metric_failure(entry, "build() raised", exc)))
+    return metrics, results
+
+
+class _Guarded:
+    """A built metric whose failures stay in its own column: the first exception in ``update`` or ``compute``,
+    or a ``compute()`` that returns something other than a zoo.MetricResult, becomes its failed result."""
+
+    def __init__(self, metric, entry):
+        self.metric, self.entry, self.failed = metric, entry, None
+        self.info = metric.info
+        self.min_size = int(getattr(metric, "min_size", 1))
+        self.accepts_grey_target = bool(getattr(metric, "accepts_grey_target", False))
+
+    def update(self, pred, target) -> None:
+        if self.failed is None:
+            try:
+                self.metric.update(pred, target)
+            except Exception as exc:
+                self.failed = _metric_failure(self.entry, "update() raised", exc)
+
+    def compute(self, n: int) -> MetricResult:
+        if self.failed is None:
+            try:
+                result = self.metric.compute()
+            except MetricUnavailable as exc:
+                return MetricResult(info=self.metric.info, value=None, n=n, unavailable=str(exc))
+            except Exception as exc:
+                self.failed = _metric_failure(self.entry, "compute() raised", exc)
+            else:
+                if isinstance(result, MetricResult) and isinstance(result.info, MetricInfo):
+                    return result
+                self.failed = _metric_failure(self.entry, f"compute() returned {type(result).__name__}, not a "
+                                              "zoo.MetricResult (with its info)")
+        return MetricResult(info=_declared_info(self.entry), value=None, n=n, failed=self.failed)
 
 
 @torch.inference_mode()
@@ -131,8 +182,8 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     fetched_before = len(DOWNLOADED)  # metrics fetch missing weight files as they are built
     metric_objs, results = _build_metrics(list(metrics), shave, device, metric_params, registry)
     # the side an image must have where it is scored (HR, or LR for a colorizer alone), shave included
-    need = max([getattr(m, "min_size", 1) for m in metric_objs] + [1]) + 2 * shave
-    needed_by = [m.info.name for m in metric_objs if getattr(m, "min_size", 1) + 2 * shave == need]
+    need = max([m.min_size for m in metric_objs] + [1]) + 2 * shave
+    needed_by = [m.info.name for m in metric_objs if m.min_size + 2 * shave == need]
     skipped: list[str] = []
     names: list[str] = []
     n, model_seconds = 0, 0.0
@@ -183,7 +234,7 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
         # Published SR tables score greyscale files on their raw grey values, not on 16-235 Y.
         grey_target = target[:, :1] if getattr(item, "grey", False) else target
         for m in metric_objs:
-            m.update(pred, grey_target if getattr(m, "accepts_grey_target", False) else target)
+            m.update(pred, grey_target if m.accepts_grey_target else target)
         if on_image is not None:
             on_image(item.name, pred, target, triple, intermediate)
         names.append(item.name)
@@ -191,10 +242,7 @@ def evaluate(*, dataset, scale: int, device: torch.device, colorizer: LoadedMode
     if n == 0:
         raise ZooError(f"no usable image in {dataset.name}: {len(skipped)} skipped ({'; '.join(skipped[:3])})")
     for m in metric_objs:
-        try:
-            results.append(m.compute())
-        except MetricUnavailable as exc:
-            results.append(MetricResult(info=m.info, value=None, n=n, unavailable=str(exc)))
+        results.append(m.compute(n))
     order = {name: i for i, name in enumerate(metrics)}
     results.sort(key=lambda r: order.get(r.info.name, len(order)))
     models = {k: f"{m.name} ({m.source})" for k, m in (("colorizer", colorizer), ("sr", sr)) if m is not None}

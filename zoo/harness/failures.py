@@ -15,20 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import one_line
 from zoo.harness.jobs import run_eval_job, run_train_job
 from zoo.plugins.registry import get_registry
 from zoo.store.runs import test_set_label
 
 ERRORS_LOG = "errors.log"
-
-
-def one_line(exc: BaseException) -> str:
-    """``Type: message (file:line)`` of the innermost frame, on one line."""
-    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
-    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return (text if isinstance(exc, ZooError) else f"{type(exc).__name__}: {text}") + where
 
 
 def log_traceback(log_path: Path | str | None, title: str, exc: BaseException) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ class TrainJob:
     settings: TrainSettings
     key: str = ""
     out_dir: str = ""
+    # the run key without the code, and the code's hash: a finished run records them, so that the next bench
+    # can say a model retrains because its code changed (zoo.harness.bench.code_changes)
+    lineage: str = ""
+    code: str = ""
 
     @property
     def steps(self) -> int:
@@ -126,12 +131,45 @@ def run_train_job(job: TrainJob, *, device: torch.device, progress: bool = True,
     result = train(entry, config, resolve_dataset(job.data), settings, out_dir=Path(job.out_dir), device=device,
                    progress=progress, extra_meta={"preset": job.preset})
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
+    if job.lineage:
+        atomic_write_json(lineage_path(job), {"model": job.model, "code": job.code, "key": job.key})
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
             "train_seconds": meta.get("train_seconds"), "notes": meta.get("notes", []),
             "loss": loss_summary(Path(job.out_dir), job.steps),
             "validated_on": (meta.get("validation") or {}).get("name"),
             "parameters": meta.get("parameters"), "checkpoint": str(result.checkpoint),
             "downloaded": [d.to_dict() for d in DOWNLOADED[fetched_before:]]}  # e.g. a loss's VGG19, on Ray too
+
+
+def lineage_path(job: TrainJob) -> Path:
+    """Where the cache records which code last trained this model, config, data and settings."""
+    return Path(job.out_dir).parent / "lineage" / f"{job.model}-{job.lineage}.json"
+
+
+def forget_training(job: TrainJob, cache: Path) -> None:
+    """Drop ``job``'s cached run and every cached evaluation of a model it trained, so both are computed anew."""
+    shutil.rmtree(job.out_dir, ignore_errors=True)
+    for path in sorted((cache / "eval").glob("*.json")):
+        try:
+            refs = json.loads(path.read_text())["job"]
+            keys = {(refs.get(role) or {}).get("key") for role in ("colorizer", "sr")}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if job.key in keys:
+            path.unlink(missing_ok=True)
+            shutil.rmtree(path.with_name(f"{path.stem}-samples"), ignore_errors=True)
+
+
+def code_changed(job: TrainJob) -> bool:
+    """Whether ``job`` trains because its model's code changed since a finished run of everything else alike
+    (and not because it never ran, or was interrupted)."""
+    if not job.lineage or (Path(job.out_dir) / "model.json").is_file():
+        return False
+    try:
+        recorded = json.loads(lineage_path(job).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(recorded, dict) and recorded.get("code") not in (None, job.code)
 
 
 def run_eval_job(job: EvalJob, *, cache: Path, device: torch.device) -> list[dict[str, Any]]:

@@ -46,10 +46,12 @@ class MetricResult:
     unavailable: str | None = None  # why, and how to fix it
     weights: dict[str, str] = field(default_factory=dict)  # weight file name -> sha256 prefix
     note: str | None = None  # how the value was obtained when that needs saying (e.g. capped PSNR)
+    failed: str | None = None  # the metric itself broke (a plugin's bug), naming it; other metrics are unaffected
 
     @property
     def available(self) -> bool:
-        return self.value is not None and self.unavailable is None and math.isfinite(self.value)
+        return (self.value is not None and self.unavailable is None and self.failed is None
+                and math.isfinite(self.value))
 
     def to_dict(self) -> dict:
         # JSON has no NaN or infinity: a non-finite value is no value, with the reason
@@ -71,6 +73,8 @@ class MetricResult:
         }
         if self.note:
             out["note"] = self.note
+        if self.failed:
+            out["failed"] = self.failed
         return out
 
 

@@ -13,30 +13,14 @@ Two ways to use it, on RGB batches in [0, 1] of shape (B, 3, H, W):
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import nn
 
 from zoo.errors import ZooError
 from zoo.metrics import MetricInfo, MetricResult
 from zoo.metrics.build import build_metric
+from zoo.plugins.contract import metric_settings
 from zoo.plugins.registry import get_registry
-
-# What the evaluation hands every metric (a metric uses the ones it needs): always accepted.
-COMMON_SETTINGS = ("shave", "device", "cache_dir")
-
-
-def accepted_settings(build) -> set[str] | None:
-    """The keyword settings ``build`` declares, or None when it takes anything (only ``**params``)."""
-    try:
-        params = inspect.signature(build).parameters.values()
-    except (TypeError, ValueError):  # a builtin or C callable: nothing to check against
-        return None
-    named = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    if not named and any(p.kind == p.VAR_KEYWORD for p in params):
-        return None
-    return named | set(COMMON_SETTINGS)
 
 
 class MetricModule(nn.Module):
@@ -47,7 +31,7 @@ class MetricModule(nn.Module):
 
         registry = registry or get_registry()
         entry = registry.metric(name)
-        known = accepted_settings(entry.build)
+        known = metric_settings(entry.build)
         unknown = sorted(set(convention) - known) if known is not None else []
         if unknown:
             raise ZooError(f"metric '{name}' has no setting '{unknown[0]}' (settings: {', '.join(sorted(known))})")

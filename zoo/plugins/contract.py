@@ -24,6 +24,7 @@ every model, so it must stay cheap); ``zoo check`` (:mod:`zoo.plugins.testing`) 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import typing
 from dataclasses import dataclass
 from typing import ClassVar
@@ -131,6 +132,54 @@ def entry_problems(entry, task: str) -> list[str]:
                     problems.append(problem)
     if not isinstance(entry.summary, str) or not entry.summary.strip():
         problems.append("summary must be a non-empty one-line string")
+    return problems
+
+
+# What the evaluation hands every metric's build (a metric uses the ones it needs): always accepted.
+COMMON_SETTINGS = ("shave", "device", "cache_dir")
+
+
+def metric_settings(build) -> set[str] | None:
+    """The settings a metric's ``build`` takes: its keyword parameters, plus the evaluation's common ones that
+    its ``**params`` receive. None when its signature cannot be read (a C callable): nothing to check."""
+    try:
+        params = inspect.signature(build).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} | set(COMMON_SETTINGS)
+
+
+def metric_problems(entry) -> list[str]:
+    """What is wrong with a :class:`zoo.MetricEntry`; empty when it conforms. Its ``build`` must take the
+    settings the evaluation passes, and its direction and unit are declared (a board shows them before any
+    number exists). What ``build()`` returns is checked where it is built (:func:`zoo.metrics.build.build_metric`)
+    and by ``zoo check --metrics``."""
+    problems = []
+    if not callable(entry.build):
+        return ["build must be callable: build(**params) -> zoo.Metric"]
+    if not isinstance(entry.higher_is_better, bool):
+        problems.append("higher_is_better must be True or False")
+    if not isinstance(entry.unit, str):
+        problems.append(f"unit must be a string ('' for none), got {type(entry.unit).__name__}")
+    if not isinstance(entry.ranked, bool):
+        problems.append("ranked must be True or False")
+    if not isinstance(entry.summary, str) or not entry.summary.strip():
+        problems.append("summary must be a non-empty one-line string")
+    if not getattr(entry.build, "signature_checked_when_built", False):
+        try:
+            params = list(inspect.signature(entry.build).parameters.values())
+        except (TypeError, ValueError):
+            params = None
+        if params is not None:
+            named = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+            missing = [s for s in COMMON_SETTINGS if s not in named]
+            if missing and not any(p.kind == p.VAR_KEYWORD for p in params):
+                problems.append(f"build() must accept the settings the evaluation passes every metric "
+                                f"({', '.join(COMMON_SETTINGS)}): end its signature with **params")
+            required = [p.name for p in params if p.default is p.empty
+                        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            if required:
+                problems.append(f"build() must work with keyword settings alone: '{required[0]}' has no default")
     return problems
 
 

@@ -34,7 +34,7 @@ import zoo
 from zoo.errors import PluginConflictError, PluginWarning, UnknownModelError, ZooError, did_you_mean
 from zoo.metrics import builtin
 from zoo.plugins import hookspecs
-from zoo.plugins.contract import entry_problems
+from zoo.plugins.contract import entry_problems, metric_problems
 from zoo.plugins.entries import MetricEntry, ModelEntry, torch_meta_device  # noqa: F401  (re-exported)
 
 ENTRY_POINT_GROUP = "zoo"
@@ -151,9 +151,7 @@ class Registry:
             raise ValueError(f"name {entry.name!r} must be lower case: letters, digits, '_', '-', '.'")
         if kind == "metric":
             entry = dataclasses.replace(entry, distribution=info.distribution, version=info.version)
-            problems = [] if callable(entry.build) else ["build must be callable: build(**params) -> zoo.Metric"]
-            if not isinstance(entry.higher_is_better, bool):
-                problems.append("higher_is_better must be True or False")
+            problems = metric_problems(entry)
             names, listed = self._metrics, info.metrics
         else:
             entry = dataclasses.replace(entry, task=kind, distribution=info.distribution, version=info.version)

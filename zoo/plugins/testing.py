@@ -342,12 +342,13 @@ def check_models(patterns: Iterable[str] = ("*",), *, registry=None, device: str
     return results
 
 
-def format_results(results: list[CheckResult]) -> str:
-    """A table with one row per model and one column per check, then the reason for each failure or skip."""
+def format_results(results: list[CheckResult], noun: str = "models") -> str:
+    """A table with one row per model (or metric) and one column per check, then the reason for each failure
+    or skip."""
     from tabulate import tabulate
 
     models = list(dict.fromkeys(r.model for r in results))
-    checks = [c for c in CHECKS if any(r.check == c for r in results)]
+    checks = list(dict.fromkeys(r.check for r in results))
     cell = {(r.model, r.check): r for r in results}
     mark = {"pass": "pass", "fail": "FAIL", "skip": "skip"}
     table = [[m] + [mark[cell[(m, c)].status] if (m, c) in cell else "-" for c in checks] for m in models]
@@ -358,7 +359,7 @@ def format_results(results: list[CheckResult]) -> str:
         lines += [f"{r.model} {r.check}: {'FAIL' if r.status == 'fail' else 'skip'}: {r.detail}" for r in notes]
     failed = sum(r.status == "fail" for r in results)
     lines.append("")
-    lines.append(f"{len(models)} models, {len(results)} checks: {failed} failed, "
+    lines.append(f"{len(models)} {noun}, {len(results)} checks: {failed} failed, "
                  f"{sum(r.status == 'skip' for r in results)} skipped")
     return "\n".join(lines)
 

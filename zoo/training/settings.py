@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.plugins.codehash import entry_code_hash
 from zoo.plugins.config import config_to_dict
 from zoo.store.cache import content_key
 from zoo.training import validation
@@ -61,10 +62,26 @@ class TrainSettings:
 
 
 def run_key(entry, config, data_fingerprint: str, settings: TrainSettings, val_fingerprint: str | None = None) -> str:
-    """Content address of a training run: everything its weights depend on, and its validation (held-out
-    data, spacing) when it has one: the weights do not depend on it, but the run folder does.
+    """Content address of a training run: everything its weights depend on, the plugin's source code
+    included (:mod:`zoo.plugins.codehash`), and its validation (held-out data, spacing) when it has one: the
+    weights do not depend on it, but the run folder does.
 
     The one place a key is computed, so ``zoo train``'s folder name, the bench's cache and the loop agree."""
+    return content_key(run_payload(entry, config, data_fingerprint, settings, val_fingerprint))
+
+
+def lineage_key(entry, config, data_fingerprint: str, settings: TrainSettings,
+                val_fingerprint: str | None = None) -> str:
+    """The run key without the code: runs of one model, config, data and settings whose code differs share it,
+    so the bench can say that a model retrains because its code changed."""
+    payload = run_payload(entry, config, data_fingerprint, settings, val_fingerprint)
+    payload.pop("code")
+    return content_key(payload)
+
+
+def run_payload(entry, config, data_fingerprint: str, settings: TrainSettings,
+                val_fingerprint: str | None = None) -> dict[str, Any]:
+    """What :func:`run_key` hashes."""
     recipe = entry.recipe
     payload = {
         "model": entry.name,
@@ -76,6 +93,7 @@ def run_key(entry, config, data_fingerprint: str, settings: TrainSettings, val_f
         "seed": settings.seed,
         "steps": settings.steps,
         "data_scale": settings.data_scale,
+        "code": entry_code_hash(entry),
     }
     if settings.precision != "auto":  # only when asked for, so keys of default runs stay as they were
         payload["precision"] = settings.precision
@@ -85,4 +103,4 @@ def run_key(entry, config, data_fingerprint: str, settings: TrainSettings, val_f
         payload["deterministic"] = True
     if val_fingerprint is not None:  # else a cached run without val.jsonl would be taken for one with it
         payload["validation"] = [val_fingerprint, settings.validation_spacing, validation.FORMAT]
-    return content_key(payload)
+    return payload
