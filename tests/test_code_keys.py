@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from zoo.plugins.codehash import code_hash, source_files
 from zoo.plugins.registry import get_registry
 
-from helpers import make_dist, run_zoo
+from helpers import REPO, make_dist, run_zoo
 
 PLUGIN = '''
 from dataclasses import dataclass
@@ -148,3 +150,12 @@ def test_the_code_is_in_the_training_and_evaluation_keys(tmp_path, monkeypatch):
     edited = bench.plan_bench(suite, registry=get_registry(), run_dir=tmp_path / "r", cache=tmp_path / "c")
     assert all(a.key != b.key and a.lineage == b.lineage for a, b in zip(plan.train_jobs, edited.train_jobs))
     assert not {j.key for j in plan.eval_jobs} & {j.key for j in edited.eval_jobs}  # baselines' too
+
+
+@pytest.mark.slow
+def test_the_walkthrough_of_docs_plugins_tells_the_truth():
+    # FSRCNN and a metric written from docs/plugins.md alone, checked, benched, edited, benched again
+    proc = subprocess.run([sys.executable, str(REPO / "benchmark" / "scripts" / "plugin_walkthrough.py")],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the edit-run loop told the truth" in proc.stdout

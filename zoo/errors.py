@@ -30,8 +30,10 @@ class PluginWarning(UserWarning):
 
 
 def one_line(exc: BaseException) -> str:
-    """``Type: message (file:line)`` of the innermost frame, on one line."""
+    """``Type: message (file:line)`` of the innermost frame, on one line; a ZooError's message alone."""
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
     where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return (text if isinstance(exc, ZooError) else f"{type(exc).__name__}: {text}") + where
+    if isinstance(exc, ZooError):  # a message for the user, already saying where the problem is
+        return text
+    return f"{type(exc).__name__}: {text}{where}"

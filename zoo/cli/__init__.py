@@ -5,8 +5,10 @@ User errors print one line and exit with code 2.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
+from pathlib import Path
 
 import click
 
@@ -22,8 +24,22 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"zoo: warning: {message}", file=sys.stderr)
 
 
+def _add_plugin_paths(ctx, param, values):
+    # Through the environment, so that everything this command starts (Ray workers, zoo run's children) loads
+    # the same plugins.
+    if values:
+        paths = [str(Path(v).resolve()) for v in values]
+        before = os.environ.get("ZOO_PLUGIN_PATH", "")
+        os.environ["ZOO_PLUGIN_PATH"] = os.pathsep.join(paths + ([before] if before else []))
+    return values
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="zoo", prog_name="zoo")
+@click.option("--plugin", "plugin_paths", multiple=True, metavar="PATH", callback=_add_plugin_paths,
+              expose_value=False, is_eager=True,
+              help="Load a plugin module file or package folder without installing it (repeatable; also "
+                   "ZOO_PLUGIN_PATH).")
 def cli():
     """A model zoo and benchmark for colorization and super-resolution.
 

@@ -88,7 +88,7 @@ def check_cmd(patterns, only, metrics, device, as_json):
     from zoo.plugins.testing import CHECKS, check_models, format_results, results_json
     from zoo.runtime.device import pick_device
 
-    registry = cli_registry()
+    registry = cli_registry(named=patterns)  # a conflict over a named model is check's own one-line error
     dev = pick_device(device)
 
     def progress(result):
@@ -115,8 +115,9 @@ def check_cmd(patterns, only, metrics, device, as_json):
 
 
 @click.command("plugins")
+@click.option("--details", is_flag=True, help="Each load or contract error in full, below the table.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json):
+def plugins(details, as_json):
     """List plugin distributions: version, where they load from, models, load errors.
 
     Installing a plugin runs its code; restrict loading with ZOO_PLUGINS=dist1,dist2 or
@@ -130,12 +131,27 @@ def plugins(as_json):
     else:
         from tabulate import tabulate
 
-        table = [[r["distribution"], r["version"], r["plugin"], ", ".join(r["models"] + r["metrics"]) or "-",
-                  "; ".join(r["errors"]) or "ok", r["location"]] for r in rows]
+        table = [[r["distribution"], r["version"], r["plugin"], _names_cell(r["models"], r["metrics"]),
+                  f"{len(r['errors'])} error{'s' if len(r['errors']) > 1 else ''}" if r["errors"] else "ok",
+                  r["location"]] for r in rows]
         click.echo(tabulate(table, headers=["distribution", "version", "entry point", "models / metrics",
                                             "status", "location"]))
+        errors = [(r["distribution"], e) for r in rows for e in r["errors"]]
+        if errors and details:
+            click.echo("")
+            for dist, error in errors:
+                click.echo(f"{dist}: {error}")
+        elif errors:
+            click.echo(f"\n{len(errors)} error(s): 'zoo plugins --details' shows them")
     if registry.conflicts:
         sys.exit(1)
+
+
+def _names_cell(models: list[str], metrics: list[str]) -> str:
+    names = ", ".join(models + metrics) or "-"
+    if len(names) <= 60:
+        return names
+    return ", ".join(f"{len(x)} {what}" for x, what in ((models, "models"), (metrics, "metrics")) if x)
 
 
 @click.command("metrics")

@@ -9,12 +9,13 @@ import click
 # Function-level imports: the registry and torch load when an option needs them, so `zoo --help` stays fast.
 
 
-def cli_registry():
-    """The plugin registry; conflicting plugins are named on stderr (the commands that need models go on)."""
+def cli_registry(named=()):
+    """The plugin registry; conflicting plugins are named on stderr (the commands that need models go on),
+    except a conflict over a name in ``named``: the command's own error says that one."""
     from zoo.plugins.registry import get_registry
 
     found = get_registry()
-    for message in found.conflict_messages():
+    for message in found.conflict_messages(skip=set(named)):
         click.echo(f"zoo: error: {message}", err=True)
     return found
 

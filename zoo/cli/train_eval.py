@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from zoo.cli.options import (
     precision_option,
     split_csv,
 )
+from zoo.errors import ZooError, one_line
 
 # Function-level imports: torch and the training loop load when the command runs, so `zoo --help` stays fast.
 
@@ -57,6 +59,8 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     an interruption continues where it stopped.
     """
     from zoo.data.datasets import resolve_dataset
+    from zoo.harness.failures import log_traceback
+    from zoo.plugins.testing import fail_fast
     from zoo.runtime.device import pick_device
     from zoo.store.download import DOWNLOADED
     from zoo.training.loop import train
@@ -70,8 +74,10 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     if entry.task == "sr":
         extra.setdefault("scale", scale)
     config = entry.make_config(preset, extra)
-    dataset = resolve_dataset(data_spec)
     dev = pick_device(device)
+    if entry.recipe is not None:
+        fail_fast(entry, config, dev)  # before any data is read: the one line 'zoo check' prints
+    dataset = resolve_dataset(data_spec)
     fetched_before = len(DOWNLOADED)
     val_data = resolve_dataset(val_spec) if val_spec else None
     settings = TrainSettings(steps=steps, seed=seed, data_scale=scale, checkpoint_every=checkpoint_every,
@@ -79,8 +85,15 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
                              val=val_data, val_every=val_every or 0)
     key = run_key(entry, config, dataset.fingerprint(), settings, val_data and val_data.fingerprint())
     out = Path(out_dir) if out_dir else Path("runs") / "train" / f"{entry.name}-{key}"
-    result = train(entry, config, dataset, settings, out_dir=out, device=dev, force=force,
-                   extra_meta={"preset": preset, "dataset": dataset.name})
+    try:
+        result = train(entry, config, dataset, settings, out_dir=out, device=dev, force=force,
+                       extra_meta={"preset": preset, "dataset": dataset.name})
+    except ZooError:
+        raise
+    except Exception as exc:  # the plugin's own error: one line here, the traceback in the run folder
+        log = out / "errors.log" if out.is_dir() else Path(tempfile.mkdtemp(prefix="zoo-train-")) / "errors.log"
+        log_traceback(log, f"training {entry.name}", exc)
+        raise ZooError(f"training {entry.name} failed: {one_line(exc)}; the traceback is in {log}") from None
     if not result.trained:
         click.echo(f"already trained ({result.steps} steps): {result.checkpoint}")
     else:
@@ -103,8 +116,8 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
 @click.option("--scale", type=click.IntRange(1, 16), default=None, help="SR scale (default: 2, or the checkpoint's).")
 @click.option("--metrics", callback=split_csv, multiple=True, default=("psnr,ssim",), show_default="psnr,ssim",
               shell_complete=complete.metrics,
-              help="Comma-separated metric names, or the option repeated (see 'zoo metrics'): psnr, ssim, psnr_rgb, "
-                   "ssim_rgb, lpips, fid, kid, colorfulness, colorfulness_gt, and any a plugin registers.")
+              help="Comma-separated metric names, or the option repeated: any registered metric, the core ones "
+                   "and plugins' ('zoo metrics' lists them all).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @offline_option

@@ -51,6 +51,13 @@ def cache_key() -> str:
     """A fingerprint of everything the listing depends on (see the module docstring)."""
     parts: list[Any] = [FORMAT, sys.version, os.environ.get("ZOO_PLUGINS", ""),
                         os.environ.get("ZOO_DISABLE_PLUGINS", ""), package_versions()]
+    for path in _plugin_path_files():  # plugins tried without installing them (zoo --plugin)
+        try:
+            st = path.stat()
+        except OSError:
+            parts.append([str(path), None])
+            continue
+        parts.append([str(path), st.st_size, st.st_mtime_ns])
     modules = {"zoo"}
     for ep in importlib.metadata.entry_points(group="zoo"):
         dist = ep.dist
@@ -64,6 +71,15 @@ def cache_key() -> str:
                 continue
             parts.append([str(f), st.st_size, st.st_mtime_ns])
     return content_key(parts, length=24)
+
+
+def _plugin_path_files() -> list[Path]:
+    out = []
+    for raw in os.environ.get("ZOO_PLUGIN_PATH", "").split(os.pathsep):
+        if raw.strip():
+            p = Path(raw).expanduser()
+            out += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    return out
 
 
 def _path() -> Path:

@@ -21,12 +21,15 @@ import difflib
 import fnmatch
 import functools
 import importlib.metadata
+import importlib.util
 import os
 import re
+import sys
 import traceback
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pluggy
 
@@ -174,9 +177,11 @@ class Registry:
         both = {**self._models.conflicts, **self._metrics.conflicts}
         return {k: list(v) for k, v in both.items()}
 
-    def conflict_messages(self) -> list[str]:
-        return ([_conflict_message(n, owners) for n, owners in sorted(self._models.conflicts.items())]
-                + [_conflict_message(n, owners, "metric") for n, owners in sorted(self._metrics.conflicts.items())])
+    def conflict_messages(self, skip=()) -> list[str]:
+        """One line per conflicting name, but those in ``skip``."""
+        return ([_conflict_message(n, o) for n, o in sorted(self._models.conflicts.items()) if n not in skip]
+                + [_conflict_message(n, o, "metric") for n, o in sorted(self._metrics.conflicts.items())
+                   if n not in skip])
 
     @property
     def invalid(self) -> dict[str, str]:
@@ -275,6 +280,7 @@ def load_registry(*, entry_points: bool = True, plugins: Iterable[tuple[str, obj
                         location=builtin.__file__)
     if entry_points:
         _load_entry_points(registry)
+        _load_paths(registry)
     for name, plugin in plugins:
         registry.add_plugin(plugin, name=name)
     return registry
@@ -310,6 +316,54 @@ def _load_entry_points(registry: Registry) -> None:
         for name in sorted((names or set()) - known):  # a typo would otherwise load (or skip) nothing, silently
             warnings.warn(f"{var} names '{name}', which is no installed plugin distribution or entry point"
                           f"{did_you_mean(name, known)}", PluginWarning, stacklevel=3)
+
+
+PLUGIN_PATH_VAR = "ZOO_PLUGIN_PATH"
+
+
+def plugin_paths() -> list[Path]:
+    """The files and folders ``ZOO_PLUGIN_PATH`` names (``zoo --plugin`` sets it), separated by ``os.pathsep``."""
+    raw = os.environ.get(PLUGIN_PATH_VAR, "")
+    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
+
+
+def _load_paths(registry: Registry) -> None:
+    """Modules and packages loaded from paths, beside the installed plugins: a plugin tried without installing
+    it. Each is the distribution ``path:NAME``; it is imported under its own name, so its package's relative
+    imports and its code hash work as for an installed one."""
+    for path in plugin_paths():
+        name = path.stem if path.suffix == ".py" else path.name
+        info = PluginInfo(name=name, distribution=f"path:{name}", version="", location=str(path))
+        try:
+            module = _import_path(path, name)
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            registry.plugins.append(info)
+            registry._fail(info, f"importing '{path}'", exc)
+            continue
+        registry.add_plugin(module, name=name, distribution=info.distribution, version="", location=str(path))
+
+
+def _import_path(path: Path, name: str):
+    if path.is_dir():
+        init = path / "__init__.py"
+        if not init.is_file():
+            raise ZooError(f"{path} is a folder without __init__.py: give a module file or a package folder")
+        spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(path)])
+    elif path.is_file():
+        spec = importlib.util.spec_from_file_location(name, path)
+    else:
+        raise ZooError(f"no such plugin file or folder: {path}")
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) != spec.origin:
+        raise ZooError(f"cannot load {path} as '{name}': a module of that name is already imported "
+                       f"({getattr(sys.modules[name], '__file__', None) or 'built in'}); rename the file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def _ep_sort_key(ep) -> tuple[str, str]:

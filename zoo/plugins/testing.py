@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from zoo.data.datasets import ImageFolder
-from zoo.errors import ZooError
+from zoo.errors import ZooError, one_line
 from zoo.plugins.config import config_to_dict
 from zoo.plugins.contract import entry_problems
 from zoo.plugins.entries import torch_meta_device
@@ -83,6 +83,38 @@ def _seeded_forward(model, x):
     torch.manual_seed(0)  # models that sample at inference (dropout, a VAE) give the same draw each time
     with torch.inference_mode():
         return model(x)
+
+
+def _forward(entry, config, device):
+    """``(model, input, output)`` of one forward pass on small odd-sized inputs; AssertionError naming the
+    first broken rule (output shape, finite values, ab range)."""
+    model = entry.build(config).to(device).eval()
+    x = _inputs(entry, config).to(device)
+    y = _seeded_forward(model, x)
+    b, _, h, w = x.shape
+    want = (b, 3, int(config.scale) * h, int(config.scale) * w) if entry.task == "sr" else (b, 2, h, w)
+    if tuple(y.shape) != want:
+        raise AssertionError(f"input {tuple(x.shape)} gave {tuple(y.shape)}, expected {want}")
+    if not torch.isfinite(y).all():
+        raise AssertionError("output has NaN or infinite values")
+    if entry.task == "colorizer" and y.abs().max() > AB_LIMIT:
+        raise AssertionError(f"ab output reaches {float(y.abs().max()):.1f}, outside the Lab range ±{AB_LIMIT:g}")
+    return model, x, y
+
+
+def fail_fast(entry, config, device: torch.device | str = "cpu") -> None:
+    """The forward check of ``zoo check`` on ``config`` (the real preset), on tiny inputs: what ``zoo train``
+    and the bench run before loading any data. A failure is the one line ``zoo check`` prints, as a ZooError;
+    an exception of the model's own is one line too, with where it was raised."""
+    try:
+        _forward(entry, config, torch.device(device))
+    except AssertionError as exc:
+        raise ZooError(f"model '{entry.name}' fails the forward check ('zoo check {entry.name}'): {exc}") from None
+    except ZooError:
+        raise
+    except Exception as exc:
+        raise ZooError(f"model '{entry.name}' fails the forward check ('zoo check {entry.name}'): "
+                       f"{one_line(exc)}") from None
 
 
 def _inputs(entry, config) -> torch.Tensor:
@@ -145,21 +177,7 @@ class _Checker:
 
     def forward(self):
         config = self.entry.make_config(self.preset)
-        model = self.entry.build(config).to(self.device).eval()
-        x = _inputs(self.entry, config).to(self.device)
-        y = _seeded_forward(model, x)
-        b, _, h, w = x.shape
-        if self.entry.task == "sr":
-            s = int(config.scale)
-            want = (b, 3, s * h, s * w)
-        else:
-            want = (b, 2, h, w)
-        if tuple(y.shape) != want:
-            raise AssertionError(f"input {tuple(x.shape)} gave {tuple(y.shape)}, expected {want}")
-        if not torch.isfinite(y).all():
-            raise AssertionError("output has NaN or infinite values")
-        if self.entry.task == "colorizer" and y.abs().max() > AB_LIMIT:
-            raise AssertionError(f"ab output reaches {float(y.abs().max()):.1f}, outside the Lab range ±{AB_LIMIT:g}")
+        model, x, y = _forward(self.entry, config, self.device)
         single = _seeded_forward(model, x[:1])
         if not torch.allclose(single, y[:1], atol=1e-4, rtol=1e-4):
             raise AssertionError("an image's output depends on the other images of its batch")

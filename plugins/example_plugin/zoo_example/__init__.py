@@ -49,12 +49,13 @@ class EspcnRecipe(zoo.Recipe):
     stages = (zoo.Stage("main"),)
 
     def start_stage(self, stage):
-        self.optimizers["g"] = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        # Adam at the config's lr and betas (zoo.TrainConfig's vocabulary); one optimiser is named "main"
+        self.optimizers["main"] = self.adam(self.model.parameters())
 
     def training_step(self, batch, stage, step):
         with self.autocast():
             loss = F.mse_loss(self.model(batch["lr"]), batch["hr"])
-        return {"mse": self.backward_step(loss, "g")}
+        return {"mse": self.backward_step(loss, "main")}
 
 
 ENTRY = zoo.ModelEntry(
@@ -100,6 +101,7 @@ class MeanAbsoluteError(zoo.Metric):
 
 @zoo.hookimpl
 def register_metrics(register):
-    # build(**params) receives the evaluation's convention (shave, device, ...); take what you use.
-    register(zoo.MetricEntry(name="mae", build=lambda shave=0, **params: MeanAbsoluteError(shave),
+    # build(**params) receives the evaluation's settings (shave, device, cache_dir); its keyword parameters are
+    # its own settings, and zoo.create_metric refuses any other
+    register(zoo.MetricEntry(name="mae", build=lambda *, shave=0, **params: MeanAbsoluteError(shave),
                              higher_is_better=False, unit="levels", summary="mean absolute error in 8-bit levels"))
