@@ -10,10 +10,14 @@ black bars, the two numbers the table compares.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
+import zoo
 from zoo.boards.pictures import write_png
-from zoo.store.runs import VAL_REFERENCE, first_and_last_tenth, main_loss, reference_lines
+from zoo.store.cache import content_key
+from zoo.store.files import atomic_write_bytes
+from zoo.store.runs import VAL_LOG, VAL_REFERENCE, first_and_last_tenth, main_loss, read_log, reference_lines
 
 LOG_KEYS = ("step", "stage", VAL_REFERENCE)
 
@@ -132,3 +136,22 @@ def loss_curves(path: Path, logs: dict[str, list[dict]], val: dict[str, list[dic
         return write_png(path, lambda f: fig.savefig(f, dpi=100, format="png"))
     finally:
         plt.close(fig)
+
+
+def run_curves(run_dir: Path, runs: list[tuple[str, str, Path]], cache: Path) -> None:
+    """``curves.png`` of a bench run from its trainings ``(label, run key, run folder)``. The picture depends
+    only on the finished runs (their keys), so it is drawn once and kept in the cache: a warm bench copies it
+    (drawing takes seconds)."""
+    drawn_by = ["curves", zoo.__version__, "main-loss-panels"]  # a new zoo may draw them differently
+    cached = cache / "curves" / f"{content_key([drawn_by, [[label, key] for label, key, _ in runs]])}.png"
+    if cached.is_file():
+        atomic_write_bytes(run_dir / "curves.png", cached.read_bytes())
+        return
+    logs = {label: read_log(folder) for label, _, folder in runs}
+    logs = {k: v for k, v in logs.items() if v}
+    val = {label: read_log(folder, VAL_LOG) for label, _, folder in runs}
+    if logs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss_curves(run_dir / "curves.png", logs, {k: v for k, v in val.items() if v})
+        atomic_write_bytes(cached, (run_dir / "curves.png").read_bytes())

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 import zoo
-from zoo.boards.curves import loss_curves
+from zoo.boards.curves import run_curves
 from zoo.boards.leaderboard import render_markdown, results_frame
 from zoo.boards.report import write_report
 from zoo.data.datasets import resolve_dataset
@@ -55,10 +55,10 @@ from zoo.metrics.pretrained import weights_for_metrics
 from zoo.plugins.codehash import entry_code_hash
 from zoo.plugins.registry import get_registry
 from zoo.runtime.provenance import command_line, environment
-from zoo.store.cache import cache_root, content_key
+from zoo.store.cache import cache_root
 from zoo.store.download import DOWNLOADED
 from zoo.store.files import atomic_write_bytes, atomic_write_json, claim_bench_dir, ensure_writable, json_safe
-from zoo.store.runs import VAL_LOG, model_key, read_log, sample_dir, test_set_label
+from zoo.store.runs import model_key, sample_dir, test_set_label
 from zoo.store.weights import WeightsUnavailable, require
 from zoo.training.settings import TrainSettings, lineage_key, run_key
 
@@ -281,8 +281,10 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     if failed:
         meta["failures"] = failed
     write_run(run_dir, rows, meta)
-    _write_curves(run_dir, [j for j in plan.train_jobs if not models[model_key(j.model, j.scale)].get("failed")],
-                  cache)
+    trained_ok = [j for j in plan.train_jobs if not models[model_key(j.model, j.scale)].get("failed")]
+    several_scales = len({j.scale for j in trained_ok}) > 1
+    run_curves(run_dir, [(f"{j.model} x{j.scale}" if several_scales else j.model, j.key, Path(j.out_dir))
+                         for j in trained_ok], cache)
     write_report([run_dir], run_dir)
     return BenchResult(run_dir, trained, len(plan.train_jobs), len(plan.eval_jobs), time.perf_counter() - t0, rows,
                        failed)
@@ -344,26 +346,6 @@ def _versions(registry, names) -> dict[str, str]:
         e = registry.get(n)
         out[f"{e.distribution}"] = e.version
     return out
-
-
-def _write_curves(run_dir: Path, jobs: list[TrainJob], cache: Path) -> None:
-    """The loss curves of the run's trainings. The picture depends only on the finished runs (their keys), so
-    it is drawn once and kept in the cache: a warm bench copies it (drawing takes seconds)."""
-    several_scales = len({j.scale for j in jobs}) > 1
-    labels = [f"{j.model} x{j.scale}" if several_scales else j.model for j in jobs]
-    drawn_by = ["curves", zoo.__version__, "main-loss-panels"]  # a new zoo may draw them differently
-    cached = cache / "curves" / f"{content_key([drawn_by, [[label, j.key] for label, j in zip(labels, jobs)]])}.png"
-    if cached.is_file():
-        atomic_write_bytes(run_dir / "curves.png", cached.read_bytes())
-        return
-    logs = {label: read_log(Path(j.out_dir)) for label, j in zip(labels, jobs)}
-    logs = {k: v for k, v in logs.items() if v}
-    val = {label: read_log(Path(j.out_dir), VAL_LOG) for label, j in zip(labels, jobs)}
-    if logs:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            loss_curves(run_dir / "curves.png", logs, {k: v for k, v in val.items() if v})
-        atomic_write_bytes(cached, (run_dir / "curves.png").read_bytes())
 
 
 def bench_table(suite: str = "default", colorizers=None, srs=None, **options):
