@@ -114,8 +114,9 @@ def bench(suite: str = "default", colorizers=None, srs=None, **options):
     included, as in the CLI. ``options`` are the CLI's: ``scale``, ``data``, ``test`` (a folder or a list),
     ``preset``, ``steps``, ``seed``, ``order``, ``precision``, ``device``, ``out``, ``cache``, ``workers``,
     ``executor``, ``address``, ``gpus_per_job``, ``retrain`` (model names or ``"all"``: trained again even when
-    cached), and ``log`` (a function given each progress line; default silent). ``df.attrs["run_dir"]`` is the run folder (leaderboard.md, samples, run.json). Failed jobs are
-    rows with a ``failed`` reason, and a warning says how many.
+    cached), and ``log`` (a function given each progress line; default silent). ``df.attrs["run_dir"]`` is the
+    run folder (leaderboard.md, samples, run.json). Failed jobs are rows with a ``failed`` reason, and a warning
+    says how many.
     """
     from zoo.harness.bench import bench_table
 
