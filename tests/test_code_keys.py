@@ -107,6 +107,9 @@ def test_an_edited_plugin_is_retrained_with_a_message_and_scores_as_a_fresh_cach
     assert trained == 0 and again == first and "code changed" not in said  # nothing edited: nothing retrained
 
     _install(site, "0.25")  # the author edits forward() and keeps the version
+    dry = run_zoo("bench", "--suite", str(suite), "--cache", str(cache), "--dry-run", pythonpath=[site],
+                  env={"ZOO_PLUGINS": "zoo,zoo-edited"}, check=True)
+    assert "edited: code changed since the cached run, retraining" in dry.stdout  # the dry run says so too
     said, trained, edited = _bench(site, suite, cache, tmp_path / "c")
     assert "edited: code changed since the cached run, retraining" in said
     assert trained == 1 and edited != first

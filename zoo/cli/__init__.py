@@ -16,7 +16,7 @@ from zoo.cli import bench, models, publish, run, train_eval
 from zoo.errors import ZooError
 
 # Only click and the standard library at import time: torch loads inside the commands that need it, so
-# --help, `zoo list` (from its cache, zoo.plugins.listing) and shell completion stay fast.
+# --help, `zoo list` (from its cache, zoo.cli.listing) and shell completion stay fast.
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -21,7 +21,7 @@ from click.shell_completion import CompletionItem
 
 
 def _listing():
-    from zoo.plugins.listing import load_listing
+    from zoo.cli.listing import load_listing
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a completion must print candidates only

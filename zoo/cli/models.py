@@ -31,7 +31,7 @@ def list_models(pattern, task, as_json, refresh):
     Parameter counts are for each model's default (paper) configuration. The listing is cached until a
     plugin (or zoo) changes, so only the first run after a change imports the plugins and torch.
     """
-    from zoo.plugins.listing import load_listing
+    from zoo.cli.listing import load_listing
 
     listing = load_listing(refresh)
     for message in listing.warnings:
