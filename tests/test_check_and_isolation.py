@@ -1,4 +1,4 @@
-"""`zoo check` (zoo.plugins.testing, the pytest fixture), a bench that survives a broken model, and the README's
+"""`zoo check` (zoo.harness.conformance, the pytest fixture), a bench that survives a broken model, and the README's
 plugin walkthrough run verbatim against a pip-installed copy of the example plugin."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import zoo
+from zoo.harness.conformance import check_model, format_results
 from zoo.plugins.registry import get_registry
-from zoo.plugins.testing import check_model, format_results
 
 from helpers import REPO, make_dist, run_zoo, tiny_sr_parts
 

@@ -16,8 +16,8 @@ import torch
 
 import zoo
 from zoo.data.color import split_lab
+from zoo.plugins.recipe import NonFiniteLossError, TrainContext
 from zoo.store.checkpoint import load_checkpoint, save_checkpoint
-from zoo.training.recipe import NonFiniteLossError, TrainContext
 
 MODELS = ("zhang", "vgg_decoder", "unet_vae", "pix2pix")
 

@@ -46,7 +46,7 @@ def test_the_optimiser_vocabulary_lives_in_train_config_and_every_recipe_reads_i
     import torch
 
     import zoo
-    from zoo.training.recipe import TrainContext
+    from zoo.plugins.recipe import TrainContext
 
     assert {"lr", "adam_beta1", "adam_beta2"} <= {f.name for f in dataclasses.fields(zoo.TrainConfig)}
     for entry in [e for e in get_registry().entries() if e.trainable and e.distribution == "zoo"]:

@@ -26,6 +26,15 @@ def test_no_cycle_at_any_level_function_level_imports_included():
     assert script.cycles(script.import_graph(REPO, nested=True)) == []
 
 
+def test_the_subpackages_are_layered():
+    # runtime, plugins < data < store < metrics, training < boards < harness < cli, api: never back up
+    script = _script()
+    packages = script.package_graph(script.import_graph(REPO, nested=True))
+    assert script.cycles(packages) == []
+    assert packages["zoo.plugins"] == set()  # the plugin interfaces and registry stand on zoo.errors alone
+    assert packages["zoo.runtime"] == set()
+
+
 def test_function_level_imports_of_zoo_modules_say_why():
     # Allowed only where they keep the CLI fast (`zoo --help` without torch), and then said once per module.
     script = _script()

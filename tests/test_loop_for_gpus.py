@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.errors import ZooError
-from zoo.training.recipe import Recipe, Stage, TrainContext
+from zoo.plugins.recipe import Recipe, Stage, TrainContext
 
 CPU = torch.device("cpu")
 SEEN: dict[str, list] = {"log_lines": [], "autocast_in_backward": [], "autocast_in_step": []}

@@ -13,9 +13,9 @@ import torch
 import zoo
 from zoo.data.color import split_lab
 from zoo.data.datasets import resolve_dataset
+from zoo.plugins.recipe import Recipe, Stage, TrainContext
 from zoo.store.runs import read_log
 from zoo.training.loop import train
-from zoo.training.recipe import Recipe, Stage, TrainContext
 
 from helpers import REPO
 

@@ -9,11 +9,11 @@ import torch
 import zoo
 from zoo.data.datasets import resolve_dataset
 from zoo.errors import PluginWarning, ZooError
+from zoo.harness.conformance import format_results
 from zoo.harness.evaluate import evaluate, load_model
+from zoo.harness.metric_conformance import check_metrics
 from zoo.metrics.module import MetricModule
-from zoo.plugins.metric_testing import check_metrics
 from zoo.plugins.registry import load_registry
-from zoo.plugins.testing import format_results
 
 CPU = torch.device("cpu")
 

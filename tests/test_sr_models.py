@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.errors import ZooError
+from zoo.plugins.recipe import NonFiniteLossError, TrainContext
 from zoo.store.checkpoint import load_checkpoint, save_checkpoint
-from zoo.training.recipe import NonFiniteLossError, TrainContext
 
 EDSR_MISSING = "vgg19 weights: missing -> content loss off"
 SRGAN_MISSING = "vgg19 weights: missing -> content loss = pixel MSE"

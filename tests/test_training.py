@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.errors import ZooError
+from zoo.plugins.recipe import Recipe, Stage
 from zoo.training.loop import TrainSettings, default_channels_last, resolve_precision, run_key, stage_plan, train
-from zoo.training.recipe import Recipe, Stage
 
 
 @dataclass

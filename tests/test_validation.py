@@ -18,11 +18,11 @@ from zoo.data.imageio import DataWarning
 from zoo.errors import ZooError
 from zoo.harness.bench import plan_bench
 from zoo.harness.suite import load_suite
+from zoo.plugins.recipe import Recipe
 from zoo.plugins.registry import get_registry
 from zoo.store.runs import VAL_LOG, read_log
 from zoo.training import validation
 from zoo.training.loop import TrainSettings, run_key, train
-from zoo.training.recipe import Recipe
 
 from helpers import refused, zoo_cli
 
@@ -258,8 +258,8 @@ def test_the_spacing_defaults_to_twenty_validations_a_run_and_is_part_of_the_key
 
 
 def _validate_once(entry, model, cfg, tmp_path, *, scale=2):
+    from zoo.plugins.recipe import TrainContext
     from zoo.training.loop import _to_device
-    from zoo.training.recipe import TrainContext
 
     recipe = entry.recipe(model, cfg, TrainContext(device=torch.device("cpu"), total_steps=1))
     validator = validation.Validator(resolve_dataset("samples:test"), 1, tmp_path / VAL_LOG, task=entry.task,

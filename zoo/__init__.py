@@ -40,10 +40,10 @@ _MODULES = {
     "zoo.plugins.config": ["bounded"],
     "zoo.plugins.interfaces": ["Colorizer", "SuperResolver"],
     "zoo.plugins.registry": ["Registry", "get_registry", "load_registry"],
-    "zoo.plugins.testing": ["check_model", "assert_conforms"],
-    "zoo.metrics.base": ["Metric", "MetricInfo", "MetricResult", "MetricUnavailable"],
+    "zoo.harness.conformance": ["check_model", "assert_conforms"],
+    "zoo.plugins.metric_interface": ["Metric", "MetricInfo", "MetricResult", "MetricUnavailable"],
     # stage_plan: (stage, first step, end step) of each stage, as the loop runs them
-    "zoo.training.recipe": ["Recipe", "Stage", "TrainContext", "linear_decay", "stage_plan"],
+    "zoo.plugins.recipe": ["Recipe", "Stage", "TrainContext", "linear_decay", "stage_plan"],
     # -- the toolkit of the built-in models
     "zoo.data.color": ["rgb_to_lab", "lab_to_rgb", "split_lab", "join_lab", "rgb_to_y", "gray_to_rgb"],
     "zoo.data.abbins": ["ab_gamut_bins", "nearest_bin", "soft_encode", "soft_encode_sparse", "bin_prior",

@@ -42,8 +42,8 @@ class StepRunner:
 
     def __init__(self, entry, config, batch: int, *, precision: str = "fp32", channels_last: bool | None = None,
                  compile_model: bool = False, device=torch.device("cpu")):
+        from zoo.plugins.recipe import TrainContext
         from zoo.training.loop import default_channels_last, stage_plan
-        from zoo.training.recipe import TrainContext
 
         if channels_last is None:
             channels_last = default_channels_last(device)

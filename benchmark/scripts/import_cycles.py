@@ -5,7 +5,8 @@ By default only module-level imports count: the ones that run when a module is i
 functions, which is where a cycle hides::
 
     python benchmark/scripts/import_cycles.py          # exit 1 if module-level imports form a cycle
-    python benchmark/scripts/import_cycles.py --all    # also the cycles through function-level imports
+    python benchmark/scripts/import_cycles.py --all    # also through function-level imports, and between
+                                                       # subpackages (zoo.data, zoo.store, ...)
 """
 
 from __future__ import annotations
@@ -81,6 +82,26 @@ def _packages(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between zoo's subpackages (``zoo.data``, ...; a top-level module stands for itself): an edge
+    wherever a module of one imports a module of another. The root package ``zoo`` and ``zoo.errors``, which
+    every layer may use, are left out."""
+    def home(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    skip = {"zoo", "zoo.errors"}
+    out: dict[str, set[str]] = {}
+    for a, targets in graph.items():
+        if home(a) in skip:
+            continue
+        out.setdefault(home(a), set())
+        out[home(a)] |= {home(b) for b in targets if home(b) != home(a) and home(b) not in skip}
+    for targets in list(out.values()):
+        for b in targets:
+            out.setdefault(b, set())
+    return out
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components with more than one module (Tarjan), each sorted."""
     index: dict[str, int] = {}
@@ -126,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     for component in module_level:
         print("module-level cycle: " + " <-> ".join(component))
     if args.all:
-        for component in cycles(import_graph(args.root, nested=True)):
+        nested = import_graph(args.root, nested=True)
+        for component in cycles(nested):
             print("cycle with function-level imports: " + " <-> ".join(component))
+        for component in cycles(package_graph(nested)):
+            print("cycle between subpackages: " + " <-> ".join(component))
     if not module_level:
         print("no cycle among module-level imports")
     return 1 if module_level else 0

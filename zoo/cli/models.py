@@ -85,7 +85,7 @@ def check_cmd(patterns, only, metrics, device, as_json):
     take the evaluation's settings, declare its direction and unit, compute a zoo.MetricResult and refuse a
     setting it does not have. Exits 1 if any check fails.
     """
-    from zoo.plugins.testing import CHECKS, check_models, format_results, results_json
+    from zoo.harness.conformance import CHECKS, check_models, format_results, results_json
     from zoo.runtime.device import pick_device
 
     registry = cli_registry(named=patterns)  # a conflict over a named model is check's own one-line error
@@ -100,7 +100,7 @@ def check_cmd(patterns, only, metrics, device, as_json):
     if not metrics and patterns and all(p in metric_names and p not in names for p in patterns):
         metrics = True  # `zoo check mae`: a metric's name
     if metrics:
-        from zoo.plugins.metric_testing import check_metrics
+        from zoo.harness.metric_conformance import check_metrics
 
         results = check_metrics(patterns or ("*",), registry=registry, device=dev, on_result=progress)
     else:

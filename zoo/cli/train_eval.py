@@ -59,8 +59,8 @@ def train_cmd(model_name, preset, overrides, data_spec, scale, steps, seed, devi
     an interruption continues where it stopped.
     """
     from zoo.data.datasets import resolve_dataset
+    from zoo.harness.conformance import fail_fast
     from zoo.harness.failures import log_traceback
-    from zoo.plugins.testing import fail_fast
     from zoo.runtime.device import pick_device
     from zoo.store.download import DOWNLOADED
     from zoo.training.loop import train

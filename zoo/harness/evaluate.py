@@ -25,8 +25,8 @@ from zoo.data.degrade import make_triple
 from zoo.data.imageio import BadImageError, DataWarning
 from zoo.errors import ZooError, one_line
 from zoo.metrics import MetricResult, MetricUnavailable
-from zoo.metrics.base import MetricInfo
 from zoo.metrics.build import build_metric
+from zoo.plugins.metric_interface import MetricInfo
 from zoo.plugins.registry import get_registry
 from zoo.store.checkpoint import load_checkpoint
 from zoo.store.download import DOWNLOADED

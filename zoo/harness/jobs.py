@@ -25,11 +25,11 @@ import torch
 from zoo.boards.comparisons import copy_pictures, draw_samples
 from zoo.data.datasets import resolve_dataset
 from zoo.errors import ZooError
+from zoo.harness.conformance import fail_fast
 from zoo.harness.evaluate import evaluate, load_model
 from zoo.harness.suite import Suite
 from zoo.metrics.pixel import backend_on
 from zoo.plugins.registry import get_registry
-from zoo.plugins.testing import fail_fast
 from zoo.runtime.determinism import configure as configure_determinism
 from zoo.store.cache import content_key
 from zoo.store.download import DOWNLOADED

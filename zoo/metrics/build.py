@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zoo.errors import ZooError
-from zoo.metrics.base import Metric, MetricInfo
+from zoo.plugins.metric_interface import Metric, MetricInfo
 from zoo.plugins.registry import get_registry
 
 

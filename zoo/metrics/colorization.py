@@ -28,9 +28,9 @@ import math
 import torch
 
 from zoo.data.color import rgb_to_lab
-from zoo.metrics.base import Metric, MetricResult, metric_factory
-from zoo.metrics.builtin import declared_info
 from zoo.metrics.perimage import check_pair, per_image_result
+from zoo.plugins.core_metrics import declared_info
+from zoo.plugins.metric_interface import Metric, MetricResult, metric_factory
 
 THRESHOLDS = 150  # ab error thresholds 0, 1, ..., 150 (Zhang et al.)
 BIN_GRID = 10.0

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from zoo.metrics.base import Metric, MetricInfo, MetricResult, metric_factory
-from zoo.metrics.builtin import declared_info
 from zoo.metrics.inception import InceptionFeatures, image_hash, quantize_uint8, reference_features_from
 from zoo.metrics.perimage import check_pair
+from zoo.plugins.core_metrics import declared_info
+from zoo.plugins.metric_interface import Metric, MetricInfo, MetricResult, metric_factory
 
 
 def _psd_eigvals_clean(w: np.ndarray) -> np.ndarray:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from zoo.errors import ZooError
-from zoo.metrics.base import MetricUnavailable
 from zoo.metrics.pretrained import HASH_DIGITS, downloads_refused, metric_device, read_tensors, require_file
+from zoo.plugins.metric_interface import MetricUnavailable
 from zoo.store.cache import cache_root
 from zoo.store.files import atomic_open
 from zoo.store.weights import FID_INCEPTION, file_sha256

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from zoo.metrics.base import Metric, MetricResult, MetricUnavailable, metric_factory
-from zoo.metrics.builtin import declared_info
 from zoo.metrics.perimage import check_pair, per_image_result
 from zoo.metrics.pretrained import HASH_DIGITS, downloads_refused, load_into, metric_device, read_tensors
+from zoo.plugins.core_metrics import declared_info
+from zoo.plugins.metric_interface import Metric, MetricResult, MetricUnavailable, metric_factory
 from zoo.store.weights import ALEXNET, VGG16, file_sha256
 
 LPIPS_BACKBONES = {"alex": (ALEXNET, "AlexNet"), "vgg": (VGG16, "VGG16"), "vgg16": (VGG16, "VGG16")}

@@ -5,7 +5,7 @@ Two ways to use it, on RGB batches in [0, 1] of shape (B, 3, H, W):
 - ``metric(pred, target)`` returns this batch's per-image scores, a (B,) tensor, and leaves the running
   totals alone (a pure function, like a loss module);
 - ``metric.update(pred, target)`` per batch, then ``metric.compute()`` gives the
-  :class:`~zoo.metrics.base.MetricResult` over everything seen (mean, std, n, per-image values), exactly
+  :class:`~zoo.plugins.metric_interface.MetricResult` over everything seen (mean, std, n, per-image values), exactly
   as ``zoo eval`` and the bench compute it; ``reset()`` starts again.
 
 ``info`` (name, ``higher_is_better``, ``unit``, ``convention``) is the metadata the leaderboards print.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from zoo.metrics.base import MetricInfo, MetricResult
+from zoo.plugins.metric_interface import MetricInfo, MetricResult
 
 
 def check_pair(pred: torch.Tensor, target: torch.Tensor | None) -> None:

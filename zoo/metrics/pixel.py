@@ -48,9 +48,9 @@ import math
 import torch
 
 from zoo.data.color import _Y_COEFFS, rgb_to_y
-from zoo.metrics.base import Metric, MetricResult, metric_factory
-from zoo.metrics.builtin import declared_info
 from zoo.metrics.pixel_torch import aligned_rows, gaussian_taps, ssim_mean, sum_of_squares_f32, y_difference
+from zoo.plugins.core_metrics import declared_info
+from zoo.plugins.metric_interface import Metric, MetricResult, metric_factory
 from zoo.runtime.constants import constant
 
 # Function-level imports: numba is optional (zoo[fast]): its kernels are imported where first used, with a fallback.

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.hub
 
-from zoo.metrics.base import MetricUnavailable
+from zoo.plugins.metric_interface import MetricUnavailable
 from zoo.runtime.device import pick_device
 from zoo.store.weights import ALEXNET, FID_INCEPTION, VGG16, WeightFile, WeightsUnavailable, read_state_dict, require
 

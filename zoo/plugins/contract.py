@@ -18,7 +18,7 @@ What the core reads from a plugin's :class:`~zoo.ModelEntry`:
   :class:`zoo.Stage` s; ``None`` for a model with nothing to learn.
 
 :func:`entry_problems` checks what can be checked without building anything (it runs at registration, for
-every model, so it must stay cheap); ``zoo check`` (:mod:`zoo.plugins.testing`) builds, runs and trains the model.
+every model, so it must stay cheap); ``zoo check`` (:mod:`zoo.harness.conformance`) builds, runs and trains the model.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def _field_problems(config: type, required, types_: dict) -> list[str]:
 
 def entry_problems(entry, task: str) -> list[str]:
     """What is wrong with ``entry`` as a model of ``task`` ("colorizer" or "sr"); empty when it conforms."""
-    from zoo.training.recipe import Recipe, Stage
+    from zoo.plugins.recipe import Recipe, Stage
 
     if not callable(entry.build):
         return ["build must be callable: build(config) -> model"]

@@ -35,8 +35,7 @@ import pluggy
 
 import zoo
 from zoo.errors import PluginConflictError, PluginWarning, UnknownModelError, ZooError, did_you_mean
-from zoo.metrics import builtin
-from zoo.plugins import hookspecs
+from zoo.plugins import core_metrics, hookspecs
 from zoo.plugins.contract import entry_problems, metric_problems
 from zoo.plugins.entries import MetricEntry, ModelEntry, torch_meta_device  # noqa: F401  (re-exported)
 
@@ -276,8 +275,8 @@ def load_registry(*, entry_points: bool = True, plugins: Iterable[tuple[str, obj
     """The core metrics, then every plugin of the ``zoo`` entry-point group (honouring ``ZOO_PLUGINS`` and
     ``ZOO_DISABLE_PLUGINS``), then the given ``(name, plugin_object)`` pairs."""
     registry = Registry()
-    registry.add_plugin(builtin, name="zoo.metrics", distribution="zoo", version=zoo.__version__,
-                        location=builtin.__file__)
+    registry.add_plugin(core_metrics, name="zoo.metrics", distribution="zoo", version=zoo.__version__,
+                        location=core_metrics.__file__)
     if entry_points:
         _load_entry_points(registry)
         _load_paths(registry)

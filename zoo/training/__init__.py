@@ -1,2 +1,2 @@
-"""Training: the one loop every model shares, the recipe interface each model fills in, shared losses, held-out
-validation, the step log and the random state a checkpoint saves."""
+"""Training: the one loop every model shares, the settings of a training, shared losses, held-out
+validation and the step log (the recipe interface a model fills in is :mod:`zoo.plugins.recipe`)."""

@@ -1,4 +1,4 @@
-"""The one training loop every model shares; what differs per model lives in its :class:`~zoo.training.recipe.Recipe`.
+"""The one training loop every model shares; what differs per model lives in its :class:`~zoo.plugins.recipe.Recipe`.
 
 The loop owns: data (streamed patches), device placement, seeding, mixed precision, the ``channels_last``
 memory format (see :func:`default_channels_last`), the progress bar, periodic atomic checkpoints and
@@ -27,6 +27,7 @@ from zoo.data.datasets import resolve_dataset
 from zoo.errors import ZooError
 from zoo.plugins.config import config_to_dict
 from zoo.plugins.interfaces import count_parameters
+from zoo.plugins.recipe import NonFiniteLossError, Stage, TrainContext, stage_plan
 
 # loader.make_train_loader and ckpt.write_checkpoint are looked up at each call: tests wrap them
 from zoo.runtime import devicefacts, rngstate
@@ -40,7 +41,6 @@ from zoo.store.checkpoint import completed_steps  # part of this module's API (_
 from zoo.store.files import claim_train_dir, locked
 from zoo.store.runs import read_log  # likewise
 from zoo.training import validation
-from zoo.training.recipe import NonFiniteLossError, Stage, TrainContext, stage_plan
 from zoo.training.settings import TrainSettings, run_key
 from zoo.training.steplog import StepLog
 
@@ -314,7 +314,7 @@ class _TrainRun:
 
     def prepare_data(self) -> None:
         """The log keeps the steps before the resume point (:class:`zoo.training.steplog.StepLog` appends the rest); a
-        fresh run first shows the recipe a few batches (:meth:`zoo.training.recipe.Recipe.prepare`, e.g. to estimate a
+        fresh run first shows the recipe a few batches (:meth:`zoo.plugins.recipe.Recipe.prepare`, e.g. to estimate a
         colour prior)."""
         runs.truncate_log(self.log_path, self.start)
         if self.validator is not None:

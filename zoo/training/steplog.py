@@ -2,7 +2,7 @@
 
 Reading a loss that lives on a GPU waits for every queued kernel (a host synchronisation), so the loop keeps
 the step's losses as device tensors and reads those of ``read_every`` steps in one transfer. With a deferred
-read the non-finite guard moves here too: :meth:`StepLog.read` raises :class:`~zoo.training.recipe.NonFiniteLossError`
+read the non-finite guard moves here too: :meth:`StepLog.read` raises :class:`~zoo.plugins.recipe.NonFiniteLossError`
 naming the first step whose loss was not finite, and the loop reads before every checkpoint, so the last
 checkpoint written is always a good one.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from zoo.training.recipe import NonFiniteLossError
+from zoo.plugins.recipe import NonFiniteLossError
 
 
 class StepLog:

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from zoo.errors import ZooError, one_line
-from zoo.metrics.base import Metric, MetricInfo, MetricResult, MetricUnavailable
+from zoo.harness.conformance import CheckResult
 from zoo.metrics.module import MetricModule
+from zoo.plugins.metric_interface import Metric, MetricInfo, MetricResult, MetricUnavailable
 from zoo.plugins.registry import get_registry
-from zoo.plugins.testing import CheckResult
 
 METRIC_CHECKS = ("contract", "build", "compute", "settings")
 METRIC_CHECK_HELP = {

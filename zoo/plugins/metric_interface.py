@@ -101,7 +101,7 @@ class Metric:
 
 
 # The core metrics' factories, filled by ``@metric_factory`` as their modules import; they reach the registry
-# through zoo.metrics.builtin's ``register_metrics`` hook, like a plugin's metrics.
+# through zoo.plugins.core_metrics's ``register_metrics`` hook, like a plugin's metrics.
 _FACTORIES: dict[str, Callable[..., Metric]] = {}
 
 

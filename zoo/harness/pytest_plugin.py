@@ -15,7 +15,7 @@ import pytest
 def zoo_check():
     """``zoo_check(*names_or_globs, registry=None, device="cpu", checks=...)``: run zoo's conformance checks
     on the matching models and fail the test, with the table, if any check fails."""
-    from zoo.plugins.testing import assert_conforms
+    from zoo.harness.conformance import assert_conforms
 
     def run(*patterns, **kwargs):
         __tracebackhide__ = True

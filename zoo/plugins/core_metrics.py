@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from zoo.metrics.base import _FACTORIES, MetricInfo
 from zoo.plugins.entries import MetricEntry
 from zoo.plugins.hookspecs import hookimpl
+from zoo.plugins.metric_interface import _FACTORIES, MetricInfo
 
 # name -> (module, higher is better, unit, ranked, summary)
 _BUILTIN = {

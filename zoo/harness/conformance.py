@@ -2,12 +2,12 @@
 
 In the spirit of scikit-learn's ``check_estimator``: each check builds, runs or trains the model through
 the same code the benchmark uses and says pass, fail (with why) or skip (with why). A plugin repository's
-test is one line with the pytest plugin zoo installs (``zoo.plugins.pytest_plugin``)::
+test is one line with the pytest plugin zoo installs (``zoo.harness.pytest_plugin``)::
 
     def test_conforms(zoo_check):
         zoo_check("espcn")
 
-or, without pytest, ``zoo.plugins.testing.assert_conforms("espcn")``.
+or, without pytest, ``zoo.harness.conformance.assert_conforms("espcn")``.
 
 Behaviour checks use the model's smallest preset (``tiny`` when it has one), two images per batch and
 generated colourful images, so they take seconds on a CPU.
