@@ -4,15 +4,18 @@ The work is a list of jobs (:mod:`zoo.harness.jobs`): one training job per train
 evaluation jobs (each model alone, and every pipeline) that depend on them. Jobs are plain data and
 content-addressed:
 
-- a training job's key covers model, config, recipe, plugin version, data fingerprint, seed, steps and scale;
-  its run directory in the cache holds the checkpoint, so a second bench trains nothing and a changed
-  config retrains only that model; an interrupted training resumes from its last checkpoint;
-- an evaluation job's key covers the keys of the models it runs, the test set's fingerprint, the scale,
-  order and metrics, and what changes the numbers beyond them: the device type it runs on and the PSNR/SSIM
-  backend there (so CPU and GPU results never mix in a shared cache); its result is cached as JSON.
+- a training job's key covers model, config, recipe, plugin version and source code
+  (:mod:`zoo.plugins.codehash`), data fingerprint, seed, steps and scale (:func:`zoo.training.settings.run_key`);
+  its run directory in the cache holds the checkpoint, so a second bench trains nothing and a changed config
+  or edited code retrains only that model (and says so); an interrupted training resumes from its last
+  checkpoint;
+- an evaluation job's key covers the keys of the models it runs (a baseline's code included), the test set's
+  fingerprint, the scale, order and metrics (a plugin metric's code included), and what changes the numbers
+  beyond them: the device type it runs on and the PSNR/SSIM backend there (so CPU and GPU results never mix in
+  a shared cache); its result is cached as JSON.
 
-This module plans the jobs and gathers their results into the run folder; an executor (:mod:`zoo.harness.executors`)
-runs them, by default in this process, in dependency order.
+This module plans the jobs and gathers their results into the run folder; an executor
+(:mod:`zoo.harness.executors`) runs them, by default in this process, in dependency order.
 
 From Python, ``zoo.bench(suite=..., colorizers=..., srs=...)`` (:func:`zoo.api.bench`) runs :func:`bench_table`
 and returns the results as a pandas DataFrame.

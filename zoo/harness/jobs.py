@@ -5,7 +5,7 @@ when each job runs (here, or as a Ray task). Jobs are plain data, picklable, and
 cache or the run folder, so a job runs the same wherever it runs.
 
 - A training job trains (or resumes, or finds finished) one model in its content-addressed run folder in the
-  cache (:func:`zoo.training.loop.run_key`).
+  cache (:func:`zoo.training.settings.run_key`).
 - An evaluation job scores one model or pipeline on one test set; its key covers what its numbers depend on,
   including the device type and the PSNR/SSIM backend (:func:`set_eval_device`), and its rows are cached as
   JSON under that key.
