@@ -32,6 +32,7 @@ from zoo.metrics.pixel import backend_on
 from zoo.plugins.registry import get_registry
 from zoo.runtime.determinism import configure as configure_determinism
 from zoo.store.cache import content_key
+from zoo.store.checkpoint import finished_notes
 from zoo.store.download import DOWNLOADED
 from zoo.store.files import atomic_write_json, locked
 from zoo.store.runs import loss_summary, test_set_label
@@ -128,7 +129,8 @@ def run_train_job(job: TrainJob, *, device: torch.device, progress: bool = True,
     fetched_before = len(DOWNLOADED)
     entry = get_registry().get(job.model, job.task)
     config = entry.make_config(job.preset, job.overrides)
-    fail_fast(entry, config, device)  # a model of the wrong shape stops here, before any data is read
+    if finished_notes(Path(job.out_dir) / "model.safetensors", job.key, job.steps) is None:
+        fail_fast(entry, config, device)  # a model of the wrong shape stops here, before any data is read
     settings = job.settings if workers is None else job.settings.replace(workers=workers)
     result = train(entry, config, resolve_dataset(job.data), settings, out_dir=Path(job.out_dir), device=device,
                    progress=progress, extra_meta={"preset": job.preset})
