@@ -103,3 +103,19 @@ def test_zoo_check_metrics_passes_a_good_metric_and_names_what_is_broken(registr
     assert status[("no_params", "contract")].status == "fail"
     table = format_results(results, "metrics")
     assert "4 metrics" in table and "FAIL" in table
+
+
+def test_a_failed_metric_is_its_own_failed_cell_on_the_board(registry):
+    from zoo.boards.leaderboard import render_markdown
+
+    sr = load_model("bicubic", "sr", scale=2, device=CPU, registry=registry)
+    report = evaluate(dataset=resolve_dataset("samples:test"), scale=2, device=CPU, sr=sr, registry=registry,
+                      metrics=["psnr", "returns_float"])
+    base = {"stage": "sr", "order": "", "test_set": "samples:test", "scale": 2, "colorizer": None, "sr": "bicubic",
+            "n_images": report.n_images, "images_per_second": 1.0, "skipped": []}
+    rows = [{**base, **r.to_dict()} for r in report.results]
+    board = render_markdown([({"suite": {"name": "t"}, "params": {}, "models": {}}, rows)])
+    line = next(line for line in board.splitlines() if line.startswith("| bicubic"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1] == "**31.59**" and cells[2] == "failed [1]"  # psnr stands, the broken column fails
+    assert "failed: metric 'returns_float' from 'broken-metrics': compute() returned float" in board

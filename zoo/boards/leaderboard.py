@@ -134,7 +134,8 @@ def _table(rows: list[dict[str, Any]], stage: str, scale: int, models_meta: dict
         for idx, v in vals.items():
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 note = df.at[idx, f"{c}#note"] if f"{c}#note" in df else None
-                failed = f"{c}#failed" in df and df.at[idx, f"{c}#failed"] is True
+                # == (not is): a column of one row holds a numpy bool; NaN == True is False
+                failed = f"{c}#failed" in df and bool(df.at[idx, f"{c}#failed"] == True)  # noqa: E712
                 label = "failed" if failed else "n/a"
                 cells.append(f"{label} [{int(note)}]" if note is not None and not pd.isna(note) else label)
                 continue
