@@ -119,3 +119,20 @@ def test_a_failed_metric_is_its_own_failed_cell_on_the_board(registry):
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[1] == "**31.59**" and cells[2] == "failed [1]"  # psnr stands, the broken column fails
     assert "failed: metric 'returns_float' from 'broken-metrics': compute() returned float" in board
+
+
+def test_an_evaluation_with_a_failed_metric_is_not_cached_so_a_rerun_computes_it(registry, tmp_path, monkeypatch):
+    from zoo.harness import evaluate as evaluation
+    from zoo.harness import jobs
+
+    monkeypatch.setattr(jobs, "get_registry", lambda: registry)
+    monkeypatch.setattr(evaluation, "get_registry", lambda: registry)
+
+    def run(metrics, key):
+        job = jobs.EvalJob("sr", "", "samples:test", 2, metrics, sr=jobs.ModelRef("bicubic"), key=key, device="cpu")
+        return jobs.run_eval_job(job, cache=tmp_path, device=CPU)
+
+    rows = run(["psnr", "returns_float"], "broken")
+    assert any(r.get("failed") for r in rows) and not (tmp_path / "eval" / "broken.json").exists()
+    rows = run(["psnr", "mae"], "fine")
+    assert not any(r.get("failed") for r in rows) and (tmp_path / "eval" / "fine.json").is_file()

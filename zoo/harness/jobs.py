@@ -230,5 +230,6 @@ def _evaluate_job(job: EvalJob, cache: Path, pictures: Path, dev: torch.device) 
             "sr": job.sr.name if job.sr else None, "n_images": report.n_images,
             "images_per_second": report.images_per_second, "skipped": report.skipped}
     rows = [{**base, **r.to_dict(), "per_image": report.per_image(r)} for r in report.results]
-    atomic_write_json(cached, {"job": dataclasses.asdict(job), "rows": rows})
+    if not any(r.get("failed") for r in rows):  # a metric that broke is computed again by the next run
+        atomic_write_json(cached, {"job": dataclasses.asdict(job), "rows": rows})
     return rows
