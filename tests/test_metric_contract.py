@@ -122,11 +122,9 @@ def test_a_failed_metric_is_its_own_failed_cell_on_the_board(registry):
 
 
 def test_an_evaluation_with_a_failed_metric_is_not_cached_so_a_rerun_computes_it(registry, tmp_path, monkeypatch):
-    from zoo.harness import evaluate as evaluation
     from zoo.harness import jobs
 
-    monkeypatch.setattr(jobs, "get_registry", lambda: registry)
-    monkeypatch.setattr(evaluation, "get_registry", lambda: registry)
+    monkeypatch.setattr(jobs, "get_registry", lambda: registry)  # the job hands it to the evaluation
 
     def run(metrics, key):
         job = jobs.EvalJob("sr", "", "samples:test", 2, metrics, sr=jobs.ModelRef("bicubic"), key=key, device="cpu")

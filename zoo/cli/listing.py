@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from zoo.plugins import plugin_paths
 from zoo.runtime.provenance import package_versions
 from zoo.store.cache import cache_root, content_key
 from zoo.store.files import atomic_write_json
@@ -74,12 +75,7 @@ def cache_key() -> str:
 
 
 def _plugin_path_files() -> list[Path]:
-    out = []
-    for raw in os.environ.get("ZOO_PLUGIN_PATH", "").split(os.pathsep):
-        if raw.strip():
-            p = Path(raw).expanduser()
-            out += sorted(p.rglob("*.py")) if p.is_dir() else [p]
-    return out
+    return [f for p in plugin_paths() for f in (sorted(p.rglob("*.py")) if p.is_dir() else [p])]
 
 
 def _path() -> Path:

@@ -49,7 +49,7 @@ from zoo.harness.jobs import (
     EvalJob,
     ModelRef,
     TrainJob,
-    code_changed,
+    code_changes,
     forget_training,
     set_eval_device,
 )
@@ -63,7 +63,7 @@ from zoo.store.download import DOWNLOADED
 from zoo.store.files import atomic_write_bytes, atomic_write_json, claim_bench_dir, ensure_writable, json_safe
 from zoo.store.runs import model_key, sample_dir, test_set_label
 from zoo.store.weights import WeightsUnavailable, require
-from zoo.training.settings import TrainSettings, lineage_key, run_key
+from zoo.training.settings import TrainSettings, run_keys
 
 
 def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers=None, sr=None,
@@ -108,11 +108,10 @@ def plan_bench(suite: Suite, *, registry, run_dir: Path, cache: Path, colorizers
             config = entry.make_config(preset, overrides)
             entry.recipe.check_config(config)  # a config the recipe cannot train stops the bench before it starts
             settings = train_settings(suite, entry.name, scale, deterministic=deterministic, command=command)
-            key = run_key(entry, config, train_fp, settings, val_fp)
+            key, lineage, code = run_keys(entry, config, train_fp, settings, val_fp)
             out = cache / "train" / f"{entry.name}-{key}"
             train_jobs.append(TrainJob(entry.name, entry.task, preset, overrides, suite.train, scale, settings, key,
-                                       str(out), lineage=lineage_key(entry, config, train_fp, settings, val_fp),
-                                       code=entry_code_hash(entry)))
+                                       str(out), lineage=lineage, code=code))
             refs[(entry.name, scale)] = ModelRef(entry.name, str(out / "model.safetensors"), key)
 
     # A plugin metric's code is part of the key of every evaluation it scores (the core's: EVAL_FORMAT).
@@ -241,9 +240,8 @@ def run_bench(suite: Suite, *, registry, out: Path | None = None, cache_dir: Pat
     for job in _to_retrain(plan, retrain):
         forget_training(job, cache)
         log(f"{job.model}: retraining (--retrain)")
-    for job in plan.train_jobs:
-        if code_changed(job):
-            log(f"{job.model}: code changed since the cached run, retraining")
+    for line in code_changes(plan):
+        log(line)
     try:
         models, rows = executor.run(plan, log)
     except BaseException:

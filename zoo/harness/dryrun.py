@@ -33,7 +33,7 @@ from zoo.data.datasets import resolve_dataset
 from zoo.data.loader import make_train_loader
 from zoo.errors import one_line
 from zoo.harness.bench import plan_bench
-from zoo.harness.jobs import BenchPlan, EvalJob, TrainJob, code_changed
+from zoo.harness.jobs import BenchPlan, EvalJob, TrainJob, code_changes
 from zoo.runtime import devicefacts
 from zoo.runtime.device import pick_device
 from zoo.store.cache import cache_root
@@ -101,9 +101,8 @@ def dry_run(suite, *, registry, out=None, cache_dir=None, colorizers=None, sr=No
     plan = plan_bench(suite, registry=registry, run_dir=run_dir, cache=cache, colorizers=colorizers, sr=sr,
                       eval_device=dev.type, deterministic=deterministic)
     log(f"dry run of bench '{suite.name}' on {dev}: nothing is trained, evaluated or written")
-    for job in plan.train_jobs:
-        if code_changed(job):
-            log(f"{job.model}: code changed since the cached run, retraining")
+    for line in code_changes(plan):
+        log(line)
     if executor != "local":
         log(f"  (--executor {executor}: the jobs would run as tasks; the estimate is for one job at a time here)")
     estimates = [TrainEstimate(job, _done(job)) for job in plan.train_jobs]

@@ -135,7 +135,7 @@ def run_train_job(job: TrainJob, *, device: torch.device, progress: bool = True,
     result = train(entry, config, resolve_dataset(job.data), settings, out_dir=Path(job.out_dir), device=device,
                    progress=progress, extra_meta={"preset": job.preset})
     meta = json.loads((Path(job.out_dir) / "model.json").read_text())
-    if job.lineage:
+    if job.lineage and result.trained:  # what trained this run (a cached run's record is there already)
         atomic_write_json(lineage_path(job), {"model": job.model, "code": job.code, "key": job.key})
     return {"model": job.model, "key": job.key, "trained_now": result.trained, "steps": result.steps,
             "train_seconds": meta.get("train_seconds"), "notes": meta.get("notes", []),
@@ -164,7 +164,14 @@ def forget_training(job: TrainJob, cache: Path) -> None:
             shutil.rmtree(path.with_name(f"{path.stem}-samples"), ignore_errors=True)
 
 
-def code_changed(job: TrainJob) -> bool:
+def code_changes(plan: BenchPlan) -> list[str]:
+    """One line per training of ``plan`` that runs because its model's code changed (the bench and the dry run
+    say them)."""
+    return [f"{job.model}: code changed since the cached run, retraining" for job in plan.train_jobs
+            if _code_changed(job)]
+
+
+def _code_changed(job: TrainJob) -> bool:
     """Whether ``job`` trains because its model's code changed since a finished run of everything else alike
     (and not because it never ran, or was interrupted)."""
     if not job.lineage or (Path(job.out_dir) / "model.json").is_file():
@@ -219,7 +226,7 @@ def _evaluate_job(job: EvalJob, cache: Path, pictures: Path, dev: torch.device) 
             samples.append((name, pred.cpu(), triple, None if intermediate is None else intermediate.cpu()))
 
     report = evaluate(dataset=resolve_dataset(job.test), scale=job.scale, device=dev, colorizer=col, sr=sr,
-                      metrics=job.metrics, order=job.order or "color-first",
+                      metrics=job.metrics, order=job.order or "color-first", registry=registry,
                       on_image=on_image if job.sample_images else None,
                       metric_params={"cache_dir": cache / "features"})  # everything under --cache
     if samples:

@@ -35,7 +35,7 @@ import pluggy
 
 import zoo
 from zoo.errors import PluginConflictError, PluginWarning, UnknownModelError, ZooError, did_you_mean
-from zoo.plugins import core_metrics, hookspecs
+from zoo.plugins import core_metrics, hookspecs, plugin_paths
 from zoo.plugins.contract import entry_problems, metric_problems
 from zoo.plugins.entries import MetricEntry, ModelEntry, torch_meta_device  # noqa: F401  (re-exported)
 
@@ -315,15 +315,6 @@ def _load_entry_points(registry: Registry) -> None:
         for name in sorted((names or set()) - known):  # a typo would otherwise load (or skip) nothing, silently
             warnings.warn(f"{var} names '{name}', which is no installed plugin distribution or entry point"
                           f"{did_you_mean(name, known)}", PluginWarning, stacklevel=3)
-
-
-PLUGIN_PATH_VAR = "ZOO_PLUGIN_PATH"
-
-
-def plugin_paths() -> list[Path]:
-    """The files and folders ``ZOO_PLUGIN_PATH`` names (``zoo --plugin`` sets it), separated by ``os.pathsep``."""
-    raw = os.environ.get(PLUGIN_PATH_VAR, "")
-    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
 
 
 def _load_paths(registry: Registry) -> None:

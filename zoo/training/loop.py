@@ -28,8 +28,6 @@ from zoo.errors import ZooError
 from zoo.plugins.config import config_to_dict
 from zoo.plugins.interfaces import count_parameters
 from zoo.plugins.recipe import NonFiniteLossError, Stage, TrainContext, stage_plan
-
-# loader.make_train_loader and ckpt.write_checkpoint are looked up at each call: tests wrap them
 from zoo.runtime import devicefacts, rngstate
 from zoo.runtime.constants import constant
 from zoo.runtime.determinism import configure as configure_determinism
@@ -44,6 +42,8 @@ from zoo.training import validation
 from zoo.training.settings import TrainSettings, run_key
 from zoo.training.steplog import StepLog
 
+# loader.make_train_loader and ckpt.write_checkpoint are looked up at each call, through their modules: tests
+# wrap them.
 PREPARE_BATCHES = 8  # batches shown to Recipe.prepare (e.g. to estimate a colour prior)
 
 

@@ -70,13 +70,15 @@ def run_key(entry, config, data_fingerprint: str, settings: TrainSettings, val_f
     return content_key(run_payload(entry, config, data_fingerprint, settings, val_fingerprint))
 
 
-def lineage_key(entry, config, data_fingerprint: str, settings: TrainSettings,
-                val_fingerprint: str | None = None) -> str:
-    """The run key without the code: runs of one model, config, data and settings whose code differs share it,
-    so the bench can say that a model retrains because its code changed."""
+def run_keys(entry, config, data_fingerprint: str, settings: TrainSettings,
+             val_fingerprint: str | None = None) -> tuple[str, str, str]:
+    """``(run key, lineage, code hash)`` from one payload. The lineage is the run key without the code: runs of
+    one model, config, data and settings whose code differs share it, so the bench can say that a model retrains
+    because its code changed."""
     payload = run_payload(entry, config, data_fingerprint, settings, val_fingerprint)
-    payload.pop("code")
-    return content_key(payload)
+    key = content_key(payload)
+    code = payload.pop("code")
+    return key, content_key(payload), code
 
 
 def run_payload(entry, config, data_fingerprint: str, settings: TrainSettings,
